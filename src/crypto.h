@@ -1,0 +1,153 @@
+/* crypto.h: identity keys, the handshake, datagram sealing and the replay
+ * window.  crypto.c is the only file that includes sodium.h.
+ *
+ * Nothing here draws randomness on its own except lc__crypto_random(): the
+ * handshake takes its ephemeral seed from the caller, so the deterministic
+ * simulator can replay a run exactly from its seed.
+ *
+ * The handshake is a Noise IK pattern (docs/PROTOCOL.md, "Handshake"):
+ *   -> e, es, s, ss      HELLO   (initiator knows the responder's key)
+ *   <- e, ee, se         WELCOME
+ * built from X25519, ChaCha20-Poly1305-IETF and keyed BLAKE2b-256.  Identity
+ * keys are Ed25519 and are converted to X25519 for the DH steps.
+ */
+#ifndef LC_CRYPTO_H
+#define LC_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+#define LC_PK_BYTES 32        /* Ed25519 public key */
+#define LC_SK_BYTES 64        /* Ed25519 secret key (libsodium layout) */
+#define LC_SIG_BYTES 64       /* Ed25519 signature */
+#define LC_REPLAY_WINDOW 4096 /* packets; a multiple of 64 */
+
+/* Initialises libsodium; idempotent, cheap after the first call.  Returns 0
+ * or LC_ECRYPTO. */
+int lc__crypto_init(void);
+
+/* Fills buf with len bytes from the OS CSPRNG. */
+void lc__crypto_random(void *buf, size_t len);
+
+/* ---- identity -------------------------------------------------------- */
+typedef struct {
+  uint8_t pk[LC_PK_BYTES];
+  uint8_t sk[LC_SK_BYTES];
+  /* X25519 forms of the same key, derived once. */
+  uint8_t x_pk[LC_KEY_BYTES];
+  uint8_t x_sk[LC_KEY_BYTES];
+} lc__identity;
+
+/* Creates an identity from a 32-byte seed (deterministic; tests) or, when
+ * seed is NULL, from the CSPRNG. */
+int lc__identity_generate(lc__identity *id, const uint8_t *seed);
+
+/* Loads the identity stored at path, or creates one there (file mode 0600,
+ * written to a temporary name then renamed) if none exists.  Errors: a
+ * negative errno from the file system, LC_EKEYFILE if the file exists but is
+ * malformed or readable by group/others. */
+int lc__identity_load_or_create(lc__identity *id, const char *path);
+
+/* Wipes secret material. */
+void lc__identity_wipe(lc__identity *id);
+
+/* Detached Ed25519 signature (for discovery announcements). */
+void lc__sign(const lc__identity *id, const uint8_t *msg, size_t len,
+              uint8_t sig[LC_SIG_BYTES]);
+/* 0 if sig is a valid signature of msg by pk, LC_EAUTH otherwise. */
+int lc__verify(const uint8_t pk[LC_PK_BYTES], const uint8_t *msg, size_t len,
+               const uint8_t sig[LC_SIG_BYTES]);
+
+/* ---- handshake ------------------------------------------------------- */
+
+/* State carried from one handshake message to the next.  Owned by the
+ * transport's pending handshake; wiped by lc__hs_wipe. */
+typedef struct {
+  uint8_t ck[32]; /* chaining key */
+  uint8_t h[32];  /* handshake hash */
+  uint8_t e_sk[LC_KEY_BYTES];
+  uint8_t e_pk[LC_KEY_BYTES];
+  uint8_t re_pk[LC_KEY_BYTES];   /* remote ephemeral */
+  uint8_t rs_pk[LC_PK_BYTES];    /* remote identity (Ed25519) */
+  uint8_t rs_x_pk[LC_KEY_BYTES]; /* remote identity (X25519) */
+  uint32_t local_index;
+} lc__hs;
+
+/* Keys that come out of a completed handshake. */
+typedef struct {
+  uint8_t send_key[32];
+  uint8_t recv_key[32];
+} lc__session_keys;
+
+/* Initiator, first message.  peer_pk is the responder's Ed25519 identity
+ * (learnt from discovery).  timestamp is a strictly increasing wall-clock
+ * value in microseconds (the responder rejects one not newer than the last
+ * it accepted from us), instance identifies this run of the process.
+ * eph_seed: 32 random bytes from the caller.  Errors: LC_EAUTH (peer_pk is
+ * not a valid key), LC_ECRYPTO. */
+int lc__hs_initiate(lc__hs *hs, const lc__identity *self,
+                    const uint8_t peer_pk[LC_PK_BYTES], uint32_t local_index,
+                    uint64_t timestamp, uint64_t instance,
+                    const uint8_t eph_seed[32], lc__hello *out);
+
+/* Responder, reading a HELLO.  On success fills hs (for
+ * lc__hs_write_welcome), the initiator's identity, timestamp and instance.
+ * Errors: LC_EAUTH (not for us, tampered, invalid key). */
+int lc__hs_read_hello(lc__hs *hs, const lc__identity *self, const lc__hello *in,
+                      uint8_t peer_pk[LC_PK_BYTES], uint64_t *timestamp,
+                      uint64_t *instance);
+
+/* Responder, answering.  Produces the WELCOME and the session keys, and
+ * wipes hs.  local_index is the responder's index for this session. */
+int lc__hs_write_welcome(lc__hs *hs, uint32_t local_index, uint64_t instance,
+                         const uint8_t eph_seed[32], lc__welcome *out,
+                         lc__session_keys *keys);
+
+/* Initiator, reading the WELCOME.  On success fills keys and the
+ * responder's instance, and wipes hs.  Errors: LC_EAUTH. */
+int lc__hs_read_welcome(lc__hs *hs, const lc__welcome *in,
+                        lc__session_keys *keys, uint64_t *instance);
+
+void lc__hs_wipe(lc__hs *hs);
+
+/* ---- sealing --------------------------------------------------------- */
+
+/* One direction pair of keys plus the receive replay window.  Owned by the
+ * transport session that installed it. */
+typedef struct {
+  lc__session_keys keys;
+  uint32_t local_index;  /* peers address DATA to us with this */
+  uint32_t remote_index; /* we address DATA to the peer with this */
+  uint64_t send_count;   /* packets sealed with these keys */
+  uint64_t last_sealed_pn;
+  int sealed_any;
+  /* replay window: highest pn accepted and a bitmap of the
+   * LC_REPLAY_WINDOW packet numbers at and below it. */
+  uint64_t recv_max;
+  int recv_any;
+  uint64_t recv_bitmap[LC_REPLAY_WINDOW / 64];
+} lc__keypair;
+
+void lc__keypair_init(lc__keypair *kp, const lc__session_keys *keys,
+                      uint32_t local_index, uint32_t remote_index);
+void lc__keypair_wipe(lc__keypair *kp);
+
+/* Seals plaintext pt under packet number pn into out (pt_len + 16 bytes).
+ * Associated data: remote_index (4 bytes LE) || pn (8 bytes LE).  The nonce
+ * is 4 zero bytes || pn (8 bytes LE); pn must be strictly greater than the
+ * last pn sealed with kp (LC_ESTATE otherwise), so a nonce never repeats.
+ * Returns the ciphertext length. */
+int lc__seal(lc__keypair *kp, uint64_t pn, const uint8_t *pt, size_t pt_len,
+             uint8_t *out);
+
+/* Opens a ciphertext addressed to kp->local_index.  Returns the plaintext
+ * length (written to out, ct_len - 16 bytes), LC_EREPLAY if pn was already
+ * accepted or is older than the window, LC_EAUTH if the tag does not verify,
+ * LC_ETRUNC if ct_len < 16.  The window is only updated after the tag
+ * verifies. */
+int lc__open(lc__keypair *kp, uint64_t pn, const uint8_t *ct, size_t ct_len,
+             uint8_t *out);
+
+#endif /* LC_CRYPTO_H */

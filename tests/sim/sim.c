@@ -1,0 +1,2 @@
+/* placeholder */
+typedef int lc__sim_placeholder;
