@@ -35,7 +35,7 @@ enum {
   LC_DOWN_CLOSED = 1,  /* we closed it */
   LC_DOWN_PEER = 2,    /* the peer sent CLOSE */
   LC_DOWN_IDLE = 3,    /* nothing heard for idle_timeout_us */
-  LC_DOWN_RESTART = 4, /* the peer restarted (new instance) */
+  LC_DOWN_RESTART = 4, /* the peer forgot the session (restart, timeout) */
   LC_DOWN_ERROR = 5    /* protocol violation by the peer */
 };
 
@@ -94,7 +94,6 @@ typedef struct {
   int loss_tolerant;            /* 1: do not halve cwnd on random loss */
   uint64_t clock_offset_us;     /* wall clock = now + offset (handshake
                                    timestamps) */
-  uint64_t instance;            /* this run of the process; random if 0 */
   /* Randomness (ephemeral keys, indices, instance).  Required. */
   void (*random)(void *ctx, void *buf, size_t len);
   void *random_ctx;
