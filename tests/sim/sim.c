@@ -64,6 +64,8 @@ struct sim {
   void *filter_ctx;
   sim_poll_fn *poll_hook;
   void *poll_hook_ctx;
+  sim_event_fn *event_hook;
+  void *event_hook_ctx;
   uint64_t cwnd_slack;
 
   uint64_t violations;
@@ -334,6 +336,14 @@ static int sim_peer_index(sim *s, const uint8_t peer[LC_PK_BYTES]) {
   return sim_node_by_pk(s, peer);
 }
 
+static void sim_emit(sim *s, const sim_node *n, int kind, int peer,
+                     const uint8_t *msg_id, const uint8_t *data, size_t len,
+                     int64_t arg) {
+  if (s->event_hook)
+    s->event_hook(s->event_hook_ctx, s, n->index, kind, peer, msg_id, data, len,
+                  arg);
+}
+
 static void sim_cb_session_up(void *user, const uint8_t peer[LC_PK_BYTES]) {
   sim_node *n = user;
   sim *s = sim_owner(n);
@@ -342,6 +352,7 @@ static void sim_cb_session_up(void *user, const uint8_t peer[LC_PK_BYTES]) {
   sim_trace(s, (uint64_t)sim_peer_index(s, peer));
   sim_trace(s, s->now);
   s->order++;
+  sim_emit(s, n, SIM_E_UP, sim_peer_index(s, peer), NULL, NULL, 0, 0);
 }
 
 static void sim_cb_session_down(void *user, const uint8_t peer[LC_PK_BYTES],
@@ -355,6 +366,7 @@ static void sim_cb_session_down(void *user, const uint8_t peer[LC_PK_BYTES],
   sim_trace(s, (uint64_t)(int64_t)reason);
   sim_trace(s, s->now);
   s->order++;
+  sim_emit(s, n, SIM_E_DOWN, sim_peer_index(s, peer), NULL, NULL, 0, reason);
 }
 
 static void sim_cb_message(void *user, const uint8_t peer[LC_PK_BYTES],
@@ -383,6 +395,7 @@ static void sim_cb_message(void *user, const uint8_t peer[LC_PK_BYTES],
   sim_trace(s, s->now);
   if (n->on_msg)
     n->on_msg(n->on_msg_ctx, s, n->index, p, msg_id, data, len);
+  sim_emit(s, n, SIM_E_MSG, p, msg_id, data, len, 0);
 }
 
 static void sim_cb_acked(void *user, const uint8_t peer[LC_PK_BYTES],
@@ -402,6 +415,7 @@ static void sim_cb_acked(void *user, const uint8_t peer[LC_PK_BYTES],
   sim_trace(s, (uint64_t)p);
   sim_trace_bytes(s, msg_id, LC_MSG_ID_BYTES);
   sim_trace(s, s->now);
+  sim_emit(s, n, SIM_E_ACKED, p, msg_id, NULL, 0, 0);
 }
 
 static void sim_cb_failed(void *user, const uint8_t peer[LC_PK_BYTES],
@@ -418,6 +432,7 @@ static void sim_cb_failed(void *user, const uint8_t peer[LC_PK_BYTES],
   sim_trace(s, (uint64_t)a->peer);
   sim_trace_bytes(s, msg_id, LC_MSG_ID_BYTES);
   sim_trace(s, (uint64_t)(int64_t)err);
+  sim_emit(s, n, SIM_E_FAILED, a->peer, msg_id, NULL, 0, err);
 }
 
 static void sim_cb_unreliable(void *user, const uint8_t peer[LC_PK_BYTES],
@@ -430,6 +445,7 @@ static void sim_cb_unreliable(void *user, const uint8_t peer[LC_PK_BYTES],
   sim_trace(s, (uint64_t)sim_peer_index(s, peer));
   sim_trace_bytes(s, data, len);
   s->order++;
+  sim_emit(s, n, SIM_E_UNRELIABLE, sim_peer_index(s, peer), NULL, data, len, 0);
 }
 
 static void sim_cb_bulk(void *user, const uint8_t peer[LC_PK_BYTES],
@@ -462,6 +478,8 @@ static void sim_cb_bulk_done(void *user, const uint8_t peer[LC_PK_BYTES],
   sim_trace(s, stream_id);
   sim_trace(s, final_size);
   s->order++;
+  sim_emit(s, n, SIM_E_BULK_DONE, e->peer, NULL, NULL, (size_t)final_size,
+           stream_id);
 }
 
 static void sim_cb_bulk_acked(void *user, const uint8_t peer[LC_PK_BYTES],
@@ -477,6 +495,7 @@ static void sim_cb_bulk_acked(void *user, const uint8_t peer[LC_PK_BYTES],
   sim_trace(s, 0x900 + (uint64_t)n->index);
   sim_trace(s, stream_id);
   s->order++;
+  sim_emit(s, n, SIM_E_BULK_ACKED, e->peer, NULL, NULL, 0, stream_id);
 }
 
 static void sim_node_random(void *ctx, void *buf, size_t len) {
@@ -921,6 +940,11 @@ void sim_set_filter(sim *s, sim_filter_fn *fn, void *ctx) {
 void sim_set_poll_hook(sim *s, sim_poll_fn *fn, void *ctx) {
   s->poll_hook = fn;
   s->poll_hook_ctx = ctx;
+}
+
+void sim_set_event_hook(sim *s, sim_event_fn *fn, void *ctx) {
+  s->event_hook = fn;
+  s->event_hook_ctx = ctx;
 }
 
 void sim_set_cwnd_slack(sim *s, uint64_t bytes) {

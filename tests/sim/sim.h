@@ -121,6 +121,21 @@ typedef void sim_poll_fn(void *ctx, sim *s, int node, int peer,
 typedef int sim_filter_fn(void *ctx, sim *s, int from, int to, uint8_t *buf,
                           size_t len);
 typedef void sim_timer_fn(void *ctx, sim *s);
+
+/* Every transport callback, as it happens (transcripts, demos). */
+enum {
+  SIM_E_UP = 1,
+  SIM_E_DOWN,       /* arg: reason */
+  SIM_E_MSG,        /* msg_id, data, len */
+  SIM_E_ACKED,      /* msg_id */
+  SIM_E_FAILED,     /* msg_id, arg: error */
+  SIM_E_UNRELIABLE, /* data, len */
+  SIM_E_BULK_DONE,  /* arg: stream id, len: final size */
+  SIM_E_BULK_ACKED  /* arg: stream id */
+};
+typedef void sim_event_fn(void *ctx, sim *s, int node, int kind, int peer,
+                          const uint8_t *msg_id, const uint8_t *data,
+                          size_t len, int64_t arg);
 typedef int sim_pred_fn(void *ctx, sim *s);
 
 typedef struct {
@@ -220,6 +235,7 @@ void sim_inject(sim *s, int from, int to, const uint8_t *buf, size_t len,
 
 void sim_set_filter(sim *s, sim_filter_fn *fn, void *ctx);
 void sim_set_poll_hook(sim *s, sim_poll_fn *fn, void *ctx);
+void sim_set_event_hook(sim *s, sim_event_fn *fn, void *ctx);
 /* Tolerance of the bytes_in_flight <= cwnd invariant (default 0). */
 void sim_set_cwnd_slack(sim *s, uint64_t bytes);
 

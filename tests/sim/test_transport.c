@@ -18,8 +18,8 @@
 
 #include "sim.h"
 
-#define MS 1000ull
-#define SEC 1000000ull
+#define MS UINT64_C(1000)
+#define SEC UINT64_C(1000000)
 
 /* Fails the test, naming the seed, unless cond holds. */
 #define SIM_CHECK(s, cond, ...)                                                \
