@@ -668,6 +668,10 @@ static int tp_kslot_install(lc__tp *tp, tp_peer *p,
 static void tp_session_end(lc__tp *tp, tp_peer *p, int reason, int err,
                            int requeue);
 
+/* How a session ends decides whether our incarnation changes: when we
+ * forget on our own (close, idle), the peer must learn it; when the peer
+ * forgot first, both sides are already fresh. */
+
 /* Keys in `slot` are proven to work in both directions: seal with them from
  * now on, and notice if the peer forgot our session in between. */
 static void tp_confirm(lc__tp *tp, tp_peer *p, int slot) {
@@ -677,6 +681,11 @@ static void tp_confirm(lc__tp *tp, tp_peer *p, int slot) {
      * send every unacknowledged message again on the new one. */
     tp_kslot keep = *k;
     tp_session_end(tp, p, LC_DOWN_RESTART, LC_ECLOSED, 1);
+    /* requeueing may have started a handshake; these keys make it moot */
+    lc__hs_wipe(&p->hs);
+    p->hs_active = 0;
+    p->hs_send_now = 0;
+    p->hs_attempts = 0;
     p->ks[0] = keep;
     slot = 0;
     k = &p->ks[0];
@@ -718,7 +727,9 @@ static void tp_session_end(lc__tp *tp, tp_peer *p, int reason, int err,
   p->ping_pending = 0;
   p->close_pending = 0;
   p->have_peer_incarnation = 0;
-  tp->cfg.random(tp->cfg.random_ctx, &p->incarnation, sizeof p->incarnation);
+  if (reason == LC_DOWN_CLOSED || reason == LC_DOWN_IDLE ||
+      reason == LC_DOWN_ERROR)
+    tp->cfg.random(tp->cfg.random_ctx, &p->incarnation, sizeof p->incarnation);
 
   /* detach the outgoing messages; the callbacks below may queue new ones */
   tp_out_msg *old = p->out;
@@ -2034,8 +2045,8 @@ int lc__tp_poll(lc__tp *tp, uint64_t now, lc__addr *to, uint8_t *buf,
 
 static uint64_t tp_peer_wakeup(const lc__tp *tp, tp_peer *p) {
   uint64_t now = tp->now, t = LC_NEVER;
-  if (p->hs_active)
-    t = tp_min(t, p->hs_send_now && p->has_addr ? now : p->hs_retry_at);
+  if (p->hs_active && p->has_addr)
+    t = tp_min(t, p->hs_send_now ? now : p->hs_retry_at);
   if (p->welcome_pending)
     t = now;
   if (p->cur < 0)
