@@ -1,1 +1,836 @@
-/* placeholder until the module lands */
+/* wire.c: encodes and decodes datagrams and packet payloads (docs/PROTOCOL.md).
+ * The only file that includes msgpack.h.  Pure functions over caller buffers:
+ * no I/O, no allocation.
+ *
+ * Encoding goes through msgpack-c's packer writing into a fixed buffer whose
+ * size was checked first, so it always picks the smallest representation.
+ * Decoding does not use msgpack-c's unpacker: it allocates an object array
+ * sized by the declared element count before a single element has arrived
+ * (a 5-byte datagram "dd 10 00 00 00" makes it ask malloc for 8 GiB).  A small
+ * strict reader here accepts only the msgpack types the protocol uses and
+ * never allocates at all. */
+#include <assert.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "wire.h"
+
+/* ---- sizes ------------------------------------------------------------- */
+
+/* Encoded size of an unsigned integer, as msgpack-c packs it. */
+static size_t wire_uint_size(uint64_t v) {
+  if (v < 128)
+    return 1;
+  if (v <= UINT8_MAX)
+    return 2;
+  if (v <= UINT16_MAX)
+    return 3;
+  if (v <= UINT32_MAX)
+    return 5;
+  return 9;
+}
+
+/* Encoded size of a signed integer, as msgpack_pack_int64 packs it
+ * (non-negative values use the unsigned formats). */
+static size_t wire_int_size(int64_t v) {
+  if (v >= 0)
+    return wire_uint_size((uint64_t)v);
+  if (v >= -32)
+    return 1;
+  if (v >= INT8_MIN)
+    return 2;
+  if (v >= INT16_MIN)
+    return 3;
+  if (v >= INT32_MIN)
+    return 5;
+  return 9;
+}
+
+static size_t wire_bin_header_size(size_t n) {
+  if (n <= UINT8_MAX)
+    return 2;
+  if (n <= UINT16_MAX)
+    return 3;
+  return 5;
+}
+
+static size_t wire_array_header_size(size_t n) {
+  if (n < 16)
+    return 1;
+  if (n <= UINT16_MAX)
+    return 3;
+  return 5;
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+/* A fixed buffer for msgpack_packer.  The callers size everything before
+ * packing, so `overflow` only ever guards against a sizing bug. */
+typedef struct {
+  uint8_t *buf;
+  size_t cap;
+  size_t len;
+  int overflow;
+} wire_out;
+
+static int wire_out_write(void *data, const char *p, size_t n) {
+  wire_out *o = data;
+  if (n > o->cap - o->len) {
+    o->overflow = 1;
+    return -1;
+  }
+  if (n > 0)
+    memcpy(o->buf + o->len, p, n);
+  o->len += n;
+  return 0;
+}
+
+static void wire_pack_bin(msgpack_packer *pk, const uint8_t *p, size_t n) {
+  msgpack_pack_bin(pk, n);
+  if (n > 0)
+    msgpack_pack_bin_body(pk, p, n);
+}
+
+/* Size of a datagram's encoding, or 0 if dg is not one we can encode. */
+static size_t wire_datagram_size(const lc__datagram *dg) {
+  switch (dg->type) {
+  case LC_DG_HELLO:
+    return 1 + 1 + 1 + wire_uint_size(dg->u.hello.sender_index) +
+           wire_bin_header_size(LC_KEY_BYTES) + LC_KEY_BYTES +
+           wire_bin_header_size(LC_HELLO_STATIC_BYTES) + LC_HELLO_STATIC_BYTES +
+           wire_bin_header_size(LC_HELLO_PAYLOAD_BYTES) +
+           LC_HELLO_PAYLOAD_BYTES;
+  case LC_DG_WELCOME:
+    return 1 + 1 + 1 + wire_uint_size(dg->u.welcome.sender_index) +
+           wire_uint_size(dg->u.welcome.receiver_index) +
+           wire_bin_header_size(LC_KEY_BYTES) + LC_KEY_BYTES +
+           wire_bin_header_size(LC_WELCOME_PAYLOAD_BYTES) +
+           LC_WELCOME_PAYLOAD_BYTES;
+  case LC_DG_DATA:
+    return lc__wire_data_overhead(dg->u.data.receiver_index,
+                                  dg->u.data.packet_number,
+                                  dg->u.data.ciphertext_len) +
+           dg->u.data.ciphertext_len;
+  default:
+    return 0;
+  }
+}
+
+size_t lc__wire_data_overhead(uint32_t receiver_index, uint64_t pn,
+                              size_t ciphertext_len) {
+  /* fixarray(5), version, type, receiver_index, pn, bin header */
+  return 1 + 1 + 1 + wire_uint_size(receiver_index) + wire_uint_size(pn) +
+         wire_bin_header_size(ciphertext_len);
+}
+
+int lc__wire_encode(const lc__datagram *dg, uint8_t *out, size_t cap) {
+  assert(dg != NULL);
+  if (dg->type == LC_DG_DATA) {
+    /* never produce what a decoder must reject */
+    if (dg->u.data.ciphertext_len < LC_TAG_BYTES ||
+        dg->u.data.ciphertext == NULL)
+      return LC_EINVAL;
+    if (dg->u.data.ciphertext_len > LC_DATAGRAM_MAX)
+      return LC_ETOOBIG;
+  }
+  size_t need = wire_datagram_size(dg);
+  if (need == 0)
+    return LC_EINVAL;
+  if (need > LC_DATAGRAM_MAX || need > cap)
+    return LC_ETOOBIG;
+
+  wire_out o = {out, cap, 0, 0};
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &o, wire_out_write);
+  switch (dg->type) {
+  case LC_DG_HELLO:
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_uint64(&pk, LC_PROTOCOL_VERSION);
+    msgpack_pack_uint64(&pk, LC_DG_HELLO);
+    msgpack_pack_uint64(&pk, dg->u.hello.sender_index);
+    wire_pack_bin(&pk, dg->u.hello.ephemeral, LC_KEY_BYTES);
+    wire_pack_bin(&pk, dg->u.hello.sealed_static, LC_HELLO_STATIC_BYTES);
+    wire_pack_bin(&pk, dg->u.hello.sealed_payload, LC_HELLO_PAYLOAD_BYTES);
+    break;
+  case LC_DG_WELCOME:
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_uint64(&pk, LC_PROTOCOL_VERSION);
+    msgpack_pack_uint64(&pk, LC_DG_WELCOME);
+    msgpack_pack_uint64(&pk, dg->u.welcome.sender_index);
+    msgpack_pack_uint64(&pk, dg->u.welcome.receiver_index);
+    wire_pack_bin(&pk, dg->u.welcome.ephemeral, LC_KEY_BYTES);
+    wire_pack_bin(&pk, dg->u.welcome.sealed_payload, LC_WELCOME_PAYLOAD_BYTES);
+    break;
+  case LC_DG_DATA:
+    msgpack_pack_array(&pk, 5);
+    msgpack_pack_uint64(&pk, LC_PROTOCOL_VERSION);
+    msgpack_pack_uint64(&pk, LC_DG_DATA);
+    msgpack_pack_uint64(&pk, dg->u.data.receiver_index);
+    msgpack_pack_uint64(&pk, dg->u.data.packet_number);
+    wire_pack_bin(&pk, dg->u.data.ciphertext, dg->u.data.ciphertext_len);
+    break;
+  default:
+    return LC_EINVAL;
+  }
+  assert(!o.overflow && o.len == need);
+  if (o.overflow)
+    return LC_ETOOBIG;
+  return (int)o.len;
+}
+
+/* ---- frames ------------------------------------------------------------ */
+
+/* Size of a MSG, BULK or UNREL frame without its data bytes and without the
+ * data's bin header. */
+static size_t wire_frame_fixed_size(const lc__frame *f) {
+  switch (f->type) {
+  case LC_FR_MSG:
+    return 1 + 1 + wire_uint_size(f->u.msg.seq) +
+           wire_bin_header_size(LC_MSG_ID_BYTES) + LC_MSG_ID_BYTES +
+           wire_uint_size(f->u.msg.total_len) + wire_uint_size(f->u.msg.offset);
+  case LC_FR_BULK:
+    return 1 + 1 + wire_uint_size(f->u.bulk.stream_id) +
+           wire_uint_size(f->u.bulk.offset) + 1;
+  case LC_FR_UNREL:
+    return 1 + 1;
+  default:
+    return 0;
+  }
+}
+
+size_t lc__frame_size(const lc__frame *f) {
+  assert(f != NULL);
+  switch (f->type) {
+  case LC_FR_PING:
+    return 2; /* fixarray(1), 0 */
+  case LC_FR_ACK: {
+    size_t n = 1 + 1 + wire_uint_size(f->u.ack.largest) +
+               wire_uint_size(f->u.ack.ack_delay_us) +
+               wire_uint_size(f->u.ack.first_range) +
+               wire_array_header_size(2 * f->u.ack.nranges);
+    for (size_t i = 0; i < f->u.ack.nranges; i++)
+      n += wire_uint_size(f->u.ack.ranges[i].gap) +
+           wire_uint_size(f->u.ack.ranges[i].len);
+    return n;
+  }
+  case LC_FR_MSG:
+    return wire_frame_fixed_size(f) + wire_bin_header_size(f->u.msg.len) +
+           f->u.msg.len;
+  case LC_FR_BULK:
+    return wire_frame_fixed_size(f) + wire_bin_header_size(f->u.bulk.len) +
+           f->u.bulk.len;
+  case LC_FR_UNREL:
+    return wire_frame_fixed_size(f) + wire_bin_header_size(f->u.unrel.len) +
+           f->u.unrel.len;
+  case LC_FR_MSG_CREDIT:
+    return 1 + 1 + wire_uint_size(f->u.msg_credit.max_seq);
+  case LC_FR_BULK_CREDIT:
+    return 1 + 1 + wire_uint_size(f->u.bulk_credit.stream_id) +
+           wire_uint_size(f->u.bulk_credit.max_offset);
+  case LC_FR_CLOSE:
+    return 1 + 1 + wire_int_size(f->u.close.code);
+  default:
+    return 0;
+  }
+}
+
+size_t lc__frame_max_data(const lc__frame *f, size_t room) {
+  assert(f != NULL);
+  if (f->type != LC_FR_MSG && f->type != LC_FR_BULK && f->type != LC_FR_UNREL)
+    return 0;
+  size_t fixed = wire_frame_fixed_size(f);
+  /* Try each bin header size from the largest down; the first whose data
+   * range holds the leftover room gives the answer (leftover shrinks as the
+   * header grows, so the largest header that fits wins). */
+  static const struct {
+    size_t hdr, min, max;
+  } steps[] = {
+      {5, (size_t)UINT16_MAX + 1, UINT32_MAX},
+      {3, (size_t)UINT8_MAX + 1, UINT16_MAX},
+      {2, 0, UINT8_MAX},
+  };
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    if (room < fixed + steps[i].hdr)
+      continue;
+    size_t left = room - fixed - steps[i].hdr;
+    if (left < steps[i].min)
+      continue;
+    return left > steps[i].max ? steps[i].max : left;
+  }
+  /* room < fixed + 2: not even empty data fits */
+  return 0;
+}
+
+/* Returns 0 if the decoder would accept f, LC_EINVAL otherwise. */
+static int wire_frame_check(const lc__frame *f) {
+  switch (f->type) {
+  case LC_FR_PING:
+  case LC_FR_MSG_CREDIT:
+  case LC_FR_BULK_CREDIT:
+  case LC_FR_CLOSE:
+    return 0;
+  case LC_FR_ACK: {
+    if (f->u.ack.nranges > LC_ACK_RANGES_MAX ||
+        f->u.ack.first_range > f->u.ack.largest)
+      return LC_EINVAL;
+    if (f->u.ack.nranges > 0 && f->u.ack.ranges == NULL)
+      return LC_EINVAL;
+    uint64_t smallest = f->u.ack.largest - f->u.ack.first_range;
+    for (size_t i = 0; i < f->u.ack.nranges; i++) {
+      const lc__ack_range *r = &f->u.ack.ranges[i];
+      if (smallest < 2 || r->gap > smallest - 2)
+        return LC_EINVAL;
+      uint64_t top = smallest - r->gap - 2;
+      if (r->len > top)
+        return LC_EINVAL;
+      smallest = top - r->len;
+    }
+    return 0;
+  }
+  case LC_FR_MSG:
+    if (f->u.msg.len > 0 && f->u.msg.data == NULL)
+      return LC_EINVAL;
+    if ((uint64_t)f->u.msg.offset + f->u.msg.len > f->u.msg.total_len)
+      return LC_EINVAL;
+    return 0;
+  case LC_FR_BULK:
+    if (f->u.bulk.len > 0 && f->u.bulk.data == NULL)
+      return LC_EINVAL;
+    if (f->u.bulk.len > UINT64_MAX - f->u.bulk.offset)
+      return LC_EINVAL;
+    return 0;
+  case LC_FR_UNREL:
+    if (f->u.unrel.len > 0 && f->u.unrel.data == NULL)
+      return LC_EINVAL;
+    return 0;
+  default:
+    return LC_EINVAL;
+  }
+}
+
+void lc__payload_init(lc__payload_writer *w, uint8_t *buf, size_t cap) {
+  assert(w != NULL && buf != NULL);
+  w->buf = buf;
+  w->cap = cap;
+  /* room for an array16 header; lc__payload_finish shrinks it when it can */
+  w->len = 3;
+  w->nframes = 0;
+}
+
+int lc__payload_add(lc__payload_writer *w, const lc__frame *f) {
+  assert(w != NULL && f != NULL);
+  int rc = wire_frame_check(f);
+  if (rc < 0)
+    return rc;
+  size_t need = lc__frame_size(f);
+  if (w->nframes >= LC_FRAMES_MAX || w->len > w->cap || need > w->cap - w->len)
+    return LC_ETOOBIG;
+
+  wire_out o = {w->buf + w->len, w->cap - w->len, 0, 0};
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &o, wire_out_write);
+  switch (f->type) {
+  case LC_FR_PING:
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_uint64(&pk, LC_FR_PING);
+    break;
+  case LC_FR_ACK:
+    msgpack_pack_array(&pk, 5);
+    msgpack_pack_uint64(&pk, LC_FR_ACK);
+    msgpack_pack_uint64(&pk, f->u.ack.largest);
+    msgpack_pack_uint64(&pk, f->u.ack.ack_delay_us);
+    msgpack_pack_uint64(&pk, f->u.ack.first_range);
+    msgpack_pack_array(&pk, 2 * f->u.ack.nranges);
+    for (size_t i = 0; i < f->u.ack.nranges; i++) {
+      msgpack_pack_uint64(&pk, f->u.ack.ranges[i].gap);
+      msgpack_pack_uint64(&pk, f->u.ack.ranges[i].len);
+    }
+    break;
+  case LC_FR_MSG:
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_uint64(&pk, LC_FR_MSG);
+    msgpack_pack_uint64(&pk, f->u.msg.seq);
+    wire_pack_bin(&pk, f->u.msg.msg_id, LC_MSG_ID_BYTES);
+    msgpack_pack_uint64(&pk, f->u.msg.total_len);
+    msgpack_pack_uint64(&pk, f->u.msg.offset);
+    wire_pack_bin(&pk, f->u.msg.data, f->u.msg.len);
+    break;
+  case LC_FR_BULK:
+    msgpack_pack_array(&pk, 5);
+    msgpack_pack_uint64(&pk, LC_FR_BULK);
+    msgpack_pack_uint64(&pk, f->u.bulk.stream_id);
+    msgpack_pack_uint64(&pk, f->u.bulk.offset);
+    if (f->u.bulk.fin)
+      msgpack_pack_true(&pk);
+    else
+      msgpack_pack_false(&pk);
+    wire_pack_bin(&pk, f->u.bulk.data, f->u.bulk.len);
+    break;
+  case LC_FR_UNREL:
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, LC_FR_UNREL);
+    wire_pack_bin(&pk, f->u.unrel.data, f->u.unrel.len);
+    break;
+  case LC_FR_MSG_CREDIT:
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, LC_FR_MSG_CREDIT);
+    msgpack_pack_uint64(&pk, f->u.msg_credit.max_seq);
+    break;
+  case LC_FR_BULK_CREDIT:
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint64(&pk, LC_FR_BULK_CREDIT);
+    msgpack_pack_uint64(&pk, f->u.bulk_credit.stream_id);
+    msgpack_pack_uint64(&pk, f->u.bulk_credit.max_offset);
+    break;
+  case LC_FR_CLOSE:
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, LC_FR_CLOSE);
+    msgpack_pack_int64(&pk, f->u.close.code);
+    break;
+  default:
+    return LC_EINVAL; /* unreachable: wire_frame_check */
+  }
+  assert(!o.overflow && o.len == need);
+  if (o.overflow)
+    return LC_ETOOBIG;
+  w->len += o.len;
+  w->nframes++;
+  return 0;
+}
+
+size_t lc__payload_finish(lc__payload_writer *w) {
+  assert(w != NULL && w->len >= 3 && w->nframes <= LC_FRAMES_MAX);
+  if (w->nframes < 16) {
+    w->buf[2] = (uint8_t)(0x90 | w->nframes);
+    memmove(w->buf, w->buf + 2, w->len - 2);
+    w->len -= 2;
+  } else {
+    w->buf[0] = 0xdc;
+    w->buf[1] = (uint8_t)(w->nframes >> 8);
+    w->buf[2] = (uint8_t)(w->nframes & 0xff);
+  }
+  return w->len;
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+/* A cursor over hostile input.  Every read checks the remaining length
+ * before touching a byte. */
+typedef struct {
+  const uint8_t *p;
+  size_t len;
+  size_t pos;
+} wire_in;
+
+static uint64_t wire_be(const uint8_t *p, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+/* Takes n bytes, or LC_ETRUNC. */
+static int wire_take(wire_in *in, size_t n, const uint8_t **out) {
+  if (n > in->len - in->pos)
+    return LC_ETRUNC;
+  *out = in->p + in->pos;
+  in->pos += n;
+  return 0;
+}
+
+/* Reads an array header.  `wrong` is returned when the next value is not an
+ * array (LC_EPROTO for structure, LC_EFIELD for a field). */
+static int wire_read_array(wire_in *in, uint32_t *n, int wrong) {
+  const uint8_t *b;
+  int rc = wire_take(in, 1, &b);
+  if (rc < 0)
+    return rc;
+  size_t w;
+  if ((b[0] & 0xf0) == 0x90) {
+    *n = b[0] & 0x0f;
+    return 0;
+  } else if (b[0] == 0xdc) {
+    w = 2;
+  } else if (b[0] == 0xdd) {
+    w = 4;
+  } else {
+    return wrong;
+  }
+  const uint8_t *q;
+  if ((rc = wire_take(in, w, &q)) < 0)
+    return rc;
+  *n = (uint32_t)wire_be(q, w);
+  return 0;
+}
+
+/* Reads any msgpack integer.  Sets *neg and stores a negative value in *s,
+ * a non-negative one in *u.  LC_EFIELD if the value is not an integer. */
+static int wire_read_integer(wire_in *in, int *neg, uint64_t *u, int64_t *s) {
+  const uint8_t *b;
+  int rc = wire_take(in, 1, &b);
+  if (rc < 0)
+    return rc;
+  uint8_t t = b[0];
+  *neg = 0;
+  if (t <= 0x7f) {
+    *u = t;
+    return 0;
+  }
+  if (t >= 0xe0) {
+    *neg = 1;
+    *s = (int8_t)t;
+    return 0;
+  }
+  size_t w;
+  int is_signed;
+  switch (t) {
+  case 0xcc:
+  case 0xcd:
+  case 0xce:
+  case 0xcf:
+    w = (size_t)1 << (t - 0xcc);
+    is_signed = 0;
+    break;
+  case 0xd0:
+  case 0xd1:
+  case 0xd2:
+  case 0xd3:
+    w = (size_t)1 << (t - 0xd0);
+    is_signed = 1;
+    break;
+  default:
+    return LC_EFIELD;
+  }
+  const uint8_t *q;
+  if ((rc = wire_take(in, w, &q)) < 0)
+    return rc;
+  uint64_t v = wire_be(q, w);
+  if (!is_signed) {
+    *u = v;
+    return 0;
+  }
+  /* sign-extend from w bytes */
+  int64_t sv;
+  switch (w) {
+  case 1:
+    sv = (int8_t)v;
+    break;
+  case 2:
+    sv = (int16_t)v;
+    break;
+  case 4:
+    sv = (int32_t)v;
+    break;
+  default:
+    sv = (int64_t)v;
+    break;
+  }
+  if (sv < 0) {
+    *neg = 1;
+    *s = sv;
+  } else {
+    *u = (uint64_t)sv;
+  }
+  return 0;
+}
+
+/* An unsigned field no larger than max: LC_EFIELD if not an integer,
+ * LC_ERANGE if negative or above max. */
+static int wire_read_uint(wire_in *in, uint64_t max, uint64_t *v) {
+  int neg;
+  uint64_t u = 0;
+  int64_t s = 0;
+  int rc = wire_read_integer(in, &neg, &u, &s);
+  if (rc < 0)
+    return rc;
+  if (neg || u > max)
+    return LC_ERANGE;
+  *v = u;
+  return 0;
+}
+
+static int wire_read_u64(wire_in *in, uint64_t *v) {
+  return wire_read_uint(in, UINT64_MAX, v);
+}
+
+static int wire_read_u32(wire_in *in, uint32_t *v) {
+  uint64_t u;
+  int rc = wire_read_uint(in, UINT32_MAX, &u);
+  if (rc == 0)
+    *v = (uint32_t)u;
+  return rc;
+}
+
+static int wire_read_i64(wire_in *in, int64_t *v) {
+  int neg;
+  uint64_t u = 0;
+  int64_t s = 0;
+  int rc = wire_read_integer(in, &neg, &u, &s);
+  if (rc < 0)
+    return rc;
+  if (neg) {
+    *v = s;
+  } else {
+    if (u > INT64_MAX)
+      return LC_ERANGE;
+    *v = (int64_t)u;
+  }
+  return 0;
+}
+
+static int wire_read_bool(wire_in *in, int *v) {
+  const uint8_t *b;
+  int rc = wire_take(in, 1, &b);
+  if (rc < 0)
+    return rc;
+  if (b[0] == 0xc2)
+    *v = 0;
+  else if (b[0] == 0xc3)
+    *v = 1;
+  else
+    return LC_EFIELD;
+  return 0;
+}
+
+/* A byte string (bin8/16/32 only).  *p points into the input. */
+static int wire_read_bin(wire_in *in, const uint8_t **p, size_t *n) {
+  const uint8_t *b;
+  int rc = wire_take(in, 1, &b);
+  if (rc < 0)
+    return rc;
+  size_t w;
+  switch (b[0]) {
+  case 0xc4:
+    w = 1;
+    break;
+  case 0xc5:
+    w = 2;
+    break;
+  case 0xc6:
+    w = 4;
+    break;
+  default:
+    return LC_EFIELD;
+  }
+  const uint8_t *q;
+  if ((rc = wire_take(in, w, &q)) < 0)
+    return rc;
+  size_t len = (size_t)wire_be(q, w);
+  if ((rc = wire_take(in, len, p)) < 0)
+    return rc;
+  *n = len;
+  return 0;
+}
+
+/* A byte string of exactly n bytes, copied to out. */
+static int wire_read_fixed(wire_in *in, uint8_t *out, size_t n) {
+  const uint8_t *p;
+  size_t len;
+  int rc = wire_read_bin(in, &p, &len);
+  if (rc < 0)
+    return rc;
+  if (len != n)
+    return LC_ERANGE;
+  memcpy(out, p, n);
+  return 0;
+}
+
+#define WIRE_TRY(expr)                                                         \
+  do {                                                                         \
+    int wire_rc_ = (expr);                                                     \
+    if (wire_rc_ < 0)                                                          \
+      return wire_rc_;                                                         \
+  } while (0)
+
+int lc__wire_decode(lc__datagram *dg, const uint8_t *buf, size_t len) {
+  assert(dg != NULL);
+  if (len > LC_DATAGRAM_MAX)
+    return LC_ETOOBIG;
+  if (buf == NULL && len > 0)
+    return LC_EINVAL;
+  wire_in in = {buf, len, 0};
+  uint32_t n;
+  WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
+  if (n == 0)
+    return LC_EPROTO;
+  /* The version decides how the rest is read, so it is checked first. */
+  int neg;
+  uint64_t ver = 0;
+  int64_t sver = 0;
+  WIRE_TRY(wire_read_integer(&in, &neg, &ver, &sver));
+  if (neg || ver != LC_PROTOCOL_VERSION)
+    return LC_EVERSION;
+  if (n < 2)
+    return LC_EPROTO;
+  uint64_t type = 0;
+  int64_t stype = 0;
+  WIRE_TRY(wire_read_integer(&in, &neg, &type, &stype));
+  if (neg)
+    return LC_ETYPE;
+  memset(dg, 0, sizeof *dg);
+  switch (type) {
+  case LC_DG_HELLO: {
+    lc__hello *h = &dg->u.hello;
+    if (n != 6)
+      return LC_EPROTO;
+    WIRE_TRY(wire_read_u32(&in, &h->sender_index));
+    WIRE_TRY(wire_read_fixed(&in, h->ephemeral, LC_KEY_BYTES));
+    WIRE_TRY(wire_read_fixed(&in, h->sealed_static, LC_HELLO_STATIC_BYTES));
+    WIRE_TRY(wire_read_fixed(&in, h->sealed_payload, LC_HELLO_PAYLOAD_BYTES));
+    break;
+  }
+  case LC_DG_WELCOME: {
+    lc__welcome *w = &dg->u.welcome;
+    if (n != 6)
+      return LC_EPROTO;
+    WIRE_TRY(wire_read_u32(&in, &w->sender_index));
+    WIRE_TRY(wire_read_u32(&in, &w->receiver_index));
+    WIRE_TRY(wire_read_fixed(&in, w->ephemeral, LC_KEY_BYTES));
+    WIRE_TRY(wire_read_fixed(&in, w->sealed_payload, LC_WELCOME_PAYLOAD_BYTES));
+    break;
+  }
+  case LC_DG_DATA: {
+    lc__data *d = &dg->u.data;
+    if (n != 5)
+      return LC_EPROTO;
+    WIRE_TRY(wire_read_u32(&in, &d->receiver_index));
+    WIRE_TRY(wire_read_u64(&in, &d->packet_number));
+    WIRE_TRY(wire_read_bin(&in, &d->ciphertext, &d->ciphertext_len));
+    if (d->ciphertext_len < LC_TAG_BYTES)
+      return LC_ERANGE;
+    break;
+  }
+  default:
+    /* LC_DG_ANNOUNCE is reserved for discovery, which has its own codec. */
+    return LC_ETYPE;
+  }
+  if (in.pos != in.len)
+    return LC_ETRAILING;
+  dg->type = (int)type;
+  return 0;
+}
+
+/* Reads the body of an ACK frame after its type; ranges go to `ranges`. */
+static int wire_read_ack(wire_in *in, lc__frame *f, lc__ack_range *ranges) {
+  WIRE_TRY(wire_read_u64(in, &f->u.ack.largest));
+  WIRE_TRY(wire_read_u64(in, &f->u.ack.ack_delay_us));
+  WIRE_TRY(wire_read_u64(in, &f->u.ack.first_range));
+  if (f->u.ack.first_range > f->u.ack.largest)
+    return LC_ERANGE;
+  uint32_t m;
+  WIRE_TRY(wire_read_array(in, &m, LC_EFIELD));
+  if (m % 2 != 0)
+    return LC_EPROTO;
+  if (m / 2 > LC_ACK_RANGES_MAX)
+    return LC_ERANGE;
+  uint64_t smallest = f->u.ack.largest - f->u.ack.first_range;
+  for (uint32_t i = 0; i < m / 2; i++) {
+    lc__ack_range *r = &ranges[i];
+    WIRE_TRY(wire_read_u64(in, &r->gap));
+    WIRE_TRY(wire_read_u64(in, &r->len));
+    /* RFC 9000 19.3.1: largest = previous smallest - gap - 2, smallest =
+     * largest - len; neither may go below packet number 0. */
+    if (smallest < 2 || r->gap > smallest - 2)
+      return LC_ERANGE;
+    uint64_t top = smallest - r->gap - 2;
+    if (r->len > top)
+      return LC_ERANGE;
+    smallest = top - r->len;
+  }
+  f->u.ack.nranges = m / 2;
+  f->u.ack.ranges = ranges;
+  return 0;
+}
+
+/* Reads one frame.  *seen_ack tracks the one-ACK-per-payload rule. */
+static int wire_read_frame(wire_in *in, lc__frame *f, lc__ack_range *ranges,
+                           int *seen_ack) {
+  uint32_t n;
+  WIRE_TRY(wire_read_array(in, &n, LC_EPROTO));
+  if (n < 1)
+    return LC_EPROTO;
+  int neg;
+  uint64_t type = 0;
+  int64_t stype = 0;
+  WIRE_TRY(wire_read_integer(in, &neg, &type, &stype));
+  if (neg)
+    return LC_ETYPE;
+  static const uint32_t arity[] = {
+      [LC_FR_PING] = 1,        [LC_FR_ACK] = 5,   [LC_FR_MSG] = 6,
+      [LC_FR_BULK] = 5,        [LC_FR_UNREL] = 2, [LC_FR_MSG_CREDIT] = 2,
+      [LC_FR_BULK_CREDIT] = 3, [LC_FR_CLOSE] = 2,
+  };
+  if (type >= sizeof arity / sizeof arity[0])
+    return LC_ETYPE;
+  if (n != arity[type])
+    return LC_EPROTO;
+  memset(f, 0, sizeof *f);
+  f->type = (int)type;
+  switch (type) {
+  case LC_FR_PING:
+    break;
+  case LC_FR_ACK:
+    if (*seen_ack)
+      return LC_EPROTO;
+    *seen_ack = 1;
+    WIRE_TRY(wire_read_ack(in, f, ranges));
+    break;
+  case LC_FR_MSG:
+    WIRE_TRY(wire_read_u64(in, &f->u.msg.seq));
+    WIRE_TRY(wire_read_fixed(in, f->u.msg.msg_id, LC_MSG_ID_BYTES));
+    WIRE_TRY(wire_read_u32(in, &f->u.msg.total_len));
+    WIRE_TRY(wire_read_u32(in, &f->u.msg.offset));
+    WIRE_TRY(wire_read_bin(in, &f->u.msg.data, &f->u.msg.len));
+    if ((uint64_t)f->u.msg.offset + f->u.msg.len > f->u.msg.total_len)
+      return LC_ERANGE;
+    break;
+  case LC_FR_BULK:
+    WIRE_TRY(wire_read_u32(in, &f->u.bulk.stream_id));
+    WIRE_TRY(wire_read_u64(in, &f->u.bulk.offset));
+    WIRE_TRY(wire_read_bool(in, &f->u.bulk.fin));
+    WIRE_TRY(wire_read_bin(in, &f->u.bulk.data, &f->u.bulk.len));
+    if (f->u.bulk.len > UINT64_MAX - f->u.bulk.offset)
+      return LC_ERANGE;
+    break;
+  case LC_FR_UNREL:
+    WIRE_TRY(wire_read_bin(in, &f->u.unrel.data, &f->u.unrel.len));
+    break;
+  case LC_FR_MSG_CREDIT:
+    WIRE_TRY(wire_read_u64(in, &f->u.msg_credit.max_seq));
+    break;
+  case LC_FR_BULK_CREDIT:
+    WIRE_TRY(wire_read_u32(in, &f->u.bulk_credit.stream_id));
+    WIRE_TRY(wire_read_u64(in, &f->u.bulk_credit.max_offset));
+    break;
+  case LC_FR_CLOSE:
+    WIRE_TRY(wire_read_i64(in, &f->u.close.code));
+    break;
+  default:
+    return LC_ETYPE;
+  }
+  return 0;
+}
+
+int lc__payload_decode(const uint8_t *buf, size_t len, lc__frame *frames,
+                       size_t max_frames, size_t *nframes,
+                       lc__ack_range *ranges) {
+  assert(frames != NULL && nframes != NULL && ranges != NULL);
+  *nframes = 0;
+  if (len > LC_DATAGRAM_MAX)
+    return LC_ETOOBIG;
+  if (buf == NULL && len > 0)
+    return LC_EINVAL;
+  wire_in in = {buf, len, 0};
+  uint32_t n;
+  WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
+  if (n == 0 || n > LC_FRAMES_MAX || n > max_frames)
+    return LC_EPROTO;
+  int seen_ack = 0;
+  for (uint32_t i = 0; i < n; i++)
+    WIRE_TRY(wire_read_frame(&in, &frames[i], ranges, &seen_ack));
+  if (in.pos != in.len)
+    return LC_ETRAILING;
+  *nframes = n;
+  return 0;
+}
