@@ -289,19 +289,22 @@ static int wire_frame_check(const lc__frame *f) {
     return 0;
   }
   case LC_FR_MSG:
-    if (f->u.msg.len > 0 && f->u.msg.data == NULL)
+    if (f->u.msg.len > UINT32_MAX ||
+        (f->u.msg.len > 0 && f->u.msg.data == NULL))
       return LC_EINVAL;
     if ((uint64_t)f->u.msg.offset + f->u.msg.len > f->u.msg.total_len)
       return LC_EINVAL;
     return 0;
   case LC_FR_BULK:
-    if (f->u.bulk.len > 0 && f->u.bulk.data == NULL)
+    if (f->u.bulk.len > UINT32_MAX ||
+        (f->u.bulk.len > 0 && f->u.bulk.data == NULL))
       return LC_EINVAL;
     if (f->u.bulk.len > UINT64_MAX - f->u.bulk.offset)
       return LC_EINVAL;
     return 0;
   case LC_FR_UNREL:
-    if (f->u.unrel.len > 0 && f->u.unrel.data == NULL)
+    if (f->u.unrel.len > UINT32_MAX ||
+        (f->u.unrel.len > 0 && f->u.unrel.data == NULL))
       return LC_EINVAL;
     return 0;
   default:
