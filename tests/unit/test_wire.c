@@ -1219,7 +1219,7 @@ static void test_random_mutations(void **state) {
   static uint8_t b[2048];
   char why[128];
   unsigned long accepted = 0;
-  const unsigned long iters = 200000;
+  const unsigned long iters = 1000000;
   for (unsigned long it = 0; it < iters; it++) {
     int s = (int)(rng() % 8);
     memcpy(b, seeds[s], seed_len[s]);
