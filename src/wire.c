@@ -209,7 +209,7 @@ size_t lc__frame_size(const lc__frame *f) {
                wire_uint_size(f->u.ack.ack_delay_us) +
                wire_uint_size(f->u.ack.first_range) +
                wire_array_header_size(2 * f->u.ack.nranges);
-    for (size_t i = 0; i < f->u.ack.nranges; i++)
+    for (size_t i = 0; f->u.ack.ranges && i < f->u.ack.nranges; i++)
       n += wire_uint_size(f->u.ack.ranges[i].gap) +
            wire_uint_size(f->u.ack.ranges[i].len);
     return n;
