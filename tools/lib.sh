@@ -80,8 +80,8 @@ print(json.load(open(sys.argv[1]))["directories"]["source"])' "$info" \
 
 # lc_setup DIR [MESON_SETUP_ARGS...]: configures DIR for this tree with the
 # given options.  An existing directory of this tree is reconfigured (so
-# changed options apply); one configured from another checkout, or broken,
-# is wiped first.  A non-empty directory that is not a meson build directory
+# changed options apply); one configured from another checkout, or one that
+# cannot be reconfigured, is wiped first.  A non-empty directory that is not a meson build directory
 # is never deleted.
 lc_setup() {
   local dir=$1
@@ -90,8 +90,11 @@ lc_setup() {
   src=$(lc_build_source "$dir")
   if [ -n "$src" ] && [ "$(cd "$src" 2>/dev/null && pwd -P)" = "$LC_ROOT" ] &&
     [ -f "$dir/build.ninja" ]; then
-    meson setup --reconfigure "$dir" "$LC_ROOT" "$@"
-    return
+    if meson setup --reconfigure "$dir" "$LC_ROOT" "$@"; then
+      return 0
+    fi
+    # e.g. a directory from another meson version: start afresh once
+    lc_warn "reconfiguring $dir failed; wiping it and configuring afresh"
   fi
   if [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ]; then
     if [ -z "$src" ] && [ ! -d "$dir/meson-private" ]; then
