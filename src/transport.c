@@ -2187,7 +2187,7 @@ int lc__tp_send_unreliable(lc__tp *tp, const uint8_t peer[LC_PK_BYTES],
   memset(&f, 0, sizeof f);
   f.type = LC_FR_UNREL;
   f.u.unrel.len = len;
-  if (lc__frame_size(&f) + len + 3 + LC_ACK_RESERVE > tp_payload_budget(tp))
+  if (lc__frame_size(&f) + 3 + LC_ACK_RESERVE > tp_payload_budget(tp))
     return LC_ETOOBIG;
   if (p->unrel_n == LC_UNREL_QUEUE)
     return LC_ELIMIT;

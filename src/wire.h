@@ -20,7 +20,7 @@
 
 /* ---- datagram types (second field of the outer array) ---------------- */
 enum {
-  LC_DG_ANNOUNCE = 1, /* reserved for discovery (signed, clear) */
+  LC_DG_ANNOUNCE = 1, /* reserved for discovery; decode says LC_ETYPE */
   LC_DG_HELLO = 2,    /* handshake initiation */
   LC_DG_WELCOME = 3,  /* handshake response */
   LC_DG_DATA = 4      /* sealed transport packet */
@@ -71,7 +71,8 @@ typedef struct {
 
 /* Encodes dg into out (capacity cap).  Returns the number of bytes written,
  * or LC_ETOOBIG if it does not fit (or exceeds LC_DATAGRAM_MAX), LC_EINVAL
- * for an unknown type. */
+ * for an unknown type or a DATA whose ciphertext is NULL or shorter than
+ * LC_TAG_BYTES. */
 int lc__wire_encode(const lc__datagram *dg, uint8_t *out, size_t cap);
 
 /* Decodes one datagram.  Pointers in *dg point into buf.  Errors:
@@ -165,9 +166,9 @@ void lc__payload_init(lc__payload_writer *w, uint8_t *buf, size_t cap);
 /* Encoded size of one frame (exactly what lc__payload_add would append). */
 size_t lc__frame_size(const lc__frame *f);
 
-/* Appends one frame.  Returns 0, or LC_ETOOBIG if it would not fit in the
- * budget or the frame count would exceed LC_FRAMES_MAX (the writer is then
- * unchanged). */
+/* Appends one frame.  Returns 0, LC_ETOOBIG if it would not fit in the
+ * budget or the frame count would exceed LC_FRAMES_MAX, or LC_EINVAL for a
+ * frame the decoder would reject (the writer is then unchanged). */
 int lc__payload_add(lc__payload_writer *w, const lc__frame *f);
 
 /* Finishes the payload and returns its final length.  The array header is
@@ -175,14 +176,15 @@ int lc__payload_add(lc__payload_writer *w, const lc__frame *f);
  * worst case (lc__payload_init does). */
 size_t lc__payload_finish(lc__payload_writer *w);
 
-/* Largest data length of a MSG or BULK frame whose other fields are as in
- * f that fits in `room` bytes of payload (0 if none does). */
+/* Largest data length of a MSG, BULK or UNREL frame whose other fields are
+ * as in f that fits in `room` bytes of payload (0 if none does). */
 size_t lc__frame_max_data(const lc__frame *f, size_t room);
 
 /* Decodes a whole packet payload into frames[0..*nframes).  Byte strings
  * point into buf; an ACK frame's ranges are written to `ranges` (room for
  * LC_ACK_RANGES_MAX).  Same errors as lc__wire_decode; an empty payload (no
- * frames), more than max_frames frames, or a second ACK frame is LC_EPROTO. */
+ * frames), more than max_frames (or LC_FRAMES_MAX) frames, or a second ACK
+ * frame is LC_EPROTO. */
 int lc__payload_decode(const uint8_t *buf, size_t len, lc__frame *frames,
                        size_t max_frames, size_t *nframes,
                        lc__ack_range *ranges);
