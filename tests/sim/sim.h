@@ -236,8 +236,20 @@ void sim_inject(sim *s, int from, int to, const uint8_t *buf, size_t len,
 void sim_set_filter(sim *s, sim_filter_fn *fn, void *ctx);
 void sim_set_poll_hook(sim *s, sim_poll_fn *fn, void *ctx);
 void sim_set_event_hook(sim *s, sim_event_fn *fn, void *ctx);
-/* Tolerance of the bytes_in_flight <= cwnd invariant (default 0). */
+/* The congestion invariant checked after every poll, for every session.
+ * SIM_CWND_ON_SEND (the default): sending may never take bytes_in_flight
+ * above cwnd; a poll that emitted a datagram and grew bytes_in_flight beyond
+ * cwnd is a fault.  (RFC 9002: a window cut below what is already in flight
+ * is legal, and drains as acknowledgements arrive.)  SIM_CWND_STRICT:
+ * bytes_in_flight <= cwnd at every poll, whatever happened.
+ * LC_SIM_CWND=strict in the environment makes STRICT the default. */
+enum { SIM_CWND_ON_SEND = 0, SIM_CWND_STRICT = 1 };
+void sim_set_cwnd_mode(sim *s, int mode);
+/* Tolerance of the invariant (default 0). */
 void sim_set_cwnd_slack(sim *s, uint64_t bytes);
+/* Polls that found bytes_in_flight > cwnd whatever the mode, and the worst
+ * excess. */
+uint64_t sim_over_cwnd(const sim *s, uint64_t *max_over);
 
 /* Runs events up to and including virtual time t; the clock ends at t.
  * Returns 0, or -1 after a failure (livelock, runaway burst); see

@@ -384,7 +384,6 @@ typedef struct {
   uint64_t last_cwnd;
   double area; /* integral of cwnd over time (bytes * us) */
   uint64_t span;
-  uint64_t max_over; /* most bytes_in_flight ever above cwnd (0: never) */
 } cwnd_track;
 
 static void cwnd_hook(void *ctx, sim *s, int node, int peer,
@@ -410,9 +409,6 @@ static void cwnd_hook(void *ctx, sim *s, int node, int peer,
   }
   if (st->cwnd < t->min_after_peak)
     t->min_after_peak = st->cwnd;
-  if (st->bytes_in_flight > st->cwnd &&
-      st->bytes_in_flight - st->cwnd > t->max_over)
-    t->max_over = st->bytes_in_flight - st->cwnd;
 }
 
 static void congestion_run(uint64_t seed, int loss_tolerant, cwnd_track *t) {
@@ -439,8 +435,7 @@ static void congestion_run(uint64_t seed, int loss_tolerant, cwnd_track *t) {
             "not delivered (loss_tolerant=%d)", loss_tolerant);
   SIM_CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
   check_clean(s);
-  SIM_CHECK(s, t->seen && t->max_over == 0,
-            "bytes_in_flight exceeded cwnd by %" PRIu64, t->max_over);
+  SIM_CHECK(s, t->seen, "no session stats seen");
   lc__tp_session_stats st;
   assert_int_equal(lc__tp_session_stats_get(sim_node_get(s, a)->tp,
                                             sim_node_get(s, b)->id.pk, &st),
@@ -485,6 +480,30 @@ static void test_congestion(void **state) {
   SIM_CHECK(s, tolerant.min_after_peak < tolerant.peak,
             "loss-tolerant cwnd never shrank (peak %" PRIu64 ")",
             tolerant.peak);
+  test_sim_done();
+}
+
+/* transport.c documents more than RFC 9002 asks: "a sender never has more
+ * bytes in flight than its window", at any time, not only when it sends
+ * (it sets packets aside on a probe timeout to keep that promise).  This
+ * holds it to the documented promise under loss. */
+static void test_cwnd_documented_strict(void **state) {
+  (void)state;
+  sim *s = test_sim(sim_seed(510, 0));
+  sim_set_cwnd_mode(s, SIM_CWND_STRICT);
+  int a = sim_add_node(s, NULL), b = sim_add_node(s, NULL);
+  sim_link_params lp = {.loss = 0.10, .delay_us = 5 * MS, .jitter_us = MS};
+  sim_link_set_both(s, a, b, &lp);
+  for (int i = 0; i < 300; i++)
+    assert_int_equal(sim_send_msg(s, a, b, 2000), 0);
+  int r = sim_run_while(s, pred_pending, NULL, sim_now(s) + 120 * SEC);
+  uint64_t worst = 0, over = sim_over_cwnd(s, &worst);
+  SIM_CHECK(s, over == 0,
+            "%" PRIu64 " polls found bytes_in_flight above cwnd (by up to "
+            "%" PRIu64 " bytes)",
+            over, worst);
+  SIM_CHECK(s, r == 0, "not delivered");
+  SIM_CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
   test_sim_done();
 }
 
@@ -894,9 +913,14 @@ static void test_replay_tamper(void **state) {
   assert_int_equal(sim_run_until(s, sim_now(s) + 1 * SEC), 0);
   lc__tp_stats before2 = after;
   lc__tp_stats_get(nb->tp, &after);
-  SIM_CHECK(s, after.drop_auth == before2.drop_auth + 1,
-            "tampered replay: drop_auth %" PRIu64 " -> %" PRIu64,
-            before2.drop_auth, after.drop_auth);
+  /* either check may come first: counted once, as auth or replay */
+  SIM_CHECK(s,
+            after.drop_auth + after.drop_replay ==
+                before2.drop_auth + before2.drop_replay + 1,
+            "tampered replay: drop_auth %" PRIu64 " -> %" PRIu64
+            ", drop_replay %" PRIu64 " -> %" PRIu64,
+            before2.drop_auth, after.drop_auth, before2.drop_replay,
+            after.drop_replay);
 
   /* replay the old HELLO: rejected, and the session is undisturbed */
   sim_inject(s, a, b, c->hello, c->hello_len, sim_now(s) + 10 * MS);
@@ -960,6 +984,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_rtt_2ms, teardown),
       cmocka_unit_test_teardown(test_rtt_100ms, teardown),
       cmocka_unit_test_teardown(test_congestion, teardown),
+      cmocka_unit_test_teardown(test_cwnd_documented_strict, teardown),
       cmocka_unit_test_teardown(test_random_seeds, teardown),
       cmocka_unit_test_teardown(test_bulk, teardown),
       cmocka_unit_test_teardown(test_restart, teardown),
