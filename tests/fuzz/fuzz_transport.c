@@ -3,10 +3,12 @@
  * The harness plays the peer itself with the crypto API: it sends a real
  * HELLO, reads the transport's WELCOME and so holds valid session keys.  The
  * fuzz input is then a list of chunks, each [selector][len hi][len lo][len
- * bytes].  Depending on the selector a chunk is fed raw to lc__tp_recv, or
- * sealed as a packet payload under the valid keys (so the frame decoder and
- * the frame handling behind authentication are reached), or replays an
- * earlier datagram, advances time, or calls the sending API.  Everything the
+ * bytes].  The selector's low 3 bits pick what the chunk is (FT_*), its high
+ * bits are a parameter: fed raw to lc__tp_recv; sealed as a packet payload
+ * under the valid keys (so the frame decoder and the frame handling behind
+ * authentication are reached), possibly after skipping packet numbers; a
+ * replay of an earlier datagram; a time advance; a call to the sending API;
+ * an ACK of everything the transport sent.  Everything the
  * transport sends back must decode, open under the keys and parse; the
  * harness aborts if not, or if bytes_in_flight ever exceeds cwnd.
  *
@@ -17,6 +19,7 @@
  * the seed corpus into the directory named on its command line.
  */
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +44,8 @@ enum {
   FT_REPLAY = 3, /* resend one of the last sealed datagrams */
   FT_TIME = 4,   /* advance the clock by an amount from the chunk */
   FT_API = 5,    /* call a sending function */
-  FT_OPS = 6
+  FT_ACK = 6,    /* acknowledge everything the transport sent so far */
+  FT_OPS = 7
 };
 
 typedef struct {
@@ -63,6 +67,8 @@ typedef struct {
   lc__tp *tp;
   lc__keypair kp;
   int have_keys;
+  int any_from_tp;
+  uint64_t largest_from_tp; /* largest pn the transport sent us */
   uint64_t now;
   uint64_t pn;
   lc__addr peer_addr;
@@ -86,6 +92,9 @@ static void ft_fail(const char *what) {
 /* Callbacks do nothing but touch their arguments, so ASan sees any bad
  * pointer handed to the application. */
 static volatile uint64_t ft_sink;
+/* What the callbacks saw (the generator prints it per seed). */
+static uint64_t ft_n_up, ft_n_down, ft_n_msg, ft_n_acked, ft_n_failed,
+    ft_n_unrel, ft_n_bulk, ft_n_bulk_done, ft_n_bulk_acked;
 
 static void ft_touch(const uint8_t *p, size_t len) {
   uint64_t h = 0;
@@ -96,11 +105,13 @@ static void ft_touch(const uint8_t *p, size_t len) {
 
 static void ft_cb_up(void *u, const uint8_t peer[LC_PK_BYTES]) {
   (void)u;
+  ft_n_up++;
   ft_touch(peer, LC_PK_BYTES);
 }
 
 static void ft_cb_down(void *u, const uint8_t peer[LC_PK_BYTES], int reason) {
   (void)u;
+  ft_n_down++;
   ft_touch(peer, LC_PK_BYTES);
   ft_sink += (uint64_t)reason;
 }
@@ -109,6 +120,7 @@ static void ft_cb_msg(void *u, const uint8_t peer[LC_PK_BYTES],
                       const uint8_t id[LC_MSG_ID_BYTES], const uint8_t *d,
                       size_t len) {
   (void)u;
+  ft_n_msg++;
   ft_touch(peer, LC_PK_BYTES);
   ft_touch(id, LC_MSG_ID_BYTES);
   ft_touch(d, len);
@@ -117,6 +129,7 @@ static void ft_cb_msg(void *u, const uint8_t peer[LC_PK_BYTES],
 static void ft_cb_acked(void *u, const uint8_t peer[LC_PK_BYTES],
                         const uint8_t id[LC_MSG_ID_BYTES]) {
   (void)u;
+  ft_n_acked++;
   ft_touch(peer, LC_PK_BYTES);
   ft_touch(id, LC_MSG_ID_BYTES);
 }
@@ -124,6 +137,7 @@ static void ft_cb_acked(void *u, const uint8_t peer[LC_PK_BYTES],
 static void ft_cb_failed(void *u, const uint8_t peer[LC_PK_BYTES],
                          const uint8_t id[LC_MSG_ID_BYTES], int err) {
   (void)u;
+  ft_n_failed++;
   (void)err;
   ft_touch(peer, LC_PK_BYTES);
   ft_touch(id, LC_MSG_ID_BYTES);
@@ -132,6 +146,7 @@ static void ft_cb_failed(void *u, const uint8_t peer[LC_PK_BYTES],
 static void ft_cb_unrel(void *u, const uint8_t peer[LC_PK_BYTES],
                         const uint8_t *d, size_t len) {
   (void)u;
+  ft_n_unrel++;
   ft_touch(peer, LC_PK_BYTES);
   ft_touch(d, len);
 }
@@ -139,6 +154,7 @@ static void ft_cb_unrel(void *u, const uint8_t peer[LC_PK_BYTES],
 static void ft_cb_bulk(void *u, const uint8_t peer[LC_PK_BYTES], uint32_t sid,
                        uint64_t off, const uint8_t *d, size_t len) {
   (void)u;
+  ft_n_bulk++;
   ft_touch(peer, LC_PK_BYTES);
   ft_touch(d, len);
   ft_sink += sid + off;
@@ -147,6 +163,7 @@ static void ft_cb_bulk(void *u, const uint8_t peer[LC_PK_BYTES], uint32_t sid,
 static void ft_cb_bulk_done(void *u, const uint8_t peer[LC_PK_BYTES],
                             uint32_t sid, uint64_t final_size) {
   (void)u;
+  ft_n_bulk_done++;
   ft_touch(peer, LC_PK_BYTES);
   ft_sink += sid + final_size;
 }
@@ -154,6 +171,7 @@ static void ft_cb_bulk_done(void *u, const uint8_t peer[LC_PK_BYTES],
 static void ft_cb_bulk_acked(void *u, const uint8_t peer[LC_PK_BYTES],
                              uint32_t sid) {
   (void)u;
+  ft_n_bulk_acked++;
   ft_touch(peer, LC_PK_BYTES);
   ft_sink += sid;
 }
@@ -188,6 +206,9 @@ static void ft_check_output(ft_state *st, const uint8_t *buf, size_t len) {
     ft_fail("transport reused a packet number");
   if (n < 0)
     return; /* after a rekey these may be other keys */
+  if (!st->any_from_tp || dg.u.data.packet_number > st->largest_from_tp)
+    st->largest_from_tp = dg.u.data.packet_number;
+  st->any_from_tp = 1;
   lc__frame frames[LC_FRAMES_MAX];
   lc__ack_range ranges[LC_ACK_RANGES_MAX];
   size_t nf = 0;
@@ -318,19 +339,41 @@ static uint64_t ft_u64(const uint8_t *p, size_t len) {
   return v;
 }
 
+/* The first byte of the chunk picks the call: low 3 bits the function,
+ * bit 3 a flag (fin, or close rather than connect), the high nibble a
+ * repetition count (message size) or stream id. */
 static void ft_api(ft_state *st, const uint8_t *c, size_t len) {
   uint8_t op = len ? c[0] : 0;
   const uint8_t *d = len ? c + 1 : c;
   size_t dl = len ? len - 1 : 0;
+  unsigned rep = op >> 4;
+  int flag = (op & 8) != 0;
   uint8_t id[LC_MSG_ID_BYTES];
   memset(id, 0, sizeof id);
   memcpy(id, &st->pn, sizeof st->pn);
   id[15] = op;
-  switch (op % 6) {
-  case 0:
-  case 1: {
-    /* a message, repeated to reach fragmentation sizes */
-    size_t want = dl * (1 + (op >> 4) * 97u);
+  switch (op & 7) {
+  case 2:
+    (void)lc__tp_send_unreliable(st->tp, ft_peer_id.pk, d, dl, st->now);
+    break;
+  case 3: {
+    uint32_t sid;
+    if (lc__tp_bulk_open(st->tp, ft_peer_id.pk, &sid) == 0)
+      (void)lc__tp_bulk_write(st->tp, ft_peer_id.pk, sid, d, dl, flag, st->now);
+    break;
+  }
+  case 4:
+    (void)lc__tp_bulk_write(st->tp, ft_peer_id.pk, rep, d, dl, flag, st->now);
+    break;
+  case 5:
+    if (flag)
+      (void)lc__tp_close(st->tp, ft_peer_id.pk, st->now);
+    else
+      (void)lc__tp_connect(st->tp, ft_peer_id.pk, st->now);
+    break;
+  default: {
+    /* a message, its bytes repeated to reach fragmentation sizes */
+    size_t want = dl * (1 + rep * 97u);
     if (want > 80 * 1024)
       want = 80 * 1024;
     uint8_t *buf = malloc(want ? want : 1);
@@ -342,28 +385,28 @@ static void ft_api(ft_state *st, const uint8_t *c, size_t len) {
     free(buf);
     break;
   }
-  case 2:
-    (void)lc__tp_send_unreliable(st->tp, ft_peer_id.pk, d, dl, st->now);
-    break;
-  case 3: {
-    uint32_t sid;
-    if (lc__tp_bulk_open(st->tp, ft_peer_id.pk, &sid) == 0)
-      (void)lc__tp_bulk_write(st->tp, ft_peer_id.pk, sid, d, dl, op & 0x80,
-                              st->now);
-    break;
-  }
-  case 4:
-    (void)lc__tp_bulk_write(st->tp, ft_peer_id.pk, (uint32_t)(op >> 3), d, dl,
-                            op & 0x80, st->now);
-    break;
-  case 5:
-    if (op & 0x80)
-      (void)lc__tp_close(st->tp, ft_peer_id.pk, st->now);
-    else
-      (void)lc__tp_connect(st->tp, ft_peer_id.pk, st->now);
-    break;
   }
   ft_drain(st);
+}
+
+/* An ACK of every packet number up to the largest the transport sent, so
+ * acknowledgement paths (message_acked, bulk_acked, window growth) are
+ * reached without the fuzzer guessing packet numbers. */
+static void ft_ack_all(ft_state *st, const uint8_t *c, size_t len) {
+  if (!st->any_from_tp)
+    return;
+  lc__frame f;
+  memset(&f, 0, sizeof f);
+  f.type = LC_FR_ACK;
+  f.u.ack.largest = st->largest_from_tp;
+  f.u.ack.ack_delay_us = ft_u64(c, len < 2 ? len : 2);
+  f.u.ack.first_range = st->largest_from_tp;
+  uint8_t pt[256];
+  lc__payload_writer w;
+  lc__payload_init(&w, pt, sizeof pt);
+  if (lc__payload_add(&w, &f) != 0)
+    return;
+  ft_send_sealed(st, pt, lc__payload_finish(&w));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -389,8 +432,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cfg.max_msg_bytes = 64 * 1024;
   cfg.max_reassembly_bytes = 256 * 1024;
   cfg.max_send_bytes = 1024 * 1024;
-  cfg.msg_window = 64;
-  cfg.bulk_window = 256 * 1024;
+  cfg.msg_window = 256;
+  cfg.bulk_window = 1024 * 1024;
   cfg.max_bulk_streams = 4;
   cfg.idle_timeout_us = 30000000;
   cfg.keepalive_us = 5000000;
@@ -418,7 +461,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       len = size - i;
     const uint8_t *c = data + i;
     i += len;
-    switch (sel % FT_OPS) {
+    switch ((sel & 7) % FT_OPS) { /* the high bits are parameters */
     case FT_RAW:
       ft_feed(st, c, len);
       break;
@@ -440,6 +483,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     case FT_API:
       ft_api(st, c, len);
+      break;
+    case FT_ACK:
+      ft_ack_all(st, c, len);
       break;
     }
     st->now += 100;
@@ -464,7 +510,8 @@ static void gen_chunk(gen_input *in, uint8_t sel, const uint8_t *c,
   in->buf[in->len++] = sel;
   in->buf[in->len++] = (uint8_t)(len >> 8);
   in->buf[in->len++] = (uint8_t)len;
-  memcpy(in->buf + in->len, c, len);
+  if (len)
+    memcpy(in->buf + in->len, c, len);
   in->len += len;
 }
 
@@ -494,7 +541,14 @@ static void gen_write(const char *dir, const char *name, const gen_input *in) {
     exit(1);
   }
   /* every seed must run clean through the harness */
+  ft_n_up = ft_n_down = ft_n_msg = ft_n_acked = ft_n_failed = ft_n_unrel =
+      ft_n_bulk = ft_n_bulk_done = ft_n_bulk_acked = 0;
   LLVMFuzzerTestOneInput(in->buf, in->len);
+  printf("%-14s %5zu bytes: up %" PRIu64 " down %" PRIu64 " msg %" PRIu64
+         " acked %" PRIu64 " failed %" PRIu64 " unrel %" PRIu64 " bulk %" PRIu64
+         " done %" PRIu64 " bulk_acked %" PRIu64 "\n",
+         name, in->len, ft_n_up, ft_n_down, ft_n_msg, ft_n_acked, ft_n_failed,
+         ft_n_unrel, ft_n_bulk, ft_n_bulk_done, ft_n_bulk_acked);
 }
 
 int main(int argc, char **argv) {
@@ -572,32 +626,27 @@ int main(int argc, char **argv) {
   gen_time(&in, 20000);
   gen_write(argv[1], "bulk", &in);
 
-  /* the transport sends a message (API), we ACK it with ranges, grant
-   * credit, and close */
+  /* the transport sends a message (API, three fragments); we ACK part of
+   * it with ranges, then all of it, grant bulk credit and close */
   memset(&in, 0, sizeof in);
   uint8_t api[40];
-  api[0] = 0x10; /* send_msg, repeated: about 98 times 39 bytes */
+  api[0] = 0x10; /* send_msg, 39 bytes repeated 98 times */
   memcpy(api + 1, text, sizeof api - 1);
   gen_chunk(&in, FT_API, api, sizeof api);
   gen_time(&in, 5000);
-  lc__ack_range ranges[2] = {{1, 0}, {0, 0}};
+  lc__ack_range ranges[2] = {{0, 0}, {0, 0}};
   memset(f, 0, sizeof f);
   f[0].type = LC_FR_ACK;
-  f[0].u.ack.largest = 3;
+  f[0].u.ack.largest = 2;
   f[0].u.ack.ack_delay_us = 100;
   f[0].u.ack.first_range = 0;
   f[0].u.ack.nranges = 1;
   f[0].u.ack.ranges = ranges;
   f[1].type = LC_FR_BULK_CREDIT;
   f[1].u.bulk_credit.stream_id = 0;
-  f[1].u.bulk_credit.max_offset = 1 << 20;
+  f[1].u.bulk_credit.max_offset = 1 << 21;
   gen_payload(&in, f, 2);
-  memset(f, 0, sizeof f);
-  f[0].type = LC_FR_ACK;
-  f[0].u.ack.largest = 1;
-  f[0].u.ack.first_range = 1;
-  f[0].u.ack.ranges = ranges;
-  gen_payload(&in, f, 1);
+  gen_chunk(&in, FT_ACK, NULL, 0);
   gen_time(&in, 400000);
   memset(f, 0, sizeof f);
   f[0].type = LC_FR_CLOSE;
@@ -606,18 +655,25 @@ int main(int argc, char **argv) {
   gen_time(&in, 100000);
   gen_write(argv[1], "ack-close", &in);
 
-  /* bulk from the transport, a skipped packet number, a raw garbage
-   * datagram and a replay */
+  /* a bulk stream from the transport, acknowledged whole */
   memset(&in, 0, sizeof in);
-  api[0] = 0x83; /* bulk_open + write with fin */
+  api[0] = 0x03; /* bulk_open + write */
+  gen_chunk(&in, FT_API, api, sizeof api);
+  api[0] = 0x0c; /* bulk_write on stream 0, fin */
+  gen_chunk(&in, FT_API, api, sizeof api);
+  gen_time(&in, 20000);
+  gen_chunk(&in, FT_ACK, NULL, 0);
+  gen_time(&in, 20000);
+  gen_write(argv[1], "bulk-acked", &in);
+
+  /* unreliable from the transport, a skipped packet number, a raw garbage
+   * datagram, a replay, and a close from the API */
+  memset(&in, 0, sizeof in);
+  api[0] = 0x02; /* send_unreliable */
   gen_chunk(&in, FT_API, api, sizeof api);
   memset(f, 0, sizeof f);
   f[0].type = LC_FR_PING;
   gen_payload(&in, f, 1);
-  memset(f, 0, sizeof f);
-  f[0].type = LC_FR_ACK;
-  f[0].u.ack.largest = 0;
-  f[0].u.ack.ranges = ranges;
   uint8_t pt[64];
   lc__payload_writer w;
   lc__payload_init(&w, pt, sizeof pt);
@@ -627,7 +683,11 @@ int main(int argc, char **argv) {
   static const uint8_t garbage[] = {0x95, 0x01, 0x04, 0xce, 0, 0, 0, 1, 0x00};
   gen_chunk(&in, FT_RAW, garbage, sizeof garbage);
   gen_chunk(&in, FT_REPLAY, NULL, 0);
+  gen_chunk(&in, FT_ACK, NULL, 0);
   gen_time(&in, 2000000);
+  api[0] = 0x0d; /* close */
+  gen_chunk(&in, FT_API, api, 1);
+  gen_time(&in, 300000);
   gen_write(argv[1], "mixed", &in);
 
   printf("wrote the seed corpus to %s\n", argv[1]);
