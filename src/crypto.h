@@ -72,6 +72,8 @@ typedef struct {
   uint8_t re_pk[LC_KEY_BYTES];   /* remote ephemeral */
   uint8_t rs_pk[LC_PK_BYTES];    /* remote identity (Ed25519) */
   uint8_t rs_x_pk[LC_KEY_BYTES]; /* remote identity (X25519) */
+  uint8_t s_x_sk[LC_KEY_BYTES];  /* initiator: our X25519 identity secret,
+                                    kept for the se step of the WELCOME */
   uint32_t local_index;
 } lc__hs;
 
