@@ -1,18 +1,44 @@
-/* crypto.c: identity keys, the Noise-IK handshake, sealing and the replay
- * window (see crypto.h).  The only file that includes sodium.h. */
+/* crypto.c: identity keys and their file, the Noise-IK handshake, datagram
+ * sealing and the replay window.  The only file that includes sodium.h;
+ * docs/PROTOCOL.md ("Handshake and keys") is the normative description of
+ * every byte computed here. */
 #include "crypto.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sodium.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define HS_NAME "lanchat-IK-25519-ChaChaPoly-BLAKE2b v1"
+#include <sodium.h>
+
+#define LC_HASH_BYTES 32
+#define LC_AEAD_NONCE_BYTES 12
+
+static const char crypto_protocol_name[] =
+    "lanchat-IK-25519-ChaChaPoly-BLAKE2b v1";
+
+/* The primitives must be the ones the wire sizes were computed for. */
+_Static_assert(crypto_aead_chacha20poly1305_ietf_ABYTES == LC_TAG_BYTES,
+               "tag size");
+_Static_assert(crypto_aead_chacha20poly1305_ietf_NPUBBYTES ==
+                   LC_AEAD_NONCE_BYTES,
+               "nonce size");
+_Static_assert(crypto_aead_chacha20poly1305_ietf_KEYBYTES == 32, "key size");
+_Static_assert(crypto_scalarmult_BYTES == LC_KEY_BYTES, "x25519 size");
+_Static_assert(crypto_sign_PUBLICKEYBYTES == LC_PK_BYTES, "ed25519 pk");
+_Static_assert(crypto_sign_SECRETKEYBYTES == LC_SK_BYTES, "ed25519 sk");
+_Static_assert(crypto_sign_BYTES == LC_SIG_BYTES, "ed25519 sig");
+_Static_assert(crypto_sign_SEEDBYTES == 32, "ed25519 seed");
+_Static_assert(LC_HELLO_STATIC_BYTES == LC_PK_BYTES + LC_TAG_BYTES, "HELLO");
+_Static_assert(LC_HELLO_PAYLOAD_BYTES == 16 + LC_TAG_BYTES, "HELLO payload");
+_Static_assert(LC_WELCOME_PAYLOAD_BYTES == 8 + LC_TAG_BYTES, "WELCOME");
+_Static_assert(LC_REPLAY_WINDOW % 64 == 0, "replay window");
 
 int lc__crypto_init(void) {
+  /* 1 means "already initialised", which is just as good. */
   return sodium_init() < 0 ? LC_ECRYPTO : 0;
 }
 
@@ -20,20 +46,262 @@ void lc__crypto_random(void *buf, size_t len) {
   randombytes_buf(buf, len);
 }
 
+static void crypto_put_u32le(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void crypto_put_u64le(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t crypto_get_u64le(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+/* ---- identity -------------------------------------------------------- */
+
 int lc__identity_generate(lc__identity *id, const uint8_t *seed) {
-  if (lc__crypto_init() < 0)
+  if (lc__crypto_init() != 0)
     return LC_ECRYPTO;
   int rc = seed ? crypto_sign_seed_keypair(id->pk, id->sk, seed)
                 : crypto_sign_keypair(id->pk, id->sk);
   if (rc != 0 || crypto_sign_ed25519_pk_to_curve25519(id->x_pk, id->pk) != 0 ||
-      crypto_sign_ed25519_sk_to_curve25519(id->x_sk, id->sk) != 0)
+      crypto_sign_ed25519_sk_to_curve25519(id->x_sk, id->sk) != 0) {
+    lc__identity_wipe(id);
     return LC_ECRYPTO;
+  }
   return 0;
 }
 
 void lc__identity_wipe(lc__identity *id) {
   sodium_memzero(id, sizeof *id);
 }
+
+/* The identity file, exactly IDFILE_BYTES (158) of ASCII:
+ *   "lanchat-identity v1\n"
+ *   "seed " <64 lowercase hex digits> "\n"
+ *   "pk " <64 lowercase hex digits> "\n"
+ * The seed is all that is needed; the public key is there so that a
+ * damaged seed is caught instead of silently becoming another identity. */
+#define IDFILE_HEAD "lanchat-identity v1\nseed "
+#define IDFILE_PK "pk "
+#define IDFILE_BYTES (sizeof IDFILE_HEAD - 1 + 65 + sizeof IDFILE_PK - 1 + 65)
+
+/* Formats the file for id into buf (IDFILE_BYTES + 1, NUL-terminated). */
+static void identity_format(const lc__identity *id,
+                            char buf[IDFILE_BYTES + 1]) {
+  char *p = buf;
+  memcpy(p, IDFILE_HEAD, sizeof IDFILE_HEAD - 1);
+  p += sizeof IDFILE_HEAD - 1;
+  /* libsodium's Ed25519 secret key is seed || pk */
+  sodium_bin2hex(p, 65, id->sk, 32);
+  p += 64;
+  *p++ = '\n';
+  memcpy(p, IDFILE_PK, sizeof IDFILE_PK - 1);
+  p += sizeof IDFILE_PK - 1;
+  sodium_bin2hex(p, 65, id->pk, LC_PK_BYTES);
+  p += 64;
+  *p++ = '\n';
+  *p = '\0';
+}
+
+/* Parses exactly 64 hex digits followed by a newline into 32 bytes. */
+static int identity_hex32(uint8_t out[32], const char *hex) {
+  size_t n = 0;
+  const char *end = NULL;
+  if (sodium_hex2bin(out, 32, hex, 64, NULL, &n, &end) != 0 || n != 32 ||
+      end != hex + 64 || hex[64] != '\n')
+    return LC_EKEYFILE;
+  return 0;
+}
+
+static int identity_parse(lc__identity *id, const char *buf, size_t len) {
+  uint8_t seed[32], pk[LC_PK_BYTES];
+  const char *p = buf;
+  int rc = LC_EKEYFILE;
+  if (len != IDFILE_BYTES || memcmp(p, IDFILE_HEAD, sizeof IDFILE_HEAD - 1))
+    goto out;
+  p += sizeof IDFILE_HEAD - 1;
+  if (identity_hex32(seed, p) != 0)
+    goto out;
+  p += 65;
+  if (memcmp(p, IDFILE_PK, sizeof IDFILE_PK - 1))
+    goto out;
+  p += sizeof IDFILE_PK - 1;
+  if (identity_hex32(pk, p) != 0)
+    goto out;
+  rc = lc__identity_generate(id, seed);
+  if (rc == 0 && sodium_memcmp(id->pk, pk, LC_PK_BYTES) != 0) {
+    lc__identity_wipe(id);
+    rc = LC_EKEYFILE;
+  }
+out:
+  sodium_memzero(seed, sizeof seed);
+  return rc;
+}
+
+/* Reads an existing identity file.  Returns 0, LC_EKEYFILE, or a negative
+ * errno (-ENOENT when there is none). */
+static int identity_read(lc__identity *id, const char *path) {
+  char buf[IDFILE_BYTES + 1];
+  size_t len = 0;
+  int rc;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return -errno;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    rc = -errno;
+    goto out;
+  }
+  /* Like ssh: a secret key that others can read (or replace) is refused
+   * rather than used, so that the mistake gets noticed. */
+  if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+    rc = LC_EKEYFILE;
+    goto out;
+  }
+  /* Read one byte more than a valid file has, to notice a longer one. */
+  while (len < sizeof buf) {
+    ssize_t n = read(fd, buf + len, sizeof buf - len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      rc = -errno;
+      goto out;
+    }
+    if (n == 0)
+      break;
+    len += (size_t)n;
+  }
+  rc = identity_parse(id, buf, len);
+out:
+  sodium_memzero(buf, sizeof buf);
+  close(fd);
+  return rc;
+}
+
+static int identity_write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -errno;
+    buf += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* Makes the new directory entry durable.  Best effort: some file systems
+ * refuse fsync on a directory, and the key itself is already on disk. */
+static void identity_sync_dir(const char *path) {
+  char dir[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  if (!slash) {
+    strcpy(dir, ".");
+  } else if (slash == path) {
+    strcpy(dir, "/");
+  } else {
+    size_t n = (size_t)(slash - path);
+    if (n >= sizeof dir)
+      return;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+  }
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+}
+
+/* Creates a fresh identity at path.  The file is complete and synced under
+ * a temporary name in the same directory before it appears under its own,
+ * so a crash never leaves a half-written key.  Returns 0, -EEXIST if
+ * another process created the file first (the caller then reads that one),
+ * or a negative errno. */
+static int identity_create(lc__identity *id, const char *path) {
+  char tmp[PATH_MAX];
+  char text[IDFILE_BYTES + 1];
+  uint8_t rnd[8];
+  char rhex[2 * sizeof rnd + 1];
+  int rc;
+
+  lc__crypto_random(rnd, sizeof rnd);
+  sodium_bin2hex(rhex, sizeof rhex, rnd, sizeof rnd);
+  int n = snprintf(tmp, sizeof tmp, "%s.tmp-%s", path, rhex);
+  if (n < 0 || (size_t)n >= sizeof tmp)
+    return -ENAMETOOLONG;
+  rc = lc__identity_generate(id, NULL);
+  if (rc != 0)
+    return rc;
+  identity_format(id, text);
+
+  int fd =
+      open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  /* the umask can only take bits away, but say exactly what we mean */
+  rc = fchmod(fd, 0600) == 0 ? 0 : -errno;
+  if (rc == 0)
+    rc = identity_write_all(fd, text, IDFILE_BYTES);
+  if (rc == 0 && fsync(fd) != 0)
+    rc = -errno;
+  if (close(fd) != 0 && rc == 0)
+    rc = -errno;
+  if (rc != 0)
+    goto fail_unlink;
+
+  /* link() never replaces an existing file, so two processes racing to
+   * create the identity end up agreeing on one.  File systems without hard
+   * links fall back to rename(). */
+  if (link(tmp, path) == 0) {
+    unlink(tmp);
+  } else if (errno == EPERM || errno == EOPNOTSUPP || errno == ENOSYS) {
+    if (rename(tmp, path) != 0) {
+      rc = -errno;
+      goto fail_unlink;
+    }
+  } else {
+    rc = -errno;
+    goto fail_unlink;
+  }
+  identity_sync_dir(path);
+  sodium_memzero(text, sizeof text);
+  return 0;
+
+fail_unlink:
+  unlink(tmp);
+fail:
+  sodium_memzero(text, sizeof text);
+  lc__identity_wipe(id);
+  return rc;
+}
+
+int lc__identity_load_or_create(lc__identity *id, const char *path) {
+  if (lc__crypto_init() != 0)
+    return LC_ECRYPTO;
+  for (int attempt = 0; attempt < 3; attempt++) {
+    int rc = identity_read(id, path);
+    if (rc != -ENOENT)
+      return rc;
+    rc = identity_create(id, path);
+    if (rc != -EEXIST)
+      return rc;
+    /* someone else created it in between: read theirs */
+  }
+  return -EEXIST;
+}
+
+/* ---- signatures ------------------------------------------------------ */
 
 void lc__sign(const lc__identity *id, const uint8_t *msg, size_t len,
               uint8_t sig[LC_SIG_BYTES]) {
@@ -45,305 +313,270 @@ int lc__verify(const uint8_t pk[LC_PK_BYTES], const uint8_t *msg, size_t len,
   return crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? 0 : LC_EAUTH;
 }
 
-/* ---- key file ---------------------------------------------------------- */
-#define KEYFILE_MAGIC "lanchat-identity-v1 "
+/* ---- handshake ------------------------------------------------------- */
 
-int lc__identity_load_or_create(lc__identity *id, const char *path) {
-  char buf[128];
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd >= 0) {
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-      int e = -errno;
-      close(fd);
-      return e;
-    }
-    if (!S_ISREG(st.st_mode) || (st.st_mode & 077)) {
-      close(fd);
-      return LC_EKEYFILE;
-    }
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n < 0)
-      return -errno;
-    buf[n] = 0;
-    size_t ml = strlen(KEYFILE_MAGIC);
-    if ((size_t)n < ml + 64 || memcmp(buf, KEYFILE_MAGIC, ml) != 0)
-      return LC_EKEYFILE;
-    uint8_t seed[32];
-    size_t bin_len = 0;
-    if (sodium_hex2bin(seed, sizeof seed, buf + ml, 64, NULL, &bin_len, NULL) !=
-            0 ||
-        bin_len != 32) {
-      sodium_memzero(buf, sizeof buf);
-      return LC_EKEYFILE;
-    }
-    for (ssize_t i = (ssize_t)ml + 64; i < n; i++)
-      if (buf[i] != '\n') {
-        sodium_memzero(buf, sizeof buf);
-        sodium_memzero(seed, sizeof seed);
-        return LC_EKEYFILE;
-      }
-    int rc = lc__identity_generate(id, seed);
-    sodium_memzero(buf, sizeof buf);
-    sodium_memzero(seed, sizeof seed);
-    return rc;
-  }
-  if (errno != ENOENT)
-    return -errno;
-  uint8_t seed[32];
-  if (lc__crypto_init() < 0)
-    return LC_ECRYPTO;
-  randombytes_buf(seed, sizeof seed);
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >=
-      (int)sizeof tmp)
-    return -ENAMETOOLONG;
-  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return -errno;
-  size_t ml = strlen(KEYFILE_MAGIC);
-  memcpy(buf, KEYFILE_MAGIC, ml);
-  sodium_bin2hex(buf + ml, 65, seed, sizeof seed);
-  buf[ml + 64] = '\n';
-  size_t total = ml + 65;
-  int rc = 0;
-  if (write(fd, buf, total) != (ssize_t)total || fsync(fd) != 0)
-    rc = -errno;
-  if (close(fd) != 0 && rc == 0)
-    rc = -errno;
-  if (rc == 0 && rename(tmp, path) != 0)
-    rc = -errno;
-  if (rc != 0)
-    unlink(tmp);
-  sodium_memzero(buf, sizeof buf);
-  if (rc == 0)
-    rc = lc__identity_generate(id, seed);
-  sodium_memzero(seed, sizeof seed);
-  return rc;
-}
+/* lc__hs has no field for the HELLO's sender_index, which the WELCOME must
+ * echo; between lc__hs_read_hello and lc__hs_write_welcome it waits in
+ * local_index, which the responder only fills in write_welcome. */
+#define HS_RESPONDER_PEER_INDEX(hs) ((hs)->local_index)
 
-/* ---- handshake --------------------------------------------------------- */
-
-static void hs_hash(uint8_t h[32], const uint8_t *data, size_t len) {
+/* h = HASH(h || data) */
+static void hs_mix_hash(lc__hs *hs, const uint8_t *data, size_t len) {
   crypto_generichash_state st;
-  crypto_generichash_init(&st, NULL, 0, 32);
-  crypto_generichash_update(&st, h, 32);
+  crypto_generichash_init(&st, NULL, 0, LC_HASH_BYTES);
+  crypto_generichash_update(&st, hs->h, sizeof hs->h);
   crypto_generichash_update(&st, data, len);
-  crypto_generichash_final(&st, h, 32);
+  crypto_generichash_final(&st, hs->h, sizeof hs->h);
+  sodium_memzero(&st, sizeof st);
 }
 
-/* Noise's HKDF with keyed BLAKE2b-256 in place of HMAC. */
+/* The Noise HKDF with keyed BLAKE2b-256 in place of HMAC:
+ *   temp = B(key=ck, ikm); out1 = B(key=temp, 0x01);
+ *   out2 = B(key=temp, out1 || 0x02).
+ * out1 and out2 may alias ck; out2 may be NULL. */
 static void hs_hkdf(const uint8_t ck[32], const uint8_t *ikm, size_t ikm_len,
                     uint8_t out1[32], uint8_t out2[32]) {
-  uint8_t temp[32], in[33];
-  crypto_generichash(temp, 32, ikm, ikm_len, ck, 32);
-  in[0] = 1;
-  crypto_generichash(out1, 32, in, 1, temp, 32);
-  memcpy(in, out1, 32);
-  in[32] = 2;
-  crypto_generichash(out2, 32, in, 33, temp, 32);
+  uint8_t temp[32], o1[33], o2[32];
+  static const uint8_t one = 0x01;
+  crypto_generichash(temp, sizeof temp, ikm_len ? ikm : ck, ikm_len, ck, 32);
+  crypto_generichash(o1, 32, &one, 1, temp, sizeof temp);
+  o1[32] = 0x02;
+  crypto_generichash(o2, sizeof o2, o1, sizeof o1, temp, sizeof temp);
+  memcpy(out1, o1, 32);
+  if (out2)
+    memcpy(out2, o2, 32);
   sodium_memzero(temp, sizeof temp);
-  sodium_memzero(in, sizeof in);
+  sodium_memzero(o1, sizeof o1);
+  sodium_memzero(o2, sizeof o2);
 }
 
+/* ck, k = HKDF(ck, DH(sk, pk)); k may be NULL (a MixKey whose key goes
+ * unused).  An all-zero DH output (a low-order point) is LC_EAUTH. */
 static int hs_mix_dh(lc__hs *hs, const uint8_t sk[32], const uint8_t pk[32],
                      uint8_t k[32]) {
-  uint8_t dh[32], ck2[32];
+  uint8_t dh[32];
   if (crypto_scalarmult(dh, sk, pk) != 0) {
     sodium_memzero(dh, sizeof dh);
     return LC_EAUTH;
   }
-  hs_hkdf(hs->ck, dh, sizeof dh, ck2, k);
-  memcpy(hs->ck, ck2, 32);
+  hs_hkdf(hs->ck, dh, sizeof dh, hs->ck, k);
   sodium_memzero(dh, sizeof dh);
-  sodium_memzero(ck2, sizeof ck2);
   return 0;
 }
 
-static const uint8_t hs_zero_nonce[crypto_aead_chacha20poly1305_IETF_NPUBBYTES];
-
-static void hs_seal(const uint8_t k[32], const uint8_t h[32], const uint8_t *pt,
+/* EncryptAndHash: out = AEAD(k, nonce 0, ad = h, pt); h = HASH(h || out).
+ * Every k comes fresh out of hs_mix_dh and seals one message, so the zero
+ * nonce never repeats under a key. */
+static void hs_seal(lc__hs *hs, const uint8_t k[32], const uint8_t *pt,
                     size_t len, uint8_t *out) {
-  crypto_aead_chacha20poly1305_ietf_encrypt(out, NULL, pt, len, h, 32, NULL,
-                                            hs_zero_nonce, k);
+  static const uint8_t zero_nonce[LC_AEAD_NONCE_BYTES];
+  crypto_aead_chacha20poly1305_ietf_encrypt(out, NULL, pt, len, hs->h,
+                                            sizeof hs->h, NULL, zero_nonce, k);
+  hs_mix_hash(hs, out, len + LC_TAG_BYTES);
 }
 
-static int hs_open(const uint8_t k[32], const uint8_t h[32], const uint8_t *ct,
-                   size_t len, uint8_t *out) {
-  return crypto_aead_chacha20poly1305_ietf_decrypt(out, NULL, NULL, ct, len, h,
-                                                   32, hs_zero_nonce, k) == 0
-             ? 0
-             : LC_EAUTH;
+/* DecryptAndHash, the inverse of hs_seal; LC_EAUTH if the tag is wrong. */
+static int hs_open(lc__hs *hs, const uint8_t k[32], const uint8_t *ct,
+                   size_t ct_len, uint8_t *out) {
+  static const uint8_t zero_nonce[LC_AEAD_NONCE_BYTES];
+  if (crypto_aead_chacha20poly1305_ietf_decrypt(
+          out, NULL, NULL, ct, ct_len, hs->h, sizeof hs->h, zero_nonce, k) != 0)
+    return LC_EAUTH;
+  hs_mix_hash(hs, ct, ct_len);
+  return 0;
 }
 
-static void hs_le32(uint8_t *b, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    b[i] = (uint8_t)(v >> (8 * i));
-}
-static void hs_le64(uint8_t *b, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    b[i] = (uint8_t)(v >> (8 * i));
-}
-static uint64_t hs_rd64(const uint8_t *b) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = (v << 8) | b[i];
-  return v;
-}
-
-/* h = HASH(name), ck = h, then the responder's identity and the initiator's
- * index are mixed in. */
-static void hs_begin(lc__hs *hs, const uint8_t responder_pk[32],
+/* The state both sides share before the HELLO: the protocol name, the
+ * responder's identity (the "<- s" pre-message) and the initiator's index,
+ * so that the index cannot be changed in flight. */
+static void hs_start(lc__hs *hs, const uint8_t responder_pk[LC_PK_BYTES],
                      uint32_t initiator_index) {
-  crypto_generichash(hs->h, 32, (const uint8_t *)HS_NAME, strlen(HS_NAME), NULL,
-                     0);
-  memcpy(hs->ck, hs->h, 32);
-  hs_hash(hs->h, responder_pk, 32);
-  uint8_t b[4];
-  hs_le32(b, initiator_index);
-  hs_hash(hs->h, b, 4);
+  uint8_t idx[4];
+  memset(hs, 0, sizeof *hs);
+  crypto_generichash(hs->h, sizeof hs->h, (const uint8_t *)crypto_protocol_name,
+                     sizeof crypto_protocol_name - 1, NULL, 0);
+  memcpy(hs->ck, hs->h, sizeof hs->ck);
+  hs_mix_hash(hs, responder_pk, LC_PK_BYTES);
+  crypto_put_u32le(idx, initiator_index);
+  hs_mix_hash(hs, idx, sizeof idx);
 }
 
-static void hs_ephemeral(lc__hs *hs, const uint8_t seed[32]) {
+/* Our ephemeral key pair: the seed is the X25519 secret (the scalar
+ * multiplication clamps it). */
+static int hs_ephemeral(lc__hs *hs, const uint8_t seed[32]) {
   memcpy(hs->e_sk, seed, 32);
-  hs->e_sk[0] &= 248;
-  hs->e_sk[31] &= 127;
-  hs->e_sk[31] |= 64;
-  crypto_scalarmult_base(hs->e_pk, hs->e_sk);
+  return crypto_scalarmult_base(hs->e_pk, hs->e_sk) == 0 ? 0 : LC_ECRYPTO;
+}
+
+/* Mixes the WELCOME's two indices into h. */
+static void hs_mix_indices(lc__hs *hs, uint32_t sender_index,
+                           uint32_t receiver_index) {
+  uint8_t idx[8];
+  crypto_put_u32le(idx, sender_index);
+  crypto_put_u32le(idx + 4, receiver_index);
+  hs_mix_hash(hs, idx, sizeof idx);
+}
+
+/* k1, k2 = HKDF(ck, empty); k1 protects initiator -> responder. */
+static void hs_split(lc__hs *hs, lc__session_keys *keys, int initiator) {
+  uint8_t k1[32], k2[32];
+  hs_hkdf(hs->ck, NULL, 0, k1, k2);
+  memcpy(keys->send_key, initiator ? k1 : k2, 32);
+  memcpy(keys->recv_key, initiator ? k2 : k1, 32);
+  sodium_memzero(k1, sizeof k1);
+  sodium_memzero(k2, sizeof k2);
 }
 
 int lc__hs_initiate(lc__hs *hs, const lc__identity *self,
                     const uint8_t peer_pk[LC_PK_BYTES], uint32_t local_index,
                     uint64_t timestamp, uint64_t instance,
                     const uint8_t eph_seed[32], lc__hello *out) {
-  memset(hs, 0, sizeof *hs);
-  memcpy(hs->rs_pk, peer_pk, 32);
-  if (crypto_sign_ed25519_pk_to_curve25519(hs->rs_x_pk, peer_pk) != 0)
-    return LC_EAUTH;
+  uint8_t k[32], payload[16];
+  int rc;
+  hs_start(hs, peer_pk, local_index);
   hs->local_index = local_index;
-  memcpy(hs->s_x_sk, self->x_sk, 32);
-  hs_begin(hs, peer_pk, local_index);
-  hs_ephemeral(hs, eph_seed);
+  memcpy(hs->rs_pk, peer_pk, LC_PK_BYTES);
+  memcpy(hs->s_x_sk, self->x_sk, LC_KEY_BYTES);
+  memset(out, 0, sizeof *out);
   out->sender_index = local_index;
-  memcpy(out->ephemeral, hs->e_pk, 32);
-  hs_hash(hs->h, hs->e_pk, 32);
-  uint8_t k[32];
-  int rc = hs_mix_dh(hs, hs->e_sk, hs->rs_x_pk, k); /* es */
-  if (rc < 0)
+  if (crypto_sign_ed25519_pk_to_curve25519(hs->rs_x_pk, peer_pk) != 0) {
+    rc = LC_EAUTH;
     goto fail;
-  hs_seal(k, hs->h, self->pk, 32, out->sealed_static);
-  hs_hash(hs->h, out->sealed_static, sizeof out->sealed_static);
-  rc = hs_mix_dh(hs, self->x_sk, hs->rs_x_pk, k); /* ss */
-  if (rc < 0)
+  }
+  /* -> e */
+  if ((rc = hs_ephemeral(hs, eph_seed)) != 0)
     goto fail;
-  uint8_t pl[16];
-  hs_le64(pl, timestamp);
-  hs_le64(pl + 8, instance);
-  hs_seal(k, hs->h, pl, sizeof pl, out->sealed_payload);
-  hs_hash(hs->h, out->sealed_payload, sizeof out->sealed_payload);
-  sodium_memzero(k, sizeof k);
-  return 0;
+  memcpy(out->ephemeral, hs->e_pk, LC_KEY_BYTES);
+  hs_mix_hash(hs, hs->e_pk, LC_KEY_BYTES);
+  /* es */
+  if ((rc = hs_mix_dh(hs, hs->e_sk, hs->rs_x_pk, k)) != 0)
+    goto fail;
+  /* s */
+  hs_seal(hs, k, self->pk, LC_PK_BYTES, out->sealed_static);
+  /* ss */
+  if ((rc = hs_mix_dh(hs, self->x_sk, hs->rs_x_pk, k)) != 0)
+    goto fail;
+  crypto_put_u64le(payload, timestamp);
+  crypto_put_u64le(payload + 8, instance);
+  hs_seal(hs, k, payload, sizeof payload, out->sealed_payload);
+  rc = 0;
+  goto out;
 fail:
-  sodium_memzero(k, sizeof k);
   lc__hs_wipe(hs);
+  memset(out, 0, sizeof *out);
+out:
+  sodium_memzero(k, sizeof k);
+  sodium_memzero(payload, sizeof payload);
   return rc;
 }
 
 int lc__hs_read_hello(lc__hs *hs, const lc__identity *self, const lc__hello *in,
                       uint8_t peer_pk[LC_PK_BYTES], uint64_t *timestamp,
                       uint64_t *instance) {
-  memset(hs, 0, sizeof *hs);
-  uint8_t k[32], pl[16];
+  uint8_t k[32], payload[16];
   int rc;
-  hs_begin(hs, self->pk, in->sender_index);
-  memcpy(hs->re_pk, in->ephemeral, 32);
-  hs_hash(hs->h, in->ephemeral, 32);
-  if ((rc = hs_mix_dh(hs, self->x_sk, in->ephemeral, k)) < 0) /* es */
+  hs_start(hs, self->pk, in->sender_index);
+  memcpy(hs->re_pk, in->ephemeral, LC_KEY_BYTES);
+  /* -> e */
+  hs_mix_hash(hs, hs->re_pk, LC_KEY_BYTES);
+  /* es */
+  if ((rc = hs_mix_dh(hs, self->x_sk, hs->re_pk, k)) != 0)
     goto fail;
-  if ((rc = hs_open(k, hs->h, in->sealed_static, sizeof in->sealed_static,
-                    hs->rs_pk)) < 0)
+  /* s */
+  if ((rc = hs_open(hs, k, in->sealed_static, LC_HELLO_STATIC_BYTES,
+                    hs->rs_pk)) != 0)
     goto fail;
-  hs_hash(hs->h, in->sealed_static, sizeof in->sealed_static);
   if (crypto_sign_ed25519_pk_to_curve25519(hs->rs_x_pk, hs->rs_pk) != 0) {
     rc = LC_EAUTH;
     goto fail;
   }
-  if ((rc = hs_mix_dh(hs, self->x_sk, hs->rs_x_pk, k)) < 0) /* ss */
+  /* ss */
+  if ((rc = hs_mix_dh(hs, self->x_sk, hs->rs_x_pk, k)) != 0)
     goto fail;
-  if ((rc = hs_open(k, hs->h, in->sealed_payload, sizeof in->sealed_payload,
-                    pl)) < 0)
+  if ((rc = hs_open(hs, k, in->sealed_payload, LC_HELLO_PAYLOAD_BYTES,
+                    payload)) != 0)
     goto fail;
-  hs_hash(hs->h, in->sealed_payload, sizeof in->sealed_payload);
-  memcpy(peer_pk, hs->rs_pk, 32);
-  *timestamp = hs_rd64(pl);
-  *instance = hs_rd64(pl + 8);
-  hs->local_index = in->sender_index; /* the initiator's, for the WELCOME */
-  sodium_memzero(k, sizeof k);
-  return 0;
+  memcpy(peer_pk, hs->rs_pk, LC_PK_BYTES);
+  *timestamp = crypto_get_u64le(payload);
+  *instance = crypto_get_u64le(payload + 8);
+  HS_RESPONDER_PEER_INDEX(hs) = in->sender_index;
+  rc = 0;
+  goto out;
 fail:
-  sodium_memzero(k, sizeof k);
   lc__hs_wipe(hs);
+out:
+  sodium_memzero(k, sizeof k);
+  sodium_memzero(payload, sizeof payload);
   return rc;
-}
-
-static void hs_split(lc__hs *hs, uint8_t k1[32], uint8_t k2[32]) {
-  hs_hkdf(hs->ck, NULL, 0, k1, k2);
 }
 
 int lc__hs_write_welcome(lc__hs *hs, uint32_t local_index, uint64_t instance,
                          const uint8_t eph_seed[32], lc__welcome *out,
                          lc__session_keys *keys) {
-  uint8_t b[8], k[32], pl[8];
+  uint8_t k[32], payload[8];
   int rc;
-  uint32_t initiator_index = hs->local_index;
+  memset(out, 0, sizeof *out);
   out->sender_index = local_index;
-  out->receiver_index = initiator_index;
-  hs_le32(b, local_index);
-  hs_le32(b + 4, initiator_index);
-  hs_hash(hs->h, b, 8);
-  hs_ephemeral(hs, eph_seed);
-  memcpy(out->ephemeral, hs->e_pk, 32);
-  hs_hash(hs->h, hs->e_pk, 32);
-  if ((rc = hs_mix_dh(hs, hs->e_sk, hs->re_pk, k)) < 0) /* ee */
-    goto done;
-  if ((rc = hs_mix_dh(hs, hs->e_sk, hs->rs_x_pk, k)) < 0) /* se */
-    goto done;
-  hs_le64(pl, instance);
-  hs_seal(k, hs->h, pl, sizeof pl, out->sealed_payload);
-  hs_hash(hs->h, out->sealed_payload, sizeof out->sealed_payload);
-  hs_split(hs, keys->recv_key, keys->send_key);
-done:
-  sodium_memzero(k, sizeof k);
+  out->receiver_index = HS_RESPONDER_PEER_INDEX(hs);
+  hs->local_index = local_index;
+  hs_mix_indices(hs, out->sender_index, out->receiver_index);
+  /* <- e */
+  if ((rc = hs_ephemeral(hs, eph_seed)) != 0)
+    goto fail;
+  memcpy(out->ephemeral, hs->e_pk, LC_KEY_BYTES);
+  hs_mix_hash(hs, hs->e_pk, LC_KEY_BYTES);
+  /* ee */
+  if ((rc = hs_mix_dh(hs, hs->e_sk, hs->re_pk, NULL)) != 0)
+    goto fail;
+  /* se */
+  if ((rc = hs_mix_dh(hs, hs->e_sk, hs->rs_x_pk, k)) != 0)
+    goto fail;
+  crypto_put_u64le(payload, instance);
+  hs_seal(hs, k, payload, sizeof payload, out->sealed_payload);
+  hs_split(hs, keys, 0);
+  rc = 0;
+  goto out;
+fail:
+  memset(out, 0, sizeof *out);
+  sodium_memzero(keys, sizeof *keys);
+out:
   lc__hs_wipe(hs);
+  sodium_memzero(k, sizeof k);
+  sodium_memzero(payload, sizeof payload);
   return rc;
 }
 
 int lc__hs_read_welcome(lc__hs *hs, const lc__welcome *in,
                         lc__session_keys *keys, uint64_t *instance) {
-  if (in->receiver_index != hs->local_index)
-    return LC_EAUTH;
-  lc__hs t = *hs; /* work on a copy: a forged WELCOME leaves hs intact */
-  uint8_t b[8], k[32], pl[8];
-  int rc;
-  hs_le32(b, in->sender_index);
-  hs_le32(b + 4, in->receiver_index);
-  hs_hash(t.h, b, 8);
-  hs_hash(t.h, in->ephemeral, 32);
-  if ((rc = hs_mix_dh(&t, t.e_sk, in->ephemeral, k)) < 0) /* ee */
-    goto done;
-  if ((rc = hs_mix_dh(&t, t.s_x_sk, in->ephemeral, k)) < 0) /* se */
-    goto done;
-  if ((rc = hs_open(k, t.h, in->sealed_payload, sizeof in->sealed_payload,
-                    pl)) < 0)
-    goto done;
-  hs_hash(t.h, in->sealed_payload, sizeof in->sealed_payload);
-  hs_split(&t, keys->send_key, keys->recv_key);
-  *instance = hs_rd64(pl);
+  /* Work on a copy, so that a forged WELCOME leaves the pending handshake
+   * as it was and the real WELCOME can still complete it. */
+  lc__hs t = *hs;
+  uint8_t k[32], payload[8];
+  int rc = LC_EAUTH;
+  sodium_memzero(keys, sizeof *keys);
+  if (in->receiver_index != t.local_index)
+    goto out;
+  hs_mix_indices(&t, in->sender_index, in->receiver_index);
+  memcpy(t.re_pk, in->ephemeral, LC_KEY_BYTES);
+  /* <- e */
+  hs_mix_hash(&t, t.re_pk, LC_KEY_BYTES);
+  /* ee */
+  if ((rc = hs_mix_dh(&t, t.e_sk, t.re_pk, NULL)) != 0)
+    goto out;
+  /* se */
+  if ((rc = hs_mix_dh(&t, t.s_x_sk, t.re_pk, k)) != 0)
+    goto out;
+  if ((rc = hs_open(&t, k, in->sealed_payload, LC_WELCOME_PAYLOAD_BYTES,
+                    payload)) != 0)
+    goto out;
+  hs_split(&t, keys, 1);
+  *instance = crypto_get_u64le(payload);
   lc__hs_wipe(hs);
-done:
+  rc = 0;
+out:
+  lc__hs_wipe(&t);
   sodium_memzero(k, sizeof k);
-  sodium_memzero(&t, sizeof t);
+  sodium_memzero(payload, sizeof payload);
   return rc;
 }
 
@@ -351,7 +584,7 @@ void lc__hs_wipe(lc__hs *hs) {
   sodium_memzero(hs, sizeof *hs);
 }
 
-/* ---- sealing ----------------------------------------------------------- */
+/* ---- sealing --------------------------------------------------------- */
 
 void lc__keypair_init(lc__keypair *kp, const lc__session_keys *keys,
                       uint32_t local_index, uint32_t remote_index) {
@@ -365,71 +598,89 @@ void lc__keypair_wipe(lc__keypair *kp) {
   sodium_memzero(kp, sizeof *kp);
 }
 
-static void seal_ad_nonce(uint32_t index, uint64_t pn, uint8_t ad[12],
-                          uint8_t nonce[12]) {
-  hs_le32(ad, index);
-  hs_le64(ad + 4, pn);
+/* nonce = 4 zero bytes || pn LE; ad = index LE || pn LE */
+static void seal_nonce_ad(uint8_t nonce[LC_AEAD_NONCE_BYTES], uint8_t ad[12],
+                          uint32_t index, uint64_t pn) {
   memset(nonce, 0, 4);
-  hs_le64(nonce + 4, pn);
+  crypto_put_u64le(nonce + 4, pn);
+  crypto_put_u32le(ad, index);
+  crypto_put_u64le(ad + 4, pn);
 }
 
 int lc__seal(lc__keypair *kp, uint64_t pn, const uint8_t *pt, size_t pt_len,
              uint8_t *out) {
-  if (kp->sealed_any && pn <= kp->last_sealed_pn)
-    return LC_ESTATE;
-  uint8_t ad[12], nonce[12];
-  seal_ad_nonce(kp->remote_index, pn, ad, nonce);
+  uint8_t nonce[LC_AEAD_NONCE_BYTES], ad[12];
   unsigned long long clen = 0;
-  crypto_aead_chacha20poly1305_ietf_encrypt(
-      out, &clen, pt, pt_len, ad, sizeof ad, NULL, nonce, kp->keys.send_key);
+  if (kp->sealed_any && pn <= kp->last_sealed_pn)
+    return LC_ESTATE; /* the nonce would repeat */
+  if (pt_len > (size_t)INT_MAX - LC_TAG_BYTES)
+    return LC_ETOOBIG;
+  seal_nonce_ad(nonce, ad, kp->remote_index, pn);
+  if (crypto_aead_chacha20poly1305_ietf_encrypt(out, &clen, pt, pt_len, ad,
+                                                sizeof ad, NULL, nonce,
+                                                kp->keys.send_key) != 0)
+    return LC_ECRYPTO;
   kp->sealed_any = 1;
   kp->last_sealed_pn = pn;
   kp->send_count++;
   return (int)clen;
 }
 
-static int replay_seen(const lc__keypair *kp, uint64_t pn) {
-  if (!kp->recv_any)
-    return 0;
-  if (pn > kp->recv_max)
-    return 0;
-  if (kp->recv_max - pn >= LC_REPLAY_WINDOW)
-    return 1;
-  uint64_t bit = pn % LC_REPLAY_WINDOW;
-  return (kp->recv_bitmap[bit / 64] >> (bit % 64)) & 1;
+static size_t replay_slot(uint64_t pn) {
+  return (size_t)(pn % LC_REPLAY_WINDOW);
 }
 
-static void replay_mark(lc__keypair *kp, uint64_t pn) {
-  if (!kp->recv_any || pn > kp->recv_max) {
-    uint64_t from = kp->recv_any ? kp->recv_max + 1 : pn;
-    if (!kp->recv_any || pn - kp->recv_max >= LC_REPLAY_WINDOW) {
+/* Can pn still be accepted?  Cheap, so it runs before the AEAD. */
+static int replay_check(const lc__keypair *kp, uint64_t pn) {
+  if (!kp->recv_any || pn > kp->recv_max)
+    return 0;
+  if (kp->recv_max - pn >= LC_REPLAY_WINDOW)
+    return LC_EREPLAY; /* too old to tell */
+  size_t s = replay_slot(pn);
+  return (kp->recv_bitmap[s / 64] >> (s % 64)) & 1 ? LC_EREPLAY : 0;
+}
+
+/* Records pn as accepted; only after its tag verified, so a forged packet
+ * can neither mark a number nor move the window.  The bitmap is a ring
+ * indexed by pn mod LC_REPLAY_WINDOW covering [recv_max -
+ * LC_REPLAY_WINDOW + 1, recv_max]; moving recv_max up clears the slots of
+ * the numbers it skips, which is where the ones leaving the window were. */
+static void replay_update(lc__keypair *kp, uint64_t pn) {
+  if (!kp->recv_any) {
+    memset(kp->recv_bitmap, 0, sizeof kp->recv_bitmap);
+    kp->recv_max = pn;
+    kp->recv_any = 1;
+  } else if (pn > kp->recv_max) {
+    if (pn - kp->recv_max >= LC_REPLAY_WINDOW) {
       memset(kp->recv_bitmap, 0, sizeof kp->recv_bitmap);
     } else {
-      for (uint64_t p = from; p <= pn; p++) {
-        uint64_t bit = p % LC_REPLAY_WINDOW;
-        kp->recv_bitmap[bit / 64] &= ~(1ull << (bit % 64));
+      for (uint64_t q = kp->recv_max + 1; q < pn; q++) {
+        size_t s = replay_slot(q);
+        kp->recv_bitmap[s / 64] &= ~((uint64_t)1 << (s % 64));
       }
     }
     kp->recv_max = pn;
-    kp->recv_any = 1;
   }
-  uint64_t bit = pn % LC_REPLAY_WINDOW;
-  kp->recv_bitmap[bit / 64] |= 1ull << (bit % 64);
+  size_t s = replay_slot(pn);
+  kp->recv_bitmap[s / 64] |= (uint64_t)1 << (s % 64);
 }
 
 int lc__open(lc__keypair *kp, uint64_t pn, const uint8_t *ct, size_t ct_len,
              uint8_t *out) {
+  uint8_t nonce[LC_AEAD_NONCE_BYTES], ad[12];
+  unsigned long long mlen = 0;
   if (ct_len < LC_TAG_BYTES)
     return LC_ETRUNC;
-  if (replay_seen(kp, pn))
-    return LC_EREPLAY;
-  uint8_t ad[12], nonce[12];
-  seal_ad_nonce(kp->local_index, pn, ad, nonce);
-  unsigned long long plen = 0;
-  if (crypto_aead_chacha20poly1305_ietf_decrypt(out, &plen, NULL, ct, ct_len,
+  if (ct_len - LC_TAG_BYTES > (size_t)INT_MAX)
+    return LC_ETOOBIG;
+  int rc = replay_check(kp, pn);
+  if (rc != 0)
+    return rc;
+  seal_nonce_ad(nonce, ad, kp->local_index, pn);
+  if (crypto_aead_chacha20poly1305_ietf_decrypt(out, &mlen, NULL, ct, ct_len,
                                                 ad, sizeof ad, nonce,
                                                 kp->keys.recv_key) != 0)
     return LC_EAUTH;
-  replay_mark(kp, pn);
-  return (int)plen;
+  replay_update(kp, pn);
+  return (int)mlen;
 }
