@@ -184,7 +184,30 @@ static void test_handshake_deterministic(void **state) {
 static void test_handshake_known_answer(void **state) {
   (void)state;
   hs_run r;
+  run_setup(&r);
+  run_hello(&r);
+  /* the handshake hash and chaining key after the HELLO */
+  assert_hex(
+      r.hs_i.h, 32,
+      "8c1b568d611cfa882296f2338bc9dffb5ddb7cf138327af7f8477ac5935885f4");
+  assert_hex(
+      r.hs_i.ck, 32,
+      "6cb7497700bd1648b87a3836f11be4275afeed4878aadd816d02feec1c4f90c9");
+  uint8_t pk[LC_PK_BYTES];
+  uint64_t ts, inst;
+  assert_int_equal(lc__hs_read_hello(&r.hs_r, &r.b, &r.hello, pk, &ts, &inst),
+                   0);
+  assert_memory_equal(r.hs_r.h, r.hs_i.h, 32);
+  assert_memory_equal(r.hs_r.ck, r.hs_i.ck, 32);
+  lc__hs_wipe(&r.hs_i);
+  lc__hs_wipe(&r.hs_r);
   run_full(&r);
+  assert_hex(
+      r.a.x_pk, 32,
+      "4701d08488451f545a409fb58ae3e58581ca40ac3f7f114698cd71deac73ca01");
+  assert_hex(
+      r.b.x_pk, 32,
+      "5730800ab340fcb18ce5111eda9d705f91388b41e4544cbd103ba5942db2233e");
   assert_hex(
       r.a.pk, 32,
       "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8");
