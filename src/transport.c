@@ -401,7 +401,7 @@ static void tp_session_reset_receive(lc__tp *tp, tp_peer *p) {
   p->any_recv = 0;
   p->ack_needed = 0;
   p->unacked_eliciting = 0;
-  for (uint64_t i = 0; i < tp->cfg.msg_window; i++) {
+  for (uint64_t i = 0; p->in && i < tp->cfg.msg_window; i++) {
     tp_in_free(p->in[i]);
     p->in[i] = NULL;
   }
@@ -429,15 +429,13 @@ static tp_peer *tp_peer_new(lc__tp *tp, const uint8_t pk[LC_PK_BYTES]) {
   tp_peer *p = calloc(1, sizeof *p);
   if (!p)
     return NULL;
-  p->in = calloc(tp->cfg.msg_window, sizeof *p->in);
   p->bout = calloc(tp->cfg.max_bulk_streams, sizeof *p->bout);
   p->bin = calloc(tp->cfg.max_bulk_streams, sizeof *p->bin);
-  p->sent_cap = 256;
+  p->sent_cap = 16;
   p->sent = calloc(p->sent_cap, sizeof *p->sent);
-  p->out_cap = 64;
+  p->out_cap = 16;
   p->out = calloc(p->out_cap, sizeof *p->out);
-  if (!p->in || !p->bout || !p->bin || !p->sent || !p->out) {
-    free(p->in);
+  if (!p->bout || !p->bin || !p->sent || !p->out) {
     free(p->bout);
     free(p->bin);
     free(p->sent);
@@ -471,7 +469,7 @@ static void tp_peer_free(lc__tp *tp, tp_peer *p) {
   for (uint64_t s = p->out_base; s < p->next_seq; s++)
     tp_out_msg_free(&p->out[s % p->out_cap]);
   for (uint64_t i = 0; i < tp->cfg.msg_window; i++)
-    tp_in_free(p->in[i]);
+    tp_in_free(p->in ? p->in[i] : NULL);
   for (uint32_t i = 0; i < tp->cfg.max_bulk_streams; i++) {
     tp_bulk_out_free(&p->bout[i]);
     tp_bulk_in_free(&p->bin[i]);
@@ -1119,7 +1117,7 @@ static int tp_validate(lc__tp *tp, tp_peer *p, const lc__frame *fr, size_t n) {
         return LC_EFLOW;
       if (f->u.msg.total_len > tp->cfg.max_msg_bytes)
         return LC_ETOOBIG;
-      tp_in_msg *m = p->in[seq % tp->cfg.msg_window];
+      tp_in_msg *m = p->in ? p->in[seq % tp->cfg.msg_window] : NULL;
       if (m) {
         if (m->total != f->u.msg.total_len ||
             memcmp(m->id, f->u.msg.msg_id, LC_MSG_ID_BYTES) != 0)
@@ -1169,7 +1167,7 @@ static int tp_validate(lc__tp *tp, tp_peer *p, const lc__frame *fr, size_t n) {
 
 static void tp_deliver_ready(lc__tp *tp, tp_peer *p) {
   uint64_t w = tp->cfg.msg_window;
-  for (;;) {
+  while (p->in) {
     tp_in_msg *m = p->in[p->next_deliver % w];
     if (!m || m->seq != p->next_deliver ||
         !lc__rs_contains(&m->got, 0, m->total))
@@ -1194,6 +1192,9 @@ static int tp_on_msg_frame(lc__tp *tp, tp_peer *p, const lc__frame *f) {
   if (seq < p->next_deliver)
     return 0;
   uint64_t slot = seq % tp->cfg.msg_window;
+  /* the reassembly ring exists only once a peer sends us chat */
+  if (!p->in && !(p->in = calloc(tp->cfg.msg_window, sizeof *p->in)))
+    return LC_ENOMEM;
   tp_in_msg *m = p->in[slot];
   if (!m) {
     m = calloc(1, sizeof *m);
@@ -1309,20 +1310,7 @@ static int tp_process_payload(lc__tp *tp, tp_peer *p, uint64_t pn,
       tp->stats.drop_limit++;
     return rc;
   }
-  /* record the packet number for our ACKs */
-  if (lc__rs_add(&p->recv_pns, pn, pn + 1) == LC_ELIMIT) {
-    lc__rs_drop_below(&p->recv_pns, p->recv_pns.v[0].hi);
-    lc__rs_add(&p->recv_pns, pn, pn + 1);
-  }
-  int in_order = !p->any_recv || pn == p->largest_recv + 1;
-  if (!p->any_recv || pn > p->largest_recv) {
-    p->largest_recv = pn;
-    p->largest_recv_time = tp->now;
-  }
-  p->any_recv = 1;
-  p->ack_dirty = 1;
-  p->st.packets_received++;
-  int eliciting = 0, closed = 0;
+  int eliciting = 0, closed = 0, refused = 0;
   for (size_t i = 0; i < n; i++) {
     const lc__frame *f = &frames[i];
     switch (f->type) {
@@ -1334,11 +1322,13 @@ static int tp_process_payload(lc__tp *tp, tp_peer *p, uint64_t pn,
       break;
     case LC_FR_MSG:
       eliciting = 1;
-      tp_on_msg_frame(tp, p, f);
+      rc = tp_on_msg_frame(tp, p, f);
+      refused |= rc == LC_ENOMEM || rc == LC_ELIMIT;
       break;
     case LC_FR_BULK:
       eliciting = 1;
-      tp_on_bulk_frame(tp, p, f);
+      rc = tp_on_bulk_frame(tp, p, f);
+      refused |= rc == LC_ENOMEM || rc == LC_ELIMIT;
       break;
     case LC_FR_UNREL:
       eliciting = 1;
@@ -1367,6 +1357,26 @@ static int tp_process_payload(lc__tp *tp, tp_peer *p, uint64_t pn,
     if (p->cur < 0)
       return 0; /* the session ended inside a callback */
   }
+  if (refused) {
+    /* Data was refused for want of memory: leave the packet
+     * unacknowledged so that the peer sends it again.  What was taken
+     * from it is idempotent (duplicates are ignored). */
+    tp->stats.drop_limit++;
+    return LC_ELIMIT;
+  }
+  /* only now: record the packet number for our ACKs */
+  if (lc__rs_add(&p->recv_pns, pn, pn + 1) == LC_ELIMIT) {
+    lc__rs_drop_below(&p->recv_pns, p->recv_pns.v[0].hi);
+    lc__rs_add(&p->recv_pns, pn, pn + 1);
+  }
+  int in_order = !p->any_recv || pn == p->largest_recv + 1;
+  if (!p->any_recv || pn > p->largest_recv) {
+    p->largest_recv = pn;
+    p->largest_recv_time = tp->now;
+  }
+  p->any_recv = 1;
+  p->ack_dirty = 1;
+  p->st.packets_received++;
   if (closed) {
     tp_session_end(tp, p, LC_DOWN_PEER, LC_ECLOSED, 0);
     return 0;
