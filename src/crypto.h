@@ -95,20 +95,24 @@ int lc__hs_initiate(lc__hs *hs, const lc__identity *self,
                     const uint8_t eph_seed[32], lc__hello *out);
 
 /* Responder, reading a HELLO.  On success fills hs (for
- * lc__hs_write_welcome), the initiator's identity, timestamp and instance.
- * Errors: LC_EAUTH (not for us, tampered, invalid key). */
+ * lc__hs_write_welcome), the initiator's identity, timestamp and instance;
+ * on failure hs is wiped.  Errors: LC_EAUTH (not for us, tampered, invalid
+ * key). */
 int lc__hs_read_hello(lc__hs *hs, const lc__identity *self, const lc__hello *in,
                       uint8_t peer_pk[LC_PK_BYTES], uint64_t *timestamp,
                       uint64_t *instance);
 
 /* Responder, answering.  Produces the WELCOME and the session keys, and
- * wipes hs.  local_index is the responder's index for this session. */
+ * wipes hs whether it succeeds or fails.  local_index is the responder's
+ * index for this session. */
 int lc__hs_write_welcome(lc__hs *hs, uint32_t local_index, uint64_t instance,
                          const uint8_t eph_seed[32], lc__welcome *out,
                          lc__session_keys *keys);
 
 /* Initiator, reading the WELCOME.  On success fills keys and the
- * responder's instance, and wipes hs.  Errors: LC_EAUTH. */
+ * responder's instance, and wipes hs.  On failure hs is left unchanged, so
+ * a forged WELCOME does not disturb the pending handshake.  Errors:
+ * LC_EAUTH. */
 int lc__hs_read_welcome(lc__hs *hs, const lc__welcome *in,
                         lc__session_keys *keys, uint64_t *instance);
 
@@ -140,15 +144,16 @@ void lc__keypair_wipe(lc__keypair *kp);
  * Associated data: remote_index (4 bytes LE) || pn (8 bytes LE).  The nonce
  * is 4 zero bytes || pn (8 bytes LE); pn must be strictly greater than the
  * last pn sealed with kp (LC_ESTATE otherwise), so a nonce never repeats.
- * Returns the ciphertext length. */
+ * Returns the ciphertext length, or LC_ETOOBIG (pt_len > INT_MAX - 16),
+ * LC_ECRYPTO. */
 int lc__seal(lc__keypair *kp, uint64_t pn, const uint8_t *pt, size_t pt_len,
              uint8_t *out);
 
 /* Opens a ciphertext addressed to kp->local_index.  Returns the plaintext
  * length (written to out, ct_len - 16 bytes), LC_EREPLAY if pn was already
  * accepted or is older than the window, LC_EAUTH if the tag does not verify,
- * LC_ETRUNC if ct_len < 16.  The window is only updated after the tag
- * verifies. */
+ * LC_ETRUNC if ct_len < 16, LC_ETOOBIG if ct_len > INT_MAX + 16.  The
+ * window is only updated after the tag verifies. */
 int lc__open(lc__keypair *kp, uint64_t pn, const uint8_t *ct, size_t ct_len,
              uint8_t *out);
 
