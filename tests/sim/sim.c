@@ -79,6 +79,7 @@ struct sim {
   uint64_t trace;
   char fail[512];
   int failed;
+  int verbose; /* LC_SIM_TRACE: print every datagram's fate */
 
   uint8_t dgram[LC_DATAGRAM_MAX];
 };
@@ -518,6 +519,7 @@ sim *sim_new(uint64_t seed) {
   s->now = SIM_START_US;
   sim_rng_derive(&s->link_rng, seed, 1);
   sim_rng_derive(&s->work_rng, seed, 2);
+  s->verbose = getenv("LC_SIM_TRACE") != NULL;
   s->cwnd_mode = SIM_CWND_ON_SEND;
   const char *mode = getenv("LC_SIM_CWND");
   if (mode && strcmp(mode, "strict") == 0)
@@ -705,6 +707,35 @@ static void sim_schedule_dgram(sim *s, int from, int to, const uint8_t *buf,
   sim_heap_push(s, ev);
 }
 
+/* One line per datagram event, for LC_SIM_TRACE. */
+static void sim_log_dgram(const sim *s, const char *what, int from, int to,
+                          const uint8_t *buf, size_t len, int64_t extra) {
+  if (!s->verbose)
+    return;
+  lc__datagram dg;
+  const char *type = "?";
+  uint64_t pn = 0;
+  uint32_t idx = 0;
+  if (lc__wire_decode(&dg, buf, len) == 0) {
+    type = dg.type == LC_DG_HELLO     ? "HELLO"
+           : dg.type == LC_DG_WELCOME ? "WELCOME"
+           : dg.type == LC_DG_DATA    ? "DATA"
+                                      : "other";
+    if (dg.type == LC_DG_DATA) {
+      pn = dg.u.data.packet_number;
+      idx = dg.u.data.receiver_index;
+    } else if (dg.type == LC_DG_HELLO) {
+      idx = dg.u.hello.sender_index;
+    } else if (dg.type == LC_DG_WELCOME) {
+      idx = dg.u.welcome.receiver_index;
+    }
+  }
+  fprintf(stderr,
+          "%12" PRIu64 " %-9s %d -> %d %-7s idx %08x pn %-6" PRIu64
+          " %5zu bytes %" PRId64 "\n",
+          s->now, what, from, to, type, idx, pn, len, extra);
+}
+
 /* A datagram leaves node `from` for address `to_addr`. */
 static void sim_transmit(sim *s, int from, const lc__addr *to_addr,
                          uint8_t *buf, size_t len) {
@@ -729,6 +760,7 @@ static void sim_transmit(sim *s, int from, const lc__addr *to_addr,
   l->st.bytes_sent += len;
   if (p->partitioned) {
     l->st.cut++;
+    sim_log_dgram(s, "cut", from, to, buf, len, 0);
     return;
   }
   uint64_t depart = s->now;
@@ -736,8 +768,10 @@ static void sim_transmit(sim *s, int from, const lc__addr *to_addr,
     uint64_t backlog = 0;
     if (l->free_at > s->now)
       backlog = (l->free_at - s->now) * p->bandwidth_bps / 8000000u;
-    if (p->queue_bytes && backlog + len > p->queue_bytes) {
+    /* an idle link always takes one datagram, however large */
+    if (p->queue_bytes && backlog > 0 && backlog + len > p->queue_bytes) {
       l->st.queue_drops++;
+      sim_log_dgram(s, "qdrop", from, to, buf, len, (int64_t)backlog);
       return;
     }
     if (backlog + len > l->st.max_backlog)
@@ -750,8 +784,10 @@ static void sim_transmit(sim *s, int from, const lc__addr *to_addr,
   }
   if (p->loss > 0 && sim_rng_double(&s->link_rng) < p->loss) {
     l->st.lost++;
+    sim_log_dgram(s, "lost", from, to, buf, len, 0);
     return;
   }
+  sim_log_dgram(s, "send", from, to, buf, len, 0);
   int copies = 1;
   if (p->dup > 0 && sim_rng_double(&s->link_rng) < p->dup) {
     copies = 2;
@@ -834,6 +870,7 @@ static void sim_deliver(sim *s, const sim_event *ev) {
   sim_link *l = &s->links[ev->from][ev->to];
   if (l->p.partitioned) {
     l->st.cut++;
+    sim_log_dgram(s, "cut", ev->from, ev->to, ev->buf, ev->len, 1);
     return;
   }
   sim_node *n = &s->nodes[ev->to];
@@ -845,6 +882,8 @@ static void sim_deliver(sim *s, const sim_event *ev) {
   int rc =
       lc__tp_recv(n->tp, &s->nodes[ev->from].addr, ev->buf, ev->len, s->now);
   sim_trace(s, (uint64_t)(int64_t)rc);
+  sim_log_dgram(s, rc == 0 ? "recv" : "recv-drop", ev->from, ev->to, ev->buf,
+                ev->len, rc);
   sim_drain(s, ev->to);
 }
 

@@ -5,7 +5,8 @@
  * queue.  Everything random (link behaviour, every node's ephemeral keys and
  * instance, identities) is drawn from streams derived from one 64-bit seed,
  * so the same seed replays a run byte for byte.  Every failure it reports
- * names that seed; LC_SIM_SEED=<seed> replays it.
+ * names that seed; LC_SIM_SEED=<seed> replays it, and LC_SIM_TRACE=1 prints
+ * every datagram's fate (sent, lost, cut, dropped, received) on stderr.
  */
 #ifndef LC_SIM_H
 #define LC_SIM_H
@@ -54,7 +55,8 @@ typedef struct {
   uint64_t delay_us;       /* one-way propagation delay */
   uint64_t jitter_us;      /* delay is uniform in [delay-j, delay+j] */
   uint64_t bandwidth_bps;  /* 0: unlimited (no serialisation) */
-  size_t queue_bytes;      /* bytes waiting to depart; 0: unlimited */
+  size_t queue_bytes;      /* bytes waiting to depart; 0: unlimited (an
+                              idle link takes any one datagram) */
   int partitioned;         /* 1: everything is dropped */
 } sim_link_params;
 

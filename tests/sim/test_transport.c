@@ -4,7 +4,8 @@
  * the application would see: every message exactly once, in order, intact,
  * acknowledged; RTT and congestion state; drop counters.  Every failure
  * prints its seed; LC_SIM_SEED=<seed> replays one (multi-seed scenarios then
- * run just that seed).
+ * run just that seed), LC_SIM_TEST=<glob> picks scenarios, LC_SIM_TRACE=1
+ * prints every datagram, LC_SIM_RUNS=<n> runs more random seeds (a soak).
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -515,6 +516,38 @@ static void test_shrunken_window_waits(void **state) {
   test_sim_done();
 }
 
+/* A slow link: at 256 kbit/s a 1,472-byte datagram takes 46 ms to leave,
+ * longer than the probe timeout computed from the RTT the handshake
+ * measured (~10 ms).  Probe timeouts fire before the first acknowledgement
+ * can arrive; the transport must still converge (late acknowledgements
+ * count, RTT samples grow, the timeout backs off) and deliver 40 small
+ * messages well within two minutes. */
+static void test_slow_link(void **state) {
+  (void)state;
+  sim *s = test_sim(sim_seed(520, 0));
+  int a = sim_add_node(s, NULL), b = sim_add_node(s, NULL);
+  sim_link_params lp = {
+      .delay_us = 2 * MS, .bandwidth_bps = 256000, .queue_bytes = 256 * 1024};
+  sim_link_set_both(s, a, b, &lp);
+  for (int i = 0; i < 40; i++)
+    assert_int_equal(sim_send_msg(s, a, b, 1000), 0);
+  int r = sim_run_while(s, pred_pending, NULL, sim_now(s) + 120 * SEC);
+  lc__tp_session_stats st;
+  assert_int_equal(lc__tp_session_stats_get(sim_node_get(s, a)->tp,
+                                            sim_node_get(s, b)->id.pk, &st),
+                   0);
+  const sim_link_stats *ls = sim_link_stats_of(s, a, b);
+  SIM_CHECK(s, r == 0,
+            "40 KB over 256 kbit/s not done in 120 s: acked %" PRIu64
+            " of 40, %" PRIu64 " packets, %" PRIu64 " probe timeouts, "
+            "srtt %" PRIu64 " us, worst queue %" PRIu64 " bytes",
+            st.msgs_acked, st.packets_sent, st.pto_count, st.smoothed_rtt_us,
+            ls->max_backlog);
+  SIM_CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
+  check_clean(s);
+  test_sim_done();
+}
+
 /* ---- 6. many random seeds
  * ---------------------------------------------------- */
 
@@ -611,7 +644,13 @@ static int random_seed_run(uint64_t seed, uint64_t *trace, uint64_t *end) {
 
 static void test_random_seeds(void **state) {
   (void)state;
-  int runs = sim_seed_from_env() ? 1 : 200;
+  /* LC_SIM_RUNS=<n> runs more seeds (a soak); LC_SIM_SEED=<seed> one */
+  int runs = 200;
+  const char *e = getenv("LC_SIM_RUNS");
+  if (e && atoi(e) > 0)
+    runs = atoi(e);
+  if (sim_seed_from_env())
+    runs = 1;
   int failures = 0;
   uint64_t first_bad = 0;
   for (int i = 0; i < runs; i++) {
@@ -624,6 +663,330 @@ static void test_random_seeds(void **state) {
   if (failures)
     fail_msg("%d of %d seeds failed; first: LC_SIM_SEED=%" PRIu64, failures,
              runs, first_bad);
+}
+
+/* ---- 6b. random meshes: more nodes, bulk, rekeys, partitions --------- */
+
+#define MESH_MAX_BULK 4
+
+typedef struct {
+  int from, to;
+  uint32_t stream;
+  uint64_t size, written;
+  int opened, fin_written, err;
+  uint8_t *bitmap;
+  uint64_t got, dups, corrupt;
+} mesh_bulk;
+
+typedef struct {
+  mesh_bulk bulk[MESH_MAX_BULK];
+  int nbulk;
+  int parts_active;
+  int part_a[8], part_b[8];
+} mesh_state;
+
+static uint8_t mesh_bulk_byte(const mesh_bulk *m, uint64_t off) {
+  uint64_t x = off * 0x9e3779b97f4a7c15ull ^
+               ((uint64_t)m->from << 40 | (uint64_t)m->to << 32 | m->stream);
+  return (uint8_t)(x >> 29);
+}
+
+static void mesh_on_bulk(void *ctx, sim *s, int node, int peer,
+                         uint32_t stream_id, uint64_t offset,
+                         const uint8_t *data, size_t len) {
+  (void)s;
+  mesh_state *ms = ctx;
+  mesh_bulk *m = NULL;
+  for (int i = 0; i < ms->nbulk && !m; i++)
+    if (ms->bulk[i].opened && ms->bulk[i].from == peer &&
+        ms->bulk[i].to == node && ms->bulk[i].stream == stream_id)
+      m = &ms->bulk[i];
+  if (!m) {
+    /* bytes for a stream nobody opened */
+    ms->bulk[0].corrupt++;
+    return;
+  }
+  for (size_t i = 0; i < len; i++) {
+    uint64_t o = offset + i;
+    if (o >= m->size || data[i] != mesh_bulk_byte(m, o)) {
+      m->corrupt++;
+      continue;
+    }
+    if (m->bitmap[o / 8] & (1u << (o % 8)))
+      m->dups++;
+    else
+      m->got++;
+    m->bitmap[o / 8] |= (uint8_t)(1u << (o % 8));
+  }
+}
+
+static void mesh_bulk_writer(void *ctx, sim *s) {
+  mesh_bulk *m = ctx;
+  sim_node *src = sim_node_get(s, m->from), *dst = sim_node_get(s, m->to);
+  if (!m->opened) {
+    int rc = lc__tp_bulk_open(src->tp, dst->id.pk, &m->stream);
+    if (rc != 0) {
+      m->err = rc;
+      return;
+    }
+    m->opened = 1;
+  }
+  uint8_t buf[8192];
+  while (!m->fin_written) {
+    size_t n = m->size - m->written < sizeof buf
+                   ? (size_t)(m->size - m->written)
+                   : sizeof buf;
+    for (size_t i = 0; i < n; i++)
+      buf[i] = mesh_bulk_byte(m, m->written + i);
+    int fin = m->written + n == m->size;
+    int rc = lc__tp_bulk_write(src->tp, dst->id.pk, m->stream, buf, n, fin,
+                               sim_now(s));
+    if (rc == LC_EAGAIN)
+      break;
+    if (rc < 0) {
+      m->err = rc;
+      return;
+    }
+    m->written += (uint64_t)rc;
+    if (fin && (size_t)rc == n)
+      m->fin_written = 1;
+    if ((size_t)rc < n)
+      break;
+  }
+  sim_touch(s, m->from);
+  if (!m->fin_written)
+    sim_at(s, sim_now(s) + 2 * MS, mesh_bulk_writer, m);
+}
+
+static int mesh_bulk_complete(sim *s, const mesh_bulk *m) {
+  if (!m->fin_written || m->got < m->size)
+    return 0;
+  sim_node *dst = sim_node_get(s, m->to), *src = sim_node_get(s, m->from);
+  int done = 0, acked = 0;
+  for (size_t i = 0; i < dst->nbulk_done; i++)
+    done += dst->bulk_done[i].peer == m->from &&
+            dst->bulk_done[i].stream_id == m->stream;
+  for (size_t i = 0; i < src->nbulk_acked; i++)
+    acked += src->bulk_acked[i].peer == m->to &&
+             src->bulk_acked[i].stream_id == m->stream;
+  return done && acked;
+}
+
+static int pred_mesh(void *ctx, sim *s) {
+  mesh_state *ms = ctx;
+  if (pred_jobs_or_pending(NULL, s))
+    return 1;
+  for (int i = 0; i < ms->nbulk; i++)
+    if (ms->bulk[i].err == 0 && !mesh_bulk_complete(s, &ms->bulk[i]))
+      return 1;
+  return 0;
+}
+
+typedef struct {
+  int a, b, on;
+} mesh_cut;
+
+static void mesh_cut_fire(void *ctx, sim *s) {
+  mesh_cut *c = ctx;
+  sim_partition(s, c->a, c->b, c->on);
+}
+
+static void mesh_config(sim_rng *r, lc__tp_config *cfg) {
+  static const size_t mtus[] = {512, 1200, 1472, 1472, 8972, 65000};
+  sim_default_config(cfg);
+  cfg->max_datagram = mtus[sim_rng_below(r, 6)];
+  if (sim_rng_below(r, 2))
+    cfg->rekey_after_us = sim_rng_range(r, 100 * MS, 3 * SEC);
+  if (sim_rng_below(r, 3) == 0)
+    cfg->rekey_after_packets = sim_rng_range(r, 16, 500);
+  cfg->loss_tolerant = (int)sim_rng_below(r, 2);
+  if (sim_rng_below(r, 3) == 0) {
+    cfg->keepalive_us = sim_rng_range(r, 100 * MS, 2 * SEC);
+    if (sim_rng_below(r, 2))
+      cfg->idle_timeout_us = 15 * SEC + 10 * cfg->keepalive_us;
+  }
+}
+
+static int mesh_run(uint64_t seed) {
+  sim *s = test_sim(seed);
+  sim_rng *r = sim_rng_of(s);
+  lc__tp_config cfg;
+  mesh_config(r, &cfg);
+  int n = (int)sim_rng_range(r, 2, 4);
+  for (int i = 0; i < n; i++)
+    sim_add_node(s, &cfg);
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) {
+      if (i == j)
+        continue;
+      sim_link_params lp;
+      random_link(r, &lp);
+      lp.loss *= 2.0 / 3.0;
+      sim_link_set(s, i, j, &lp);
+    }
+
+  mesh_state *ms = calloc(1, sizeof *ms);
+  if (!ms)
+    abort();
+  for (int i = 0; i < n; i++) {
+    sim_node_get(s, i)->on_bulk = mesh_on_bulk;
+    sim_node_get(s, i)->on_bulk_ctx = ms;
+  }
+  ms->nbulk = (int)sim_rng_below(r, MESH_MAX_BULK + 1);
+  for (int i = 0; i < ms->nbulk; i++) {
+    mesh_bulk *m = &ms->bulk[i];
+    m->from = (int)sim_rng_below(r, (uint64_t)n);
+    m->to = (m->from + 1 + (int)sim_rng_below(r, (uint64_t)n - 1)) % n;
+    m->size = sim_rng_range(r, 1, 300000);
+    m->bitmap = calloc(m->size / 8 + 1, 1);
+    if (!m->bitmap)
+      abort();
+    sim_at(s, sim_now(s) + sim_rng_below(r, 2 * SEC), mesh_bulk_writer, m);
+  }
+  size_t nmsg = sim_rng_range(r, 10, 40), nunrel = sim_rng_range(r, 0, 8);
+  size_t nj = nmsg + nunrel;
+  job *jobs = calloc(nj, sizeof *jobs);
+  uint64_t *when = calloc(nj, sizeof *when);
+  if (!jobs || !when)
+    abort();
+  for (size_t i = 0; i < nj; i++) {
+    jobs[i].from = (int)sim_rng_below(r, (uint64_t)n);
+    jobs[i].to =
+        (jobs[i].from + 1 + (int)sim_rng_below(r, (uint64_t)n - 1)) % n;
+    jobs[i].unreliable = i >= nmsg;
+    uint64_t kind = sim_rng_below(r, 20);
+    jobs[i].len = kind == 0  ? sim_rng_range(r, 5000, 100000)
+                  : kind < 4 ? sim_rng_range(r, 1000, 5000)
+                             : sim_rng_range(r, 0, 1000);
+    when[i] = sim_now(s) + sim_rng_below(r, 3 * SEC);
+  }
+  jobs_schedule(s, jobs, nj, when);
+  int ncuts = (int)sim_rng_below(r, 3);
+  mesh_cut cuts[4];
+  for (int i = 0; i < ncuts; i++) {
+    int a = (int)sim_rng_below(r, (uint64_t)n);
+    int b = (a + 1 + (int)sim_rng_below(r, (uint64_t)n - 1)) % n;
+    uint64_t t = sim_now(s) + sim_rng_below(r, 3 * SEC);
+    cuts[2 * i] = (mesh_cut){a, b, 1};
+    cuts[2 * i + 1] = (mesh_cut){a, b, 0};
+    sim_at(s, t, mesh_cut_fire, &cuts[2 * i]);
+    sim_at(s, t + sim_rng_range(r, 100 * MS, 5 * SEC), mesh_cut_fire,
+           &cuts[2 * i + 1]);
+  }
+
+  int rr = sim_run_while(s, pred_mesh, ms, sim_now(s) + 600 * SEC);
+  int bad = 0;
+  if (rr != 0) {
+    sim_report(s, "mesh run ended with %d at t=%" PRIu64 " (%s)", rr,
+               sim_now(s), sim_failed(s) ? sim_failed(s) : "deadline");
+    bad = 1;
+  }
+  for (size_t i = 0; i < nj && !bad; i++)
+    if (jobs[i].rc != 0) {
+      sim_report(s, "send %zu (%d -> %d) failed: %s", i, jobs[i].from,
+                 jobs[i].to, lc_err_name(jobs[i].rc));
+      bad = 1;
+    }
+  for (int i = 0; i < n && !bad; i++)
+    for (int j = 0; j < n && !bad; j++)
+      if (i != j && sim_check_delivery(s, i, j, 1) != 0)
+        bad = 1;
+  for (int i = 0; i < ms->nbulk && !bad; i++) {
+    mesh_bulk *m = &ms->bulk[i];
+    if (m->err || m->dups || m->corrupt || m->got != m->size ||
+        !mesh_bulk_complete(s, m)) {
+      sim_report(s,
+                 "bulk %d -> %d stream %u: %" PRIu64 " of %" PRIu64
+                 " bytes, dups %" PRIu64 " corrupt %" PRIu64 " err %s",
+                 m->from, m->to, m->stream, m->got, m->size, m->dups,
+                 m->corrupt, lc_err_name(m->err));
+      bad = 1;
+    }
+  }
+  for (int i = 0; i < n && !bad; i++) {
+    sim_node *nd = sim_node_get(s, i);
+    if (nd->downs != 0) {
+      sim_report(s, "node %d: %" PRIu64 " sessions went down (last reason %d)",
+                 i, nd->downs, nd->last_down_reason);
+      bad = 1;
+    }
+  }
+  if (bad) {
+    for (int i = 0; i < n; i++)
+      for (int j = 0; j < n; j++) {
+        if (i == j)
+          continue;
+        lc__tp_session_stats st;
+        if (lc__tp_session_stats_get(sim_node_get(s, i)->tp,
+                                     sim_node_get(s, j)->id.pk, &st) != 0)
+          continue;
+        sim_report(s,
+                   "  %d -> %d: established %d, msgs sent %" PRIu64
+                   " acked %" PRIu64 ", queued %zu bytes, in flight %" PRIu64
+                   " of cwnd %" PRIu64 ", packets %" PRIu64 " lost %" PRIu64
+                   " pto %" PRIu64 ", keypairs %" PRIu64,
+                   i, j, st.established, st.msgs_sent, st.msgs_acked,
+                   st.send_queue_bytes, st.bytes_in_flight, st.cwnd,
+                   st.packets_sent, st.packets_lost, st.pto_count,
+                   st.keypairs_installed);
+      }
+    for (int i = 0; i < n; i++) {
+      lc__tp_stats ts;
+      lc__tp_stats_get(sim_node_get(s, i)->tp, &ts);
+      sim_report(s,
+                 "  node %d: received %" PRIu64 " sent %" PRIu64
+                 "; dropped malformed %" PRIu64 " auth %" PRIu64
+                 " replay %" PRIu64 " no_session %" PRIu64 " limit %" PRIu64
+                 " stale_hs %" PRIu64,
+                 i, ts.received, ts.sent, ts.drop_malformed, ts.drop_auth,
+                 ts.drop_replay, ts.drop_no_session, ts.drop_limit,
+                 ts.drop_stale_handshake);
+    }
+    for (int i = 0; i < ms->nbulk; i++)
+      sim_report(s,
+                 "  bulk %d -> %d stream %u: %" PRIu64 " of %" PRIu64
+                 " bytes written%s, %" PRIu64 " received, %" PRIu64
+                 " twice, %" PRIu64 " wrong",
+                 ms->bulk[i].from, ms->bulk[i].to, ms->bulk[i].stream,
+                 ms->bulk[i].written, ms->bulk[i].size,
+                 ms->bulk[i].fin_written ? " (fin)" : "", ms->bulk[i].got,
+                 ms->bulk[i].dups, ms->bulk[i].corrupt);
+  }
+  if (bad)
+    sim_report(s,
+               "config: %d nodes, max_datagram %zu, rekey %" PRIu64
+               " us / %" PRIu64 " packets, loss_tolerant %d, keepalive %" PRIu64
+               ", idle %" PRIu64 "; %d bulk, %zu messages, %d cuts",
+               n, cfg.max_datagram, cfg.rekey_after_us, cfg.rekey_after_packets,
+               cfg.loss_tolerant, cfg.keepalive_us, cfg.idle_timeout_us,
+               ms->nbulk, nmsg, ncuts);
+  for (int i = 0; i < ms->nbulk; i++)
+    free(ms->bulk[i].bitmap);
+  free(ms);
+  free(jobs);
+  free(when);
+  test_sim_done();
+  return bad ? -1 : 0;
+}
+
+static void test_random_meshes(void **state) {
+  (void)state;
+  int runs = 100;
+  const char *e = getenv("LC_SIM_RUNS");
+  if (e && atoi(e) > 0)
+    runs = atoi(e);
+  if (sim_seed_from_env())
+    runs = 1;
+  int failures = 0;
+  uint64_t first_bad = 0;
+  for (int i = 0; i < runs; i++) {
+    uint64_t seed = sim_seed(0x3e580000, (uint64_t)i);
+    if (mesh_run(seed) != 0 && failures++ == 0)
+      first_bad = seed;
+  }
+  if (failures)
+    fail_msg("%d of %d mesh seeds failed; first: LC_SIM_SEED=%" PRIu64,
+             failures, runs, first_bad);
 }
 
 /* ---- 7. bulk stream
@@ -993,12 +1356,19 @@ int main(void) {
       cmocka_unit_test_teardown(test_rtt_100ms, teardown),
       cmocka_unit_test_teardown(test_congestion, teardown),
       cmocka_unit_test_teardown(test_shrunken_window_waits, teardown),
+      cmocka_unit_test_teardown(test_slow_link, teardown),
       cmocka_unit_test_teardown(test_random_seeds, teardown),
+      cmocka_unit_test_teardown(test_random_meshes, teardown),
       cmocka_unit_test_teardown(test_bulk, teardown),
       cmocka_unit_test_teardown(test_restart, teardown),
       cmocka_unit_test_teardown(test_restart_peer_silent, teardown),
       cmocka_unit_test_teardown(test_replay_tamper, teardown),
       cmocka_unit_test_teardown(test_determinism, teardown),
   };
+  /* LC_SIM_TEST=<glob> runs only the scenarios it matches (with
+   * LC_SIM_SEED and LC_SIM_TRACE, to replay one failure) */
+  const char *only = getenv("LC_SIM_TEST");
+  if (only && *only)
+    cmocka_set_test_filter(only);
   return cmocka_run_group_tests_name("sim_transport", tests, NULL, NULL);
 }
