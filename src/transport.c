@@ -45,7 +45,10 @@ typedef struct {
   uint64_t id;  /* message seq or stream id */
 } tp_ref;
 
-enum { SENT_NONE = 0, SENT_OUTSTANDING = 1, SENT_DONE = 2 };
+/* LOST packets stay known for a while: a late ACK for one still counts
+ * for its data and for the RTT (spurious loss), which is what lets a sender
+ * whose timers fired too early (a slow link, a queue) recover. */
+enum { SENT_NONE = 0, SENT_OUTSTANDING = 1, SENT_DONE = 2, SENT_LOST = 3 };
 
 typedef struct {
   uint64_t pn;
@@ -888,8 +891,20 @@ static tp_sent *tp_sent_get(tp_peer *p, uint64_t pn) {
   return (s->state == SENT_OUTSTANDING && s->pn == pn) ? s : NULL;
 }
 
+/* An outstanding packet, or one declared lost that an ACK may still
+ * cover. */
+static tp_sent *tp_sent_get_ackable(tp_peer *p, uint64_t pn) {
+  if (pn < p->first_pn || pn >= p->next_pn)
+    return NULL;
+  tp_sent *s = &p->sent[pn % p->sent_cap];
+  return ((s->state == SENT_OUTSTANDING || s->state == SENT_LOST) &&
+          s->pn == pn)
+             ? s
+             : NULL;
+}
+
 static void tp_sent_lost(lc__tp *tp, tp_peer *p, tp_sent *s) {
-  s->state = SENT_DONE;
+  s->state = SENT_LOST;
   p->st.packets_lost++;
   if (s->in_flight)
     p->bytes_in_flight -= tp_min(p->bytes_in_flight, s->size);
@@ -899,10 +914,16 @@ static void tp_sent_lost(lc__tp *tp, tp_peer *p, tp_sent *s) {
     tp_on_frag_lost(tp, p, &s->refs[i]);
 }
 
-static void tp_sent_trim(tp_peer *p) {
-  while (p->first_pn < p->next_pn &&
-         p->sent[p->first_pn % p->sent_cap].state != SENT_OUTSTANDING)
+static void tp_sent_trim(const lc__tp *tp, tp_peer *p) {
+  /* a lost packet is remembered for four probe timeouts */
+  uint64_t keep = 4 * tp_pto_base(tp, p);
+  while (p->first_pn < p->next_pn) {
+    const tp_sent *s = &p->sent[p->first_pn % p->sent_cap];
+    if (s->state == SENT_OUTSTANDING ||
+        (s->state == SENT_LOST && s->time_sent + keep > tp->now))
+      break;
     p->first_pn++;
+  }
 }
 
 static void tp_detect_lost(lc__tp *tp, tp_peer *p) {
@@ -954,7 +975,7 @@ static void tp_detect_lost(lc__tp *tp, tp_peer *p) {
     tp_cc_on_congestion(tp, p, newest_lost_time);
   if (persistent)
     p->cwnd = tp_min_cwnd(tp);
-  tp_sent_trim(p);
+  tp_sent_trim(tp, p);
 }
 
 static uint64_t tp_loss_timer(const lc__tp *tp, const tp_peer *p) {
@@ -981,7 +1002,7 @@ static void tp_on_pto(lc__tp *tp, tp_peer *p) {
       p->st.packets_lost--; /* not declared lost, only set aside */
     }
   }
-  tp_sent_trim(p);
+  tp_sent_trim(tp, p);
 }
 
 /* ---- acknowledgements of what we sent --------------------------------- */
@@ -1049,7 +1070,7 @@ static void tp_on_ack(lc__tp *tp, tp_peer *p, const lc__frame *f) {
   int newly_largest = 0, new_eliciting = 0;
   uint64_t largest_sent_time = 0;
   /* first pass: what is newly acknowledged, for the RTT sample */
-  tp_sent *ls = tp_sent_get(p, largest);
+  tp_sent *ls = tp_sent_get_ackable(p, largest);
   if (ls) {
     newly_largest = 1;
     largest_sent_time = ls->time_sent;
@@ -1058,14 +1079,16 @@ static void tp_on_ack(lc__tp *tp, tp_peer *p, const lc__frame *f) {
     uint64_t a = tp_max(lo, p->first_pn);
     uint64_t b = tp_min(hi, p->next_pn ? p->next_pn - 1 : 0);
     for (uint64_t pn = a; p->next_pn && pn <= b; pn++) {
-      tp_sent *s = tp_sent_get(p, pn);
+      tp_sent *s = tp_sent_get_ackable(p, pn);
       if (!s)
         continue;
       new_eliciting |= s->ack_eliciting;
+      if (s->state == SENT_OUTSTANDING) {
+        if (s->ack_eliciting && p->ae_in_flight)
+          p->ae_in_flight--;
+        tp_cc_on_acked(tp, p, s);
+      }
       s->state = SENT_DONE;
-      if (s->ack_eliciting && p->ae_in_flight)
-        p->ae_in_flight--;
-      tp_cc_on_acked(tp, p, s);
       /* refs are copied: a callback may queue data but never touches the
        * sent ring */
       tp_sent copy = *s;
@@ -1923,7 +1946,7 @@ static int tp_build(lc__tp *tp, tp_peer *p, uint64_t now, lc__addr *to,
     p->pace_tokens -= (double)n;
   } else {
     s->state = SENT_DONE;
-    tp_sent_trim(p);
+    tp_sent_trim(tp, p);
   }
   p->st.packets_sent++;
   p->last_send_time = now;
