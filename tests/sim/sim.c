@@ -341,9 +341,20 @@ static int sim_peer_index(sim *s, const uint8_t peer[LC_PK_BYTES]) {
   return sim_node_by_pk(s, peer);
 }
 
+static uint64_t sim_msg_id_counter(const uint8_t id[LC_MSG_ID_BYTES],
+                                   int *sender);
+
 static void sim_emit(sim *s, const sim_node *n, int kind, int peer,
                      const uint8_t *msg_id, const uint8_t *data, size_t len,
                      int64_t arg) {
+  if (s->verbose) {
+    int sender = -1;
+    uint64_t c = msg_id ? sim_msg_id_counter(msg_id, &sender) : 0;
+    fprintf(stderr,
+            "%12" PRIu64 " event     %d: kind %d peer %d arg %" PRId64
+            " msg %d/%" PRIu64 " len %zu\n",
+            s->now, n->index, kind, peer, arg, sender, c, len);
+  }
   if (s->event_hook)
     s->event_hook(s->event_hook_ctx, s, n->index, kind, peer, msg_id, data, len,
                   arg);
