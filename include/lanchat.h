@@ -28,6 +28,13 @@ extern "C" {
 #define LC_VERSION_MINOR 1
 #define LC_VERSION_PATCH 0
 
+/* Marks the public API: the shared library exports these symbols only. */
+#if defined(__GNUC__) || defined(__clang__)
+#define LC_EXTERN __attribute__((visibility("default")))
+#else
+#define LC_EXTERN
+#endif
+
 /* Protocol version carried as the first field of every datagram. */
 #define LC_PROTOCOL_VERSION 1
 
@@ -70,14 +77,14 @@ typedef enum {
 
 /* Returns a human-readable message for any error code (lanchat's own or a
  * negative errno).  The string is static; never free it. */
-const char *lc_strerror(int err);
+LC_EXTERN const char *lc_strerror(int err);
 
 /* Returns the symbolic name of an error code ("LC_EAUTH", "ENOENT", ...), or
  * "UNKNOWN" for a code it does not know.  The string is static. */
-const char *lc_err_name(int err);
+LC_EXTERN const char *lc_err_name(int err);
 
 /* The library version as "MAJOR.MINOR.PATCH".  Static string. */
-const char *lc_version_string(void);
+LC_EXTERN const char *lc_version_string(void);
 
 #ifdef __cplusplus
 }
