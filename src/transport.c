@@ -205,6 +205,7 @@ typedef struct {
   uint64_t out_cap, out_base, next_seq;
   uint64_t send_cursor; /* first seq that may have unsent fragments */
   uint64_t peer_max_seq;
+  uint64_t peer_delivered; /* every seq below reached the peer's app */
   tp_fifo rtx_msg, rtx_bulk;
   size_t send_bytes;
   uint64_t ae_in_flight; /* ack-eliciting packets outstanding */
@@ -738,6 +739,7 @@ static void tp_session_end(lc__tp *tp, tp_peer *p, int reason, int err,
   p->out_cap = 64;
   p->out = calloc(p->out_cap, sizeof *p->out);
   p->out_base = p->next_seq = p->send_cursor = 0;
+  p->peer_delivered = 0;
   p->send_bytes = 0;
   p->peer_max_seq = LC_INITIAL_MSG_CREDIT;
   tp_fifo_clear(&p->rtx_msg);
@@ -756,7 +758,7 @@ static void tp_session_end(lc__tp *tp, tp_peer *p, int reason, int err,
     tp->cfg.cb.session_down(tp->cfg.user, p->pk, reason);
   for (uint64_t s = old_base; s < old_next; s++) {
     tp_out_msg *m = &old[s % old_cap];
-    if (m->nacked < m->nfrags) {
+    { /* still in the ring: never reported delivered by the peer */
       int rc = -1;
       if (requeue && p->out)
         rc = lc__tp_send_msg(tp, p->pk, m->id, m->data, m->len, tp->now);
@@ -1010,9 +1012,9 @@ static void tp_on_pto(lc__tp *tp, tp_peer *p) {
 static void tp_out_pop(lc__tp *tp, tp_peer *p) {
   (void)tp;
   while (p->out_base < p->next_seq) {
-    tp_out_msg *m = &p->out[p->out_base % p->out_cap];
-    if (m->nacked < m->nfrags)
+    if (p->out_base >= p->peer_delivered)
       break;
+    tp_out_msg *m = &p->out[p->out_base % p->out_cap];
     tp_out_msg_free(m);
     p->out_base++;
   }
@@ -1043,15 +1045,9 @@ static void tp_on_ref_acked(lc__tp *tp, tp_peer *p, const tp_ref *r) {
     if (!m || r->idx >= m->nfrags || m->fstate[r->idx] == FRAG_ACKED)
       return;
     m->fstate[r->idx] = FRAG_ACKED;
-    if (++m->nacked == m->nfrags) {
-      uint8_t id[LC_MSG_ID_BYTES];
-      memcpy(id, m->id, sizeof id);
-      p->send_bytes -= tp_min(p->send_bytes, m->len);
-      p->st.msgs_acked++;
-      tp_out_pop(tp, p);
-      if (tp->cfg.cb.message_acked)
-        tp->cfg.cb.message_acked(tp->cfg.user, p->pk, id);
-    }
+    m->nacked++;
+    /* Received is not delivered: the message may wait in the peer's
+     * reassembly for an earlier one.  message_acked waits for DELIVERED. */
   } else if (r->kind == REF_BULK) {
     tp_bulk_out *b = tp_bout_find(tp, p, (uint32_t)r->id);
     tp_chunk *c = b ? tp_chunk_get(b, r->idx) : NULL;
@@ -1060,6 +1056,33 @@ static void tp_on_ref_acked(lc__tp *tp, tp_peer *p, const tp_ref *r) {
     c->state = FRAG_ACKED;
     b->buffered -= tp_min(b->buffered, c->len);
     tp_bulk_out_pop(tp, p, b);
+  }
+}
+
+/* The peer handed every chat message below seq to its application: those
+ * messages are done, in order, and will never be sent again. */
+static void tp_on_delivered(lc__tp *tp, tp_peer *p, uint64_t seq) {
+  while (p->peer_delivered < seq) {
+    uint64_t s = p->peer_delivered++;
+    tp_out_msg *m = tp_out_get(p, s);
+    if (!m)
+      continue;
+    for (uint32_t i = 0; i < m->nfrags; i++)
+      m->fstate[i] = FRAG_ACKED;
+    m->nacked = m->nfrags;
+    if (m->next_unsent < m->nfrags)
+      m->next_unsent = m->nfrags;
+    uint8_t id[LC_MSG_ID_BYTES];
+    memcpy(id, m->id, sizeof id);
+    p->send_bytes -= tp_min(p->send_bytes, m->len);
+    p->st.msgs_acked++;
+    tp_out_pop(tp, p);
+    while (p->send_cursor < p->next_seq &&
+           p->out[p->send_cursor % p->out_cap].next_unsent >=
+               p->out[p->send_cursor % p->out_cap].nfrags)
+      p->send_cursor++;
+    if (tp->cfg.cb.message_acked)
+      tp->cfg.cb.message_acked(tp->cfg.user, p->pk, id);
   }
 }
 
@@ -1131,6 +1154,10 @@ static int tp_validate(lc__tp *tp, tp_peer *p, const lc__frame *fr, size_t n) {
     case LC_FR_ACK:
       if (f->u.ack.largest >= p->next_pn)
         return LC_EPROTO; /* acknowledges a packet never sent */
+      break;
+    case LC_FR_DELIVERED:
+      if (f->u.delivered.seq > p->next_seq)
+        return LC_EPROTO; /* claims a message never sent */
       break;
     case LC_FR_MSG: {
       uint64_t seq = f->u.msg.seq;
@@ -1371,6 +1398,9 @@ static int tp_process_payload(lc__tp *tp, tp_peer *p, uint64_t pn,
         b->peer_max_offset = f->u.bulk_credit.max_offset;
       break;
     }
+    case LC_FR_DELIVERED:
+      tp_on_delivered(tp, p, f->u.delivered.seq);
+      break;
     case LC_FR_CLOSE:
       closed = 1;
       break;
@@ -1694,6 +1724,17 @@ static void tp_add_ack(lc__tp *tp, tp_peer *p, lc__payload_writer *w,
     p->ack_dirty = 0;
     p->ack_needed = 0;
     p->unacked_eliciting = 0;
+  }
+  /* Every ACK carries the delivery point: it is how the sender learns
+   * that a message reached the application, not just the reassembly
+   * buffer.  It needs no retransmission of its own: the packet that made a
+   * delivery possible is ack-eliciting, and the sender probes until an ACK
+   * (and this frame with it) gets through. */
+  if (p->next_deliver > 0) {
+    memset(&f, 0, sizeof f);
+    f.type = LC_FR_DELIVERED;
+    f.u.delivered.seq = p->next_deliver;
+    lc__payload_add(w, &f);
   }
 }
 

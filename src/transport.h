@@ -50,7 +50,11 @@ typedef struct {
   void (*message)(void *user, const uint8_t peer[LC_PK_BYTES],
                   const uint8_t msg_id[LC_MSG_ID_BYTES], const uint8_t *data,
                   size_t len);
-  /* Every byte of a message we sent has been acknowledged by the peer. */
+  /* The peer's transport handed the message to its application (in
+   * order; so every earlier message too).  Received alone is not enough: a
+   * message waiting in the peer's reassembly for an earlier one is not
+   * acknowledged yet, so a restart of the peer never loses an acknowledged
+   * message. */
   void (*message_acked)(void *user, const uint8_t peer[LC_PK_BYTES],
                         const uint8_t msg_id[LC_MSG_ID_BYTES]);
   /* A message we sent will not be delivered by this session (it ended

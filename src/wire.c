@@ -225,6 +225,8 @@ size_t lc__frame_size(const lc__frame *f) {
            f->u.unrel.len;
   case LC_FR_MSG_CREDIT:
     return 1 + 1 + wire_uint_size(f->u.msg_credit.max_seq);
+  case LC_FR_DELIVERED:
+    return 1 + 1 + wire_uint_size(f->u.delivered.seq);
   case LC_FR_BULK_CREDIT:
     return 1 + 1 + wire_uint_size(f->u.bulk_credit.stream_id) +
            wire_uint_size(f->u.bulk_credit.max_offset);
@@ -269,6 +271,7 @@ static int wire_frame_check(const lc__frame *f) {
   case LC_FR_MSG_CREDIT:
   case LC_FR_BULK_CREDIT:
   case LC_FR_CLOSE:
+  case LC_FR_DELIVERED:
     return 0;
   case LC_FR_ACK: {
     if (f->u.ack.nranges > LC_ACK_RANGES_MAX ||
@@ -379,6 +382,11 @@ int lc__payload_add(lc__payload_writer *w, const lc__frame *f) {
     msgpack_pack_array(&pk, 2);
     msgpack_pack_uint64(&pk, LC_FR_MSG_CREDIT);
     msgpack_pack_uint64(&pk, f->u.msg_credit.max_seq);
+    break;
+  case LC_FR_DELIVERED:
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, LC_FR_DELIVERED);
+    msgpack_pack_uint64(&pk, f->u.delivered.seq);
     break;
   case LC_FR_BULK_CREDIT:
     msgpack_pack_array(&pk, 3);
@@ -762,7 +770,7 @@ static int wire_read_frame(wire_in *in, lc__frame *f, lc__ack_range *ranges,
   static const uint32_t arity[] = {
       [LC_FR_PING] = 1,        [LC_FR_ACK] = 5,   [LC_FR_MSG] = 6,
       [LC_FR_BULK] = 5,        [LC_FR_UNREL] = 2, [LC_FR_MSG_CREDIT] = 2,
-      [LC_FR_BULK_CREDIT] = 3, [LC_FR_CLOSE] = 2,
+      [LC_FR_BULK_CREDIT] = 3, [LC_FR_CLOSE] = 2, [LC_FR_DELIVERED] = 2,
   };
   if (type >= sizeof arity / sizeof arity[0])
     return LC_ETYPE;
@@ -801,6 +809,9 @@ static int wire_read_frame(wire_in *in, lc__frame *f, lc__ack_range *ranges,
     break;
   case LC_FR_MSG_CREDIT:
     WIRE_TRY(wire_read_u64(in, &f->u.msg_credit.max_seq));
+    break;
+  case LC_FR_DELIVERED:
+    WIRE_TRY(wire_read_u64(in, &f->u.delivered.seq));
     break;
   case LC_FR_BULK_CREDIT:
     WIRE_TRY(wire_read_u32(in, &f->u.bulk_credit.stream_id));

@@ -96,7 +96,9 @@ enum {
   LC_FR_UNREL = 4,       /* [4, data bin] unreliable (presence, typing) */
   LC_FR_MSG_CREDIT = 5,  /* [5, max_seq]: peer may send chat seq < max_seq */
   LC_FR_BULK_CREDIT = 6, /* [6, stream_id, max_offset] */
-  LC_FR_CLOSE = 7        /* [7, code int] */
+  LC_FR_CLOSE = 7,       /* [7, code int] */
+  LC_FR_DELIVERED = 8    /* [8, seq]: every chat seq < seq was handed to
+                            the receiving application */
 };
 
 #define LC_MSG_ID_BYTES 16
@@ -149,6 +151,9 @@ typedef struct {
     struct {
       int64_t code;
     } close;
+    struct {
+      uint64_t seq;
+    } delivered;
   } u;
 } lc__frame;
 

@@ -110,6 +110,8 @@ static int frame_equal(const lc__frame *a, const lc__frame *b) {
                        b->u.unrel.len);
   case LC_FR_MSG_CREDIT:
     return a->u.msg_credit.max_seq == b->u.msg_credit.max_seq;
+  case LC_FR_DELIVERED:
+    return a->u.delivered.seq == b->u.delivered.seq;
   case LC_FR_BULK_CREDIT:
     return a->u.bulk_credit.stream_id == b->u.bulk_credit.stream_id &&
            a->u.bulk_credit.max_offset == b->u.bulk_credit.max_offset;
@@ -423,7 +425,7 @@ static void test_encode_refuses_invalid(void **state) {
   lc__payload_init(&w, buf, sizeof buf);
   lc__frame f;
   memset(&f, 0, sizeof f);
-  f.type = 8;
+  f.type = 9;
   assert_int_equal(lc__payload_add(&w, &f), LC_EINVAL);
   f.type = LC_FR_MSG;
   f.u.msg.total_len = 4;
@@ -473,6 +475,10 @@ static void test_roundtrip_frames(void **state) {
     memset(&f, 0, sizeof f);
     f.type = LC_FR_MSG_CREDIT;
     f.u.msg_credit.max_seq = u64_edges[i];
+    payload_roundtrip(&f, 1, buf);
+    memset(&f, 0, sizeof f);
+    f.type = LC_FR_DELIVERED;
+    f.u.delivered.seq = u64_edges[i];
     payload_roundtrip(&f, 1, buf);
     for (size_t j = 0; j < NELEM(u32_edges); j++) {
       memset(&f, 0, sizeof f);
@@ -887,7 +893,8 @@ static const bad_case bad_payloads[] = {
     {"frame is integer", "91 00", LC_EPROTO},
     {"frame is empty", "91 90", LC_EPROTO},
     {"frame array16 header cut", "91 dc 00", LC_ETRUNC},
-    {"frame type 8", "91 91 08", LC_ETYPE},
+    {"frame type 9", "91 91 09", LC_ETYPE},
+    {"DELIVERED without its seq", "91 91 08", LC_EPROTO},
     {"frame type 255", "91 91 cc ff", LC_ETYPE},
     {"frame type -1", "91 91 ff", LC_ETYPE},
     {"frame type string", "91 91 a0", LC_EFIELD},
