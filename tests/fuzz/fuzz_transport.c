@@ -675,6 +675,19 @@ int main(int argc, char **argv) {
   gen_time(&in, 20000);
   gen_write(argv[1], "bulk-acked", &in);
 
+  /* a message from the transport, acknowledged and reported delivered */
+  memset(&in, 0, sizeof in);
+  api[0] = 0x00; /* send_msg, 39 bytes */
+  gen_chunk(&in, FT_API, api, sizeof api);
+  gen_time(&in, 3000);
+  gen_chunk(&in, FT_ACK, NULL, 0);
+  memset(f, 0, sizeof f);
+  f[0].type = LC_FR_DELIVERED;
+  f[0].u.delivered.seq = 1;
+  gen_payload(&in, f, 1);
+  gen_time(&in, 20000);
+  gen_write(argv[1], "delivered", &in);
+
   /* unreliable from the transport, a skipped packet number, a raw garbage
    * datagram, a replay, and a close from the API */
   memset(&in, 0, sizeof in);
