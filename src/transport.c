@@ -1090,7 +1090,7 @@ static void tp_on_ack(lc__tp *tp, tp_peer *p, const lc__frame *f) {
   uint64_t largest = f->u.ack.largest;
   uint64_t hi = largest, lo = largest - f->u.ack.first_range;
   size_t ri = 0;
-  int newly_largest = 0, new_eliciting = 0;
+  int newly_largest = 0, new_eliciting = 0, any_new = 0;
   uint64_t largest_sent_time = 0;
   /* first pass: what is newly acknowledged, for the RTT sample */
   tp_sent *ls = tp_sent_get_ackable(p, largest);
@@ -1106,6 +1106,7 @@ static void tp_on_ack(lc__tp *tp, tp_peer *p, const lc__frame *f) {
       if (!s)
         continue;
       new_eliciting |= s->ack_eliciting;
+      any_new = 1;
       if (s->state == SENT_OUTSTANDING) {
         if (s->ack_eliciting && p->ae_in_flight)
           p->ae_in_flight--;
@@ -1132,8 +1133,11 @@ static void tp_on_ack(lc__tp *tp, tp_peer *p, const lc__frame *f) {
   if (newly_largest && new_eliciting)
     tp_rtt_sample(tp, p, tp->now - largest_sent_time, f->u.ack.ack_delay_us);
   tp_detect_lost(tp, p);
-  p->pto_count = 0;
-  p->probes = 0;
+  /* RFC 9002 A.7: only an ACK of something new proves the path works */
+  if (any_new) {
+    p->pto_count = 0;
+    p->probes = 0;
+  }
 }
 
 /* ---- incoming data frames --------------------------------------------- */

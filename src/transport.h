@@ -110,8 +110,12 @@ void lc__tp_config_default(lc__tp_config *cfg);
 
 typedef struct lc__tp lc__tp;
 
-/* Creates a transport for identity id (copied).  Errors: LC_EINVAL,
- * LC_ENOMEM. */
+/* Creates a transport for identity id (copied).  Errors: LC_ENOMEM,
+ * LC_EINVAL for a configuration it cannot honour: max_datagram outside
+ * 512..LC_DATAGRAM_MAX-1, msg_window below 256 or bulk_window below 1 MiB
+ * (the initial credits every peer may assume), max_reassembly_bytes below
+ * twice max_msg_bytes, a zero initial_rtt_us, pto_max_us or limit, no
+ * random function. */
 int lc__tp_new(lc__tp **out, const lc__identity *id, const lc__tp_config *cfg);
 /* Frees everything.  No callback runs.  NULL is a no-op. */
 void lc__tp_free(lc__tp *tp);
