@@ -1242,3 +1242,13 @@ int sim_check_delivery(sim *s, int from, int to, int want_acked) {
   }
   return bad ? -1 : 0;
 }
+
+int sim_pred_pending(void *ctx, sim *s) {
+  (void)ctx;
+  int n = sim_node_count(s);
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++)
+      if (i != j && !sim_all_delivered(s, i, j, 1))
+        return 1;
+  return 0;
+}

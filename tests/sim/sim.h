@@ -11,6 +11,7 @@
 #ifndef LC_SIM_H
 #define LC_SIM_H
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -277,6 +278,24 @@ uint64_t sim_trace_hash(const sim *s);
 int sim_check_delivery(sim *s, int from, int to, int want_acked);
 /* 1 if all of from's messages to `to` have been delivered (and acked). */
 int sim_all_delivered(sim *s, int from, int to, int want_acked);
+
+/* 1 while some message between any two nodes is undelivered or unacked
+ * (a sim_pred_fn for sim_run_while). */
+int sim_pred_pending(void *ctx, sim *s);
+
+/* In cmocka tests (include <cmocka.h> first): fails the test, naming the
+ * seed, unless cond holds. */
+#ifdef fail_msg
+#define SIM_CHECK(s, cond, ...)                                                \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      sim_report((s), __VA_ARGS__);                                            \
+      fail_msg("%s:%d: %s (seed %" PRIu64 ", replay: LC_SIM_SEED=%" PRIu64     \
+               ")",                                                            \
+               __FILE__, __LINE__, #cond, sim_seed_of(s), sim_seed_of(s));     \
+    }                                                                          \
+  } while (0)
+#endif
 
 /* Prints "sim seed=<seed> (replay: LC_SIM_SEED=<seed>): " + message to
  * stderr. */

@@ -17,16 +17,6 @@
 #define MS UINT64_C(1000)
 #define SEC UINT64_C(1000000)
 
-#define CHECK(s, cond, ...)                                                    \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      sim_report((s), __VA_ARGS__);                                            \
-      fail_msg("%s:%d: %s (seed %" PRIu64 ", replay: LC_SIM_SEED=%" PRIu64     \
-               ")",                                                            \
-               __FILE__, __LINE__, #cond, sim_seed_of(s), sim_seed_of(s));     \
-    }                                                                          \
-  } while (0)
-
 static sim *g_sim;
 
 static sim *new_sim(uint64_t base) {
@@ -43,20 +33,10 @@ static int teardown(void **state) {
   return 0;
 }
 
-static int pred_pending(void *ctx, sim *s) {
-  (void)ctx;
-  int n = sim_node_count(s);
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++)
-      if (i != j && !sim_all_delivered(s, i, j, 1))
-        return 1;
-  return 0;
-}
-
 static void clean(sim *s) {
-  CHECK(s, sim_failed(s) == NULL, "simulator: %s",
-        sim_failed(s) ? sim_failed(s) : "");
-  CHECK(s, sim_invariant_violations(s) == 0, "cwnd invariant violated");
+  SIM_CHECK(s, sim_failed(s) == NULL, "simulator: %s",
+            sim_failed(s) ? sim_failed(s) : "");
+  SIM_CHECK(s, sim_invariant_violations(s) == 0, "cwnd invariant violated");
 }
 
 static lc__tp_session_stats stats(sim *s, int node, int peer) {
@@ -88,24 +68,25 @@ static void test_rekey_packets(void **state) {
     if (i % 3 == 0)
       assert_int_equal(sim_send_msg(s, b, a, 200), 0);
   }
-  CHECK(s, sim_run_while(s, pred_pending, NULL, sim_now(s) + 120 * SEC) == 0,
-        "not all delivered");
+  SIM_CHECK(
+      s, sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 120 * SEC) == 0,
+      "not all delivered");
   clean(s);
-  CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
-  CHECK(s, sim_check_delivery(s, b, a, 1) == 0, "b -> a");
+  SIM_CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
+  SIM_CHECK(s, sim_check_delivery(s, b, a, 1) == 0, "b -> a");
   lc__tp_session_stats sa = stats(s, a, b), sb = stats(s, b, a);
   /* thousands of packets at 200 per keypair: many rekeys on each side */
-  CHECK(s, sa.keypairs_installed >= 8, "a installed %" PRIu64 " keypairs",
-        sa.keypairs_installed);
-  CHECK(s, sb.keypairs_installed >= 8, "b installed %" PRIu64 " keypairs",
-        sb.keypairs_installed);
+  SIM_CHECK(s, sa.keypairs_installed >= 8, "a installed %" PRIu64 " keypairs",
+            sa.keypairs_installed);
+  SIM_CHECK(s, sb.keypairs_installed >= 8, "b installed %" PRIu64 " keypairs",
+            sb.keypairs_installed);
   /* a rekey never looks like a restart */
-  CHECK(s, sim_node_get(s, a)->downs == 0 && sim_node_get(s, b)->downs == 0,
-        "a session went down during rekeying");
+  SIM_CHECK(s, sim_node_get(s, a)->downs == 0 && sim_node_get(s, b)->downs == 0,
+            "a session went down during rekeying");
   lc__tp_stats ts;
   lc__tp_stats_get(sim_node_get(s, b)->tp, &ts);
-  CHECK(s, ts.drop_auth == 0, "%" PRIu64 " datagrams failed authentication",
-        ts.drop_auth);
+  SIM_CHECK(s, ts.drop_auth == 0, "%" PRIu64 " datagrams failed authentication",
+            ts.drop_auth);
 }
 
 /* Rekeying by time, with sparse traffic for a minute of virtual time. */
@@ -123,15 +104,17 @@ static void test_rekey_time(void **state) {
     assert_int_equal(sim_send_msg(s, b, a, 64), 0);
     assert_int_equal(sim_run_until(s, sim_now(s) + SEC), 0);
   }
-  CHECK(s, sim_run_while(s, pred_pending, NULL, sim_now(s) + 10 * SEC) == 0,
-        "not all delivered");
+  SIM_CHECK(
+      s, sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 10 * SEC) == 0,
+      "not all delivered");
   clean(s);
-  CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
-  CHECK(s, sim_check_delivery(s, b, a, 1) == 0, "b -> a");
+  SIM_CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
+  SIM_CHECK(s, sim_check_delivery(s, b, a, 1) == 0, "b -> a");
   lc__tp_session_stats sa = stats(s, a, b);
   /* about one new keypair every 2 s over 60 s */
-  CHECK(s, sa.keypairs_installed >= 20 && sa.keypairs_installed <= 80,
-        "%" PRIu64 " keypairs in 60 s at one per 2 s", sa.keypairs_installed);
+  SIM_CHECK(s, sa.keypairs_installed >= 20 && sa.keypairs_installed <= 80,
+            "%" PRIu64 " keypairs in 60 s at one per 2 s",
+            sa.keypairs_installed);
 }
 
 /* Both ends start a handshake at the same instant: one session each way,
@@ -144,21 +127,23 @@ static void test_crossed_handshake(void **state) {
   sim_link_set_both(s, a, b, &lp);
   assert_int_equal(sim_send_msg(s, a, b, 10), 0);
   assert_int_equal(sim_send_msg(s, b, a, 10), 0);
-  CHECK(s, sim_run_while(s, pred_pending, NULL, sim_now(s) + 5 * SEC) == 0,
-        "not delivered");
+  SIM_CHECK(s,
+            sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 5 * SEC) == 0,
+            "not delivered");
   assert_int_equal(sim_run_until(s, sim_now(s) + 2 * SEC), 0);
   clean(s);
-  CHECK(s, sim_node_get(s, a)->ups == 1 && sim_node_get(s, b)->ups == 1,
-        "ups a=%" PRIu64 " b=%" PRIu64, sim_node_get(s, a)->ups,
-        sim_node_get(s, b)->ups);
-  CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
-  CHECK(s, sim_check_delivery(s, b, a, 1) == 0, "b -> a");
+  SIM_CHECK(s, sim_node_get(s, a)->ups == 1 && sim_node_get(s, b)->ups == 1,
+            "ups a=%" PRIu64 " b=%" PRIu64, sim_node_get(s, a)->ups,
+            sim_node_get(s, b)->ups);
+  SIM_CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
+  SIM_CHECK(s, sim_check_delivery(s, b, a, 1) == 0, "b -> a");
   /* two handshakes crossed: each side holds both keypairs */
-  CHECK(s, stats(s, a, b).keypairs_installed == 2, "a keypairs");
+  SIM_CHECK(s, stats(s, a, b).keypairs_installed == 2, "a keypairs");
   for (int i = 0; i < 50; i++)
     assert_int_equal(sim_send_msg(s, a, b, 500), 0);
-  CHECK(s, sim_run_while(s, pred_pending, NULL, sim_now(s) + 5 * SEC) == 0,
-        "not delivered after the crossing");
+  SIM_CHECK(s,
+            sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 5 * SEC) == 0,
+            "not delivered after the crossing");
 }
 
 /* Idle timeout: a long partition ends the session on both sides; the
@@ -174,31 +159,33 @@ static void test_idle_timeout(void **state) {
   sim_link_params lp = {.delay_us = 1 * MS};
   sim_link_set_both(s, a, b, &lp);
   assert_int_equal(sim_send_msg(s, a, b, 10), 0);
-  CHECK(s, sim_run_while(s, pred_pending, NULL, sim_now(s) + 2 * SEC) == 0,
-        "first message");
+  SIM_CHECK(s,
+            sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 2 * SEC) == 0,
+            "first message");
   sim_partition(s, a, b, 1);
   for (int i = 0; i < 5; i++)
     assert_int_equal(sim_send_msg(s, a, b, 100), 0);
   assert_int_equal(sim_run_until(s, sim_now(s) + 6 * SEC), 0);
   sim_node *na = sim_node_get(s, a), *nb = sim_node_get(s, b);
-  CHECK(s, na->downs == 1 && na->last_down_reason == LC_DOWN_IDLE,
-        "a: downs %" PRIu64 " reason %d", na->downs, na->last_down_reason);
-  CHECK(s, nb->downs == 1 && nb->last_down_reason == LC_DOWN_IDLE,
-        "b: downs %" PRIu64 " reason %d", nb->downs, nb->last_down_reason);
-  CHECK(s, na->nfailed == 5, "%zu of 5 messages reported failed", na->nfailed);
+  SIM_CHECK(s, na->downs == 1 && na->last_down_reason == LC_DOWN_IDLE,
+            "a: downs %" PRIu64 " reason %d", na->downs, na->last_down_reason);
+  SIM_CHECK(s, nb->downs == 1 && nb->last_down_reason == LC_DOWN_IDLE,
+            "b: downs %" PRIu64 " reason %d", nb->downs, nb->last_down_reason);
+  SIM_CHECK(s, na->nfailed == 5, "%zu of 5 messages reported failed",
+            na->nfailed);
   for (size_t i = 0; i < na->nfailed; i++)
-    CHECK(s, na->failed[i].err == LC_ETIMEDOUT, "failure %zu: %s", i,
-          lc_err_name(na->failed[i].err));
-  CHECK(s, nb->nmsgs == 1, "b got %zu messages", nb->nmsgs);
+    SIM_CHECK(s, na->failed[i].err == LC_ETIMEDOUT, "failure %zu: %s", i,
+              lc_err_name(na->failed[i].err));
+  SIM_CHECK(s, nb->nmsgs == 1, "b got %zu messages", nb->nmsgs);
   sim_partition(s, a, b, 0);
   size_t before = nb->nmsgs;
   for (int i = 0; i < 5; i++)
     assert_int_equal(sim_send_msg(s, a, b, 100), 0);
   assert_int_equal(sim_run_until(s, sim_now(s) + 3 * SEC), 0);
   clean(s);
-  CHECK(s, nb->nmsgs == before + 5, "after the heal b got %zu new",
-        nb->nmsgs - before);
-  CHECK(s, na->ups == 2 && nb->ups == 2, "a new session each side");
+  SIM_CHECK(s, nb->nmsgs == before + 5, "after the heal b got %zu new",
+            nb->nmsgs - before);
+  SIM_CHECK(s, na->ups == 2 && nb->ups == 2, "a new session each side");
 }
 
 /* Keepalive keeps a quiet session from its idle timeout. */
@@ -215,12 +202,12 @@ static void test_keepalive(void **state) {
   assert_int_equal(sim_send_msg(s, a, b, 10), 0);
   assert_int_equal(sim_run_until(s, sim_now(s) + 30 * SEC), 0);
   clean(s);
-  CHECK(s, sim_node_get(s, a)->downs == 0 && sim_node_get(s, b)->downs == 0,
-        "a quiet session with keepalives expired");
+  SIM_CHECK(s, sim_node_get(s, a)->downs == 0 && sim_node_get(s, b)->downs == 0,
+            "a quiet session with keepalives expired");
   const sim_link_stats *ls = sim_link_stats_of(s, a, b);
   /* about one keepalive a second, not a flood */
-  CHECK(s, ls->sent >= 15 && ls->sent <= 200, "%" PRIu64 " datagrams in 30 s",
-        ls->sent);
+  SIM_CHECK(s, ls->sent >= 15 && ls->sent <= 200,
+            "%" PRIu64 " datagrams in 30 s", ls->sent);
 }
 
 /* Close: the peer learns at once; pending messages fail with LC_ECLOSED on
@@ -232,23 +219,25 @@ static void test_close(void **state) {
   sim_link_params lp = {.delay_us = 1 * MS};
   sim_link_set_both(s, a, b, &lp);
   assert_int_equal(sim_send_msg(s, a, b, 10), 0);
-  CHECK(s, sim_run_while(s, pred_pending, NULL, sim_now(s) + 2 * SEC) == 0,
-        "first message");
+  SIM_CHECK(s,
+            sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 2 * SEC) == 0,
+            "first message");
   sim_node *na = sim_node_get(s, a), *nb = sim_node_get(s, b);
   assert_int_equal(lc__tp_close(na->tp, nb->id.pk, sim_now(s)), 0);
   sim_touch(s, a);
   assert_int_equal(sim_run_until(s, sim_now(s) + 100 * MS), 0);
-  CHECK(s, na->downs == 1 && na->last_down_reason == LC_DOWN_CLOSED,
-        "a: downs %" PRIu64 " reason %d", na->downs, na->last_down_reason);
-  CHECK(s, nb->downs == 1 && nb->last_down_reason == LC_DOWN_PEER,
-        "b: downs %" PRIu64 " reason %d", nb->downs, nb->last_down_reason);
+  SIM_CHECK(s, na->downs == 1 && na->last_down_reason == LC_DOWN_CLOSED,
+            "a: downs %" PRIu64 " reason %d", na->downs, na->last_down_reason);
+  SIM_CHECK(s, nb->downs == 1 && nb->last_down_reason == LC_DOWN_PEER,
+            "b: downs %" PRIu64 " reason %d", nb->downs, nb->last_down_reason);
   assert_int_equal(lc__tp_close(na->tp, nb->id.pk, sim_now(s)), LC_ENOSESSION);
   assert_int_equal(sim_send_msg(s, b, a, 42), 0);
-  CHECK(s, sim_run_while(s, pred_pending, NULL, sim_now(s) + 2 * SEC) == 0,
-        "after close");
+  SIM_CHECK(s,
+            sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 2 * SEC) == 0,
+            "after close");
   clean(s);
-  CHECK(s, sim_check_delivery(s, b, a, 1) == 0, "b -> a");
-  CHECK(s, na->ups == 2 && nb->ups == 2, "a second session");
+  SIM_CHECK(s, sim_check_delivery(s, b, a, 1) == 0, "b -> a");
+  SIM_CHECK(s, na->ups == 2 && nb->ups == 2, "a second session");
 }
 
 static int pred_unrel(void *ctx, sim *s) {
@@ -264,8 +253,9 @@ static void test_unreliable(void **state) {
   sim_link_params lp = {.delay_us = 1 * MS};
   sim_link_set_both(s, a, b, &lp);
   assert_int_equal(sim_send_msg(s, a, b, 1), 0); /* brings the session up */
-  CHECK(s, sim_run_while(s, pred_pending, NULL, sim_now(s) + 2 * SEC) == 0,
-        "session");
+  SIM_CHECK(s,
+            sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 2 * SEC) == 0,
+            "session");
   uint8_t buf[300];
   memset(buf, 0x5a, sizeof buf);
   for (int i = 0; i < 20; i++) {
@@ -273,8 +263,8 @@ static void test_unreliable(void **state) {
     assert_int_equal(sim_run_until(s, sim_now(s) + 10 * MS), 0);
   }
   uint64_t want = 20;
-  CHECK(s, sim_run_while(s, pred_unrel, &want, sim_now(s) + SEC) == 0,
-        "clean link: %" PRIu64 " of 20", sim_node_get(s, b)->unrel_count);
+  SIM_CHECK(s, sim_run_while(s, pred_unrel, &want, sim_now(s) + SEC) == 0,
+            "clean link: %" PRIu64 " of 20", sim_node_get(s, b)->unrel_count);
   lp.loss = 0.3;
   lp.dup = 0.2;
   sim_link_set_both(s, a, b, &lp);
@@ -285,7 +275,7 @@ static void test_unreliable(void **state) {
   assert_int_equal(sim_run_until(s, sim_now(s) + 2 * SEC), 0);
   clean(s);
   uint64_t got = sim_node_get(s, b)->unrel_count - 20;
-  CHECK(s, got < 200 && got > 100, "lossy link: %" PRIu64 " of 200", got);
+  SIM_CHECK(s, got < 200 && got > 100, "lossy link: %" PRIu64 " of 200", got);
   /* too big for one packet: refused, not fragmented */
   static uint8_t big[2000];
   assert_int_equal(sim_send_unreliable(s, a, b, big, sizeof big), LC_ETOOBIG);
@@ -307,14 +297,15 @@ static void test_credit(void **state) {
   sim_link_set_both(s, a, b, &lp);
   for (int i = 0; i < 5000; i++)
     assert_int_equal(sim_send_msg(s, a, b, 50), 0);
-  CHECK(s, sim_run_while(s, pred_pending, NULL, sim_now(s) + 60 * SEC) == 0,
-        "not delivered");
+  SIM_CHECK(
+      s, sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 60 * SEC) == 0,
+      "not delivered");
   clean(s);
-  CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
+  SIM_CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
   lc__tp_stats ts;
   lc__tp_stats_get(sim_node_get(s, b)->tp, &ts);
-  CHECK(s, ts.drop_limit == 0,
-        "the sender overran the credit %" PRIu64 " times", ts.drop_limit);
+  SIM_CHECK(s, ts.drop_limit == 0,
+            "the sender overran the credit %" PRIu64 " times", ts.drop_limit);
 }
 
 /* A node that allows two sessions refuses a third peer's HELLO, counts it,
@@ -334,20 +325,21 @@ static void test_session_limit(void **state) {
   assert_int_equal(sim_send_msg(s, p1, hub, 10), 0);
   assert_int_equal(sim_send_msg(s, p2, hub, 10), 0);
   assert_int_equal(sim_run_until(s, sim_now(s) + 2 * SEC), 0);
-  CHECK(s, sim_all_delivered(s, p1, hub, 1) && sim_all_delivered(s, p2, hub, 1),
-        "the first two peers");
+  SIM_CHECK(
+      s, sim_all_delivered(s, p1, hub, 1) && sim_all_delivered(s, p2, hub, 1),
+      "the first two peers");
   lc__tp_stats before, after;
   lc__tp_stats_get(sim_node_get(s, hub)->tp, &before);
   /* p3 knows the hub's address, the hub has no room for p3 */
   assert_int_equal(sim_send_msg(s, p3, hub, 10), 0);
   assert_int_equal(sim_run_until(s, sim_now(s) + 2 * SEC), 0);
   lc__tp_stats_get(sim_node_get(s, hub)->tp, &after);
-  CHECK(s, !sim_all_delivered(s, p3, hub, 0), "a third session was made");
-  CHECK(s, after.drop_limit > before.drop_limit, "refusals not counted");
+  SIM_CHECK(s, !sim_all_delivered(s, p3, hub, 0), "a third session was made");
+  SIM_CHECK(s, after.drop_limit > before.drop_limit, "refusals not counted");
   assert_int_equal(sim_send_msg(s, p1, hub, 10), 0);
   assert_int_equal(sim_run_until(s, sim_now(s) + 2 * SEC), 0);
   clean(s);
-  CHECK(s, sim_all_delivered(s, p1, hub, 1), "the hub stopped serving p1");
+  SIM_CHECK(s, sim_all_delivered(s, p1, hub, 1), "the hub stopped serving p1");
 }
 
 /* The errors the API promises. */
@@ -401,8 +393,8 @@ static void test_api_errors(void **state) {
   sim_touch(s, a);
   assert_int_equal(sim_run_until(s, sim_now(s) + 2 * SEC), 0);
   clean(s);
-  CHECK(s, nb->nmsgs == 3, "b got %zu of 3", nb->nmsgs);
-  CHECK(s, nb->nbulk_done == 1, "the bulk stream");
+  SIM_CHECK(s, nb->nmsgs == 3, "b got %zu of 3", nb->nmsgs);
+  SIM_CHECK(s, nb->nbulk_done == 1, "the bulk stream");
 }
 
 int main(void) {

@@ -22,17 +22,6 @@
 #define MS UINT64_C(1000)
 #define SEC UINT64_C(1000000)
 
-/* Fails the test, naming the seed, unless cond holds. */
-#define SIM_CHECK(s, cond, ...)                                                \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      sim_report((s), __VA_ARGS__);                                            \
-      fail_msg("%s:%d: %s (seed %" PRIu64 ", replay: LC_SIM_SEED=%" PRIu64     \
-               ")",                                                            \
-               __FILE__, __LINE__, #cond, sim_seed_of(s), sim_seed_of(s));     \
-    }                                                                          \
-  } while (0)
-
 /* The simulator of the running test, freed by the teardown even when an
  * assertion jumps out of the test. */
 static sim *g_sim;
@@ -70,17 +59,6 @@ static void check_clean(sim *s) {
 
 /* ---- predicates -----------------------------------------------------------
  */
-
-/* 1 while some message between any two nodes is undelivered or unacked. */
-static int pred_pending(void *ctx, sim *s) {
-  (void)ctx;
-  int n = sim_node_count(s);
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++)
-      if (i != j && !sim_all_delivered(s, i, j, 1))
-        return 1;
-  return 0;
-}
 
 /* 1 until every node has at least one session up. */
 static int pred_not_up(void *ctx, sim *s) {
@@ -128,7 +106,7 @@ static void jobs_schedule(sim *s, job *jobs, size_t n, const uint64_t *when) {
 }
 
 static int pred_jobs_or_pending(void *ctx, sim *s) {
-  return g_jobs_pending > 0 || pred_pending(ctx, s);
+  return g_jobs_pending > 0 || sim_pred_pending(ctx, s);
 }
 
 static void jobs_check(sim *s, const job *jobs, size_t n) {
@@ -155,7 +133,7 @@ static void test_clean_link(void **state) {
   int rc = sim_send_msg(s, a, b, 300);
   assert_int_equal(rc, 0);
   uint64_t t0 = sim_now(s);
-  SIM_CHECK(s, sim_run_while(s, pred_pending, NULL, t0 + 5 * SEC) == 0,
+  SIM_CHECK(s, sim_run_while(s, sim_pred_pending, NULL, t0 + 5 * SEC) == 0,
             "not delivered within 5 s");
   check_clean(s);
 
@@ -270,8 +248,9 @@ static void test_partition(void **state) {
   /* warm up: a session with an RTT estimate */
   for (int i = 0; i < 20; i++)
     assert_int_equal(sim_send_msg(s, a, b, 200), 0);
-  SIM_CHECK(s, sim_run_while(s, pred_pending, NULL, sim_now(s) + 10 * SEC) == 0,
-            "warm-up not delivered");
+  SIM_CHECK(
+      s, sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 10 * SEC) == 0,
+      "warm-up not delivered");
   size_t before = sim_node_get(s, b)->nmsgs;
 
   uint64_t t_cut = sim_now(s) + 100 * MS;
@@ -299,7 +278,7 @@ static void test_partition(void **state) {
    * the first probe after the heal leaves at most 1 s later; it and the
    * retransmissions it triggers need a few RTTs (~2 ms each) and one
    * loss-detection round at 2% loss.  2 s leaves room for that. */
-  int r = sim_run_while(s, pred_pending, NULL, t_heal + 2 * SEC);
+  int r = sim_run_while(s, sim_pred_pending, NULL, t_heal + 2 * SEC);
   SIM_CHECK(s, r == 0, "not all delivered within 2 s of the heal");
   jobs_check(s, jobs, N);
   SIM_CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
@@ -431,9 +410,9 @@ static void congestion_run(uint64_t seed, int loss_tolerant, cwnd_track *t) {
   /* sustained: 4 MB of chat, 2,000 messages of 2,000 bytes, queued at once */
   for (int i = 0; i < 2000; i++)
     assert_int_equal(sim_send_msg(s, a, b, 2000), 0);
-  SIM_CHECK(s,
-            sim_run_while(s, pred_pending, NULL, sim_now(s) + 300 * SEC) == 0,
-            "not delivered (loss_tolerant=%d)", loss_tolerant);
+  SIM_CHECK(
+      s, sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 300 * SEC) == 0,
+      "not delivered (loss_tolerant=%d)", loss_tolerant);
   SIM_CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
   check_clean(s);
   SIM_CHECK(s, t->seen, "no session stats seen");
@@ -501,7 +480,7 @@ static void test_shrunken_window_waits(void **state) {
   sim_link_set_both(s, a, b, &lp);
   for (int i = 0; i < 300; i++)
     assert_int_equal(sim_send_msg(s, a, b, 2000), 0);
-  int r = sim_run_while(s, pred_pending, NULL, sim_now(s) + 120 * SEC);
+  int r = sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 120 * SEC);
   check_clean(s);
   SIM_CHECK(s, r == 0, "not delivered");
   SIM_CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
@@ -531,7 +510,7 @@ static void test_slow_link(void **state) {
   sim_link_set_both(s, a, b, &lp);
   for (int i = 0; i < 40; i++)
     assert_int_equal(sim_send_msg(s, a, b, 1000), 0);
-  int r = sim_run_while(s, pred_pending, NULL, sim_now(s) + 120 * SEC);
+  int r = sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 120 * SEC);
   lc__tp_session_stats st;
   assert_int_equal(lc__tp_session_stats_get(sim_node_get(s, a)->tp,
                                             sim_node_get(s, b)->id.pk, &st),
@@ -1076,7 +1055,7 @@ static int pred_bulk(void *ctx, sim *s) {
   bulk_ctx *c = ctx;
   return c->write_err == 0 &&
          (sim_node_get(s, 1)->nbulk_done == 0 ||
-          sim_node_get(s, 0)->nbulk_acked == 0 || pred_pending(NULL, s));
+          sim_node_get(s, 0)->nbulk_acked == 0 || sim_pred_pending(NULL, s));
 }
 
 static void test_bulk(void **state) {
@@ -1153,8 +1132,9 @@ static void restart_case(int restarted_speaks_first) {
     assert_int_equal(sim_send_msg(s, a, b, 500), 0);
     assert_int_equal(sim_send_msg(s, b, a, 500), 0);
   }
-  SIM_CHECK(s, sim_run_while(s, pred_pending, NULL, sim_now(s) + 10 * SEC) == 0,
-            "before restart");
+  SIM_CHECK(
+      s, sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 10 * SEC) == 0,
+      "before restart");
   sim_node *na = sim_node_get(s, a), *nb = sim_node_get(s, b);
   assert_int_equal(na->ups, 1);
   assert_int_equal(sim_run_until(s, sim_now(s) + 1 * SEC), 0);
@@ -1168,7 +1148,7 @@ static void restart_case(int restarted_speaks_first) {
     assert_int_equal(sim_send_msg(s, a, b, 100 + (size_t)i * 300), 0);
     assert_int_equal(sim_send_msg(s, b, a, 900), 0);
   }
-  int r = sim_run_while(s, pred_pending, NULL, sim_now(s) + 30 * SEC);
+  int r = sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 30 * SEC);
   SIM_CHECK(s, r == 0,
             "messages after the restart not delivered (a: ups %" PRIu64
             " downs %" PRIu64 ")",
@@ -1360,7 +1340,8 @@ static void test_acked_means_delivered(void **state) {
   drop_ctx d = {0, 0};
   sim_set_filter(s, drop_filter, &d);
   assert_int_equal(sim_send_msg(s, a, b, 100), 0); /* counter 0: handshake */
-  assert_int_equal(sim_run_while(s, pred_pending, NULL, sim_now(s) + SEC), 0);
+  assert_int_equal(sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + SEC),
+                   0);
   send_ctx sc[9];
   for (int i = 0; i < 9; i++) {
     sc[i].drop = &d;
@@ -1402,7 +1383,8 @@ static void test_checker_catches_faults(void **state) {
   int a = sim_add_node(s, NULL), b = sim_add_node(s, NULL);
   for (int i = 0; i < 3; i++)
     assert_int_equal(sim_send_msg(s, a, b, 100), 0);
-  assert_int_equal(sim_run_while(s, pred_pending, NULL, sim_now(s) + SEC), 0);
+  assert_int_equal(sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + SEC),
+                   0);
   assert_int_equal(sim_check_delivery(s, a, b, 1), 0);
   sim_node *na = sim_node_get(s, a), *nb = sim_node_get(s, b);
   fprintf(stderr, "  (four deliberate faults follow)\n");
@@ -1491,8 +1473,9 @@ static void test_replay_tamper(void **state) {
   sim_set_filter(s, tamper_filter, c);
   for (int i = 0; i < 30; i++)
     assert_int_equal(sim_send_msg(s, a, b, 100 + (size_t)i * 100), 0);
-  SIM_CHECK(s, sim_run_while(s, pred_pending, NULL, sim_now(s) + 10 * SEC) == 0,
-            "not delivered");
+  SIM_CHECK(
+      s, sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 10 * SEC) == 0,
+      "not delivered");
   sim_node *na = sim_node_get(s, a), *nb = sim_node_get(s, b);
   assert_true(c->captured_len > 0);
   assert_int_equal(c->tampered, 2);
@@ -1557,8 +1540,9 @@ static void test_replay_tamper(void **state) {
   /* the session still works and nothing was delivered twice */
   for (int i = 0; i < 5; i++)
     assert_int_equal(sim_send_msg(s, a, b, 50), 0);
-  SIM_CHECK(s, sim_run_while(s, pred_pending, NULL, sim_now(s) + 10 * SEC) == 0,
-            "not delivered after the attacks");
+  SIM_CHECK(
+      s, sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 10 * SEC) == 0,
+      "not delivered after the attacks");
   SIM_CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
   check_clean(s);
   free(c);
