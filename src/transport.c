@@ -153,6 +153,12 @@ typedef struct {
   int hs_active;
   lc__hs hs;
   lc__hello hello;
+  /* The two attempts before hs, still answerable: on a path whose RTT
+   * exceeds the retry interval, the WELCOME to an earlier HELLO is the one
+   * that arrives. */
+  lc__hs hs_old[2];
+  uint64_t hs_old_sent[2];
+  unsigned hs_old_n;
   uint64_t hs_sent_at, hs_retry_at;
   unsigned hs_attempts;
   int hs_send_now;
@@ -419,6 +425,8 @@ static void tp_session_reset_receive(lc__tp *tp, tp_peer *p) {
   lc__rs_init(&p->bin_done, 64);
 }
 
+static void tp_hs_clear(tp_peer *p);
+
 static tp_peer *tp_peer_new(lc__tp *tp, const uint8_t pk[LC_PK_BYTES]) {
   if (tp->npeers >= tp->cfg.max_sessions)
     return NULL;
@@ -480,7 +488,7 @@ static void tp_peer_free(lc__tp *tp, tp_peer *p) {
   }
   for (int i = 0; i < LC_KP_SLOTS; i++)
     lc__keypair_wipe(&p->ks[i].kp);
-  lc__hs_wipe(&p->hs);
+  tp_hs_clear(p);
   lc__rs_free(&p->recv_pns);
   lc__rs_free(&p->bin_done);
   free(p->in);
@@ -595,6 +603,9 @@ static uint32_t tp_new_index(lc__tp *tp) {
       tp_peer *p = tp->peers[i];
       if (p->hs_active && p->hs.local_index == idx)
         clash = 1;
+      for (unsigned k = 0; k < p->hs_old_n; k++)
+        if (p->hs_old[k].local_index == idx)
+          clash = 1;
       for (int k = 0; k < LC_KP_SLOTS; k++)
         if (p->ks[k].used && p->ks[k].kp.local_index == idx)
           clash = 1;
@@ -621,10 +632,30 @@ static uint64_t tp_hs_timeout(const lc__tp *tp, const tp_peer *p) {
   return tp_min(base << shift, tp_max(tp->cfg.pto_max_us, base));
 }
 
+/* Forgets every pending handshake we initiated with p. */
+static void tp_hs_clear(tp_peer *p) {
+  lc__hs_wipe(&p->hs);
+  for (int i = 0; i < 2; i++)
+    lc__hs_wipe(&p->hs_old[i]);
+  p->hs_old_n = 0;
+  p->hs_active = 0;
+  p->hs_send_now = 0;
+  p->hs_attempts = 0;
+}
+
 /* Starts (or restarts, with fresh keys) our HELLO to p. */
 static int tp_hs_start(lc__tp *tp, tp_peer *p) {
   uint8_t seed[32];
   tp->cfg.random(tp->cfg.random_ctx, seed, sizeof seed);
+  if (p->hs_active && !p->hs_send_now) {
+    lc__hs_wipe(&p->hs_old[1]);
+    p->hs_old[1] = p->hs_old[0];
+    p->hs_old_sent[1] = p->hs_old_sent[0];
+    p->hs_old[0] = p->hs;
+    p->hs_old_sent[0] = p->hs_sent_at;
+    if (p->hs_old_n < 2)
+      p->hs_old_n++;
+  }
   lc__hs_wipe(&p->hs);
   uint32_t idx = tp_new_index(tp);
   int rc = lc__hs_initiate(&p->hs, &tp->id, p->pk, idx, tp_next_timestamp(tp),
@@ -679,19 +710,30 @@ static void tp_session_end(lc__tp *tp, tp_peer *p, int reason, int err,
 static void tp_confirm(lc__tp *tp, tp_peer *p, int slot) {
   tp_kslot *k = &p->ks[slot];
   if (p->have_peer_incarnation && k->incarnation != p->peer_incarnation) {
-    /* The peer started over: drop the old session but keep these keys and
-     * send every unacknowledged message again on the new one. */
-    tp_kslot keep = *k;
+    /* The peer started over: drop the old session but keep every keypair
+     * of its new incarnation (a crossed handshake may have made two) and
+     * a WELCOME still owed, and send every unacknowledged message again on
+     * the new session. */
+    tp_kslot keep[LC_KP_SLOTS];
+    int nkeep = 0, at = 0;
+    for (int i = 0; i < LC_KP_SLOTS; i++)
+      if (p->ks[i].used && p->ks[i].incarnation == k->incarnation) {
+        if (i == slot)
+          at = nkeep;
+        keep[nkeep++] = p->ks[i];
+      }
+    int welcome_pending = p->welcome_pending;
+    lc__welcome welcome = p->welcome;
     tp_session_end(tp, p, LC_DOWN_RESTART, LC_ECLOSED, 1);
     /* requeueing may have started a handshake; these keys make it moot */
-    lc__hs_wipe(&p->hs);
-    p->hs_active = 0;
-    p->hs_send_now = 0;
-    p->hs_attempts = 0;
-    p->ks[0] = keep;
-    slot = 0;
-    k = &p->ks[0];
-    memset(&keep, 0, sizeof keep);
+    tp_hs_clear(p);
+    for (int i = 0; i < nkeep; i++)
+      p->ks[i] = keep[i];
+    memset(keep, 0, sizeof keep);
+    p->welcome_pending = welcome_pending;
+    p->welcome = welcome;
+    slot = at;
+    k = &p->ks[slot];
   }
   k->confirmed = 1;
   p->peer_incarnation = k->incarnation;
@@ -720,10 +762,7 @@ static void tp_session_end(lc__tp *tp, tp_peer *p, int reason, int err,
     lc__keypair_wipe(&p->ks[i].kp);
     memset(&p->ks[i], 0, sizeof p->ks[i]);
   }
-  lc__hs_wipe(&p->hs);
-  p->hs_active = 0;
-  p->hs_send_now = 0;
-  p->hs_attempts = 0;
+  tp_hs_clear(p);
   p->welcome_pending = 0;
   p->greet_pending = 0;
   p->ping_pending = 0;
@@ -1502,15 +1541,29 @@ static int tp_on_hello(lc__tp *tp, const lc__addr *from, const lc__hello *h) {
 static int tp_on_welcome(lc__tp *tp, const lc__addr *from,
                          const lc__welcome *w) {
   tp_peer *p = NULL;
-  for (size_t i = 0; i < tp->npeers && !p; i++)
-    if (tp->peers[i]->hs_active &&
-        tp->peers[i]->hs.local_index == w->receiver_index)
-      p = tp->peers[i];
+  lc__hs *match = NULL;
+  uint64_t sent_at = 0;
+  for (size_t i = 0; i < tp->npeers && !p; i++) {
+    tp_peer *q = tp->peers[i];
+    if (!q->hs_active)
+      continue;
+    if (q->hs.local_index == w->receiver_index) {
+      match = &q->hs;
+      sent_at = q->hs_sent_at;
+    }
+    for (unsigned k = 0; k < q->hs_old_n && !match; k++)
+      if (q->hs_old[k].local_index == w->receiver_index) {
+        match = &q->hs_old[k];
+        sent_at = q->hs_old_sent[k];
+      }
+    if (match)
+      p = q;
+  }
   if (!p) {
     tp->stats.drop_no_session++;
     return LC_ENOSESSION;
   }
-  lc__hs hs = p->hs; /* a forged WELCOME must not spoil the real one */
+  lc__hs hs = *match; /* a forged WELCOME must not spoil the real one */
   lc__session_keys keys;
   uint64_t inc = 0;
   int rc = lc__hs_read_welcome(&hs, w, &keys, &inc);
@@ -1519,13 +1572,10 @@ static int tp_on_welcome(lc__tp *tp, const lc__addr *from,
     tp->stats.drop_auth++;
     return rc;
   }
-  uint32_t local = p->hs.local_index;
-  lc__hs_wipe(&p->hs);
-  p->hs_active = 0;
-  p->hs_send_now = 0;
-  p->hs_attempts = 0;
-  if (!p->has_rtt && tp->now >= p->hs_sent_at)
-    tp_rtt_sample(tp, p, tp->now - p->hs_sent_at, 0);
+  uint32_t local = match->local_index;
+  tp_hs_clear(p);
+  if (!p->has_rtt && tp->now >= sent_at)
+    tp_rtt_sample(tp, p, tp->now - sent_at, 0);
   int slot = tp_kslot_install(tp, p, &keys, local, w->sender_index, inc, 1);
   memset(&keys, 0, sizeof keys);
   p->addr = *from;
@@ -2029,9 +2079,7 @@ static void tp_timers(lc__tp *tp, tp_peer *p, uint64_t now) {
   if (p->hs_active && !p->hs_send_now && now >= p->hs_retry_at) {
     if (p->hs_attempts >= LC_HS_GIVE_UP_ATTEMPTS && p->send_bytes == 0 &&
         p->cur < 0) {
-      lc__hs_wipe(&p->hs);
-      p->hs_active = 0;
-      p->hs_attempts = 0;
+      tp_hs_clear(p);
     } else {
       tp_hs_start(tp, p);
     }
