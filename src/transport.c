@@ -114,6 +114,7 @@ typedef struct {
 
 typedef struct {
   int used;
+  int done; /* finished but not recordable in bin_done: kept as a marker */
   uint32_t id;
   lc__rangeset got;
   uint64_t final_size;
@@ -422,7 +423,7 @@ static void tp_session_reset_receive(lc__tp *tp, tp_peer *p) {
   for (uint32_t i = 0; i < tp->cfg.max_bulk_streams; i++)
     tp_bulk_in_free(&p->bin[i]);
   lc__rs_free(&p->bin_done);
-  lc__rs_init(&p->bin_done, 64);
+  lc__rs_init(&p->bin_done, tp->cfg.max_bulk_streams + 2);
 }
 
 static void tp_hs_clear(tp_peer *p);
@@ -460,7 +461,7 @@ static tp_peer *tp_peer_new(lc__tp *tp, const uint8_t pk[LC_PK_BYTES]) {
   p->cur = -1;
   p->peer_max_seq = LC_INITIAL_MSG_CREDIT;
   lc__rs_init(&p->recv_pns, LC_RECV_PN_RANGES);
-  lc__rs_init(&p->bin_done, 64);
+  lc__rs_init(&p->bin_done, tp->cfg.max_bulk_streams + 2);
   p->smoothed_rtt = tp->cfg.initial_rtt_us;
   p->rttvar = tp->cfg.initial_rtt_us / 2;
   p->min_rtt = 0;
@@ -916,7 +917,7 @@ static void tp_on_frag_lost(lc__tp *tp, tp_peer *p, const tp_ref *r) {
     break;
   case REF_BULK_CREDIT: {
     tp_bulk_in *b = tp_bin_find(tp, p, (uint32_t)r->id);
-    if (b)
+    if (b && !b->done)
       b->credit_pending = 1;
     break;
   }
@@ -1236,6 +1237,8 @@ static int tp_validate(lc__tp *tp, tp_peer *p, const lc__frame *fr, size_t n) {
       if (end < f->u.bulk.offset)
         return LC_ERANGE;
       tp_bulk_in *b = tp_bin_find(tp, p, id);
+      if (b && b->done)
+        break; /* a finished stream: a duplicate */
       uint64_t granted = b ? b->granted : LC_INITIAL_BULK_CREDIT;
       if (end > granted)
         return LC_EFLOW;
@@ -1326,6 +1329,8 @@ static int tp_on_bulk_frame(lc__tp *tp, tp_peer *p, const lc__frame *f) {
   if (lc__rs_contains(&p->bin_done, id, (uint64_t)id + 1))
     return 0;
   tp_bulk_in *b = tp_bin_find(tp, p, id);
+  if (b && b->done)
+    return 0;
   if (!b) {
     for (uint32_t k = 0; k < tp->cfg.max_bulk_streams && !b; k++)
       if (!p->bin[k].used)
@@ -1377,8 +1382,16 @@ static int tp_on_bulk_frame(lc__tp *tp, tp_peer *p, const lc__frame *f) {
   }
   if (b->has_final && lc__rs_contains(&b->got, 0, b->final_size)) {
     uint64_t final_size = b->final_size;
-    tp_bulk_in_free(b);
-    lc__rs_add(&p->bin_done, id, (uint64_t)id + 1);
+    if (lc__rs_add(&p->bin_done, id, (uint64_t)id + 1) >= 0) {
+      tp_bulk_in_free(b);
+    } else {
+      /* Stream ids out of any order the set can hold: keep the slot as a
+       * marker so that a retransmission can never reopen the stream (the
+       * peer pays with one of its stream slots). */
+      lc__rs_free(&b->got);
+      b->done = 1;
+      b->credit_pending = 0;
+    }
     if (tp->cfg.cb.bulk_done)
       tp->cfg.cb.bulk_done(tp->cfg.user, p->pk, id, final_size);
   }
