@@ -427,9 +427,38 @@ static void tp_session_reset_receive(lc__tp *tp, tp_peer *p) {
 }
 
 static void tp_hs_clear(tp_peer *p);
+static void tp_peer_free(lc__tp *tp, tp_peer *p);
+
+/* An entry that holds nothing but an address and a replay timestamp: no
+ * keys, no handshake, nothing queued.  It may make room for a newcomer. */
+static int tp_peer_idle(const lc__tp *tp, const tp_peer *p) {
+  if (p->cur >= 0 || p->hs_active || p->welcome_pending || p->established ||
+      p->next_seq != p->out_base)
+    return 0;
+  for (uint32_t i = 0; i < tp->cfg.max_bulk_streams; i++)
+    if (p->bout[i].used)
+      return 0;
+  return 1;
+}
+
+/* Frees the least recently heard idle entry; 0 if one was freed. */
+static int tp_peer_evict(lc__tp *tp) {
+  size_t victim = SIZE_MAX;
+  for (size_t i = 0; i < tp->npeers; i++)
+    if (tp_peer_idle(tp, tp->peers[i]) &&
+        (victim == SIZE_MAX ||
+         tp->peers[i]->last_recv_time < tp->peers[victim]->last_recv_time))
+      victim = i;
+  if (victim == SIZE_MAX)
+    return -1;
+  tp_peer_free(tp, tp->peers[victim]);
+  tp->peers[victim] = tp->peers[--tp->npeers];
+  tp->rr = 0;
+  return 0;
+}
 
 static tp_peer *tp_peer_new(lc__tp *tp, const uint8_t pk[LC_PK_BYTES]) {
-  if (tp->npeers >= tp->cfg.max_sessions)
+  if (tp->npeers >= tp->cfg.max_sessions && tp_peer_evict(tp) < 0)
     return NULL;
   if (tp->npeers == tp->peers_cap) {
     size_t nc = tp->peers_cap ? tp->peers_cap * 2 : 8;
@@ -2088,6 +2117,17 @@ static int tp_rekey_due(const lc__tp *tp, const tp_peer *p, uint64_t now) {
   return now >= tp_rekey_at(tp, p) || k->kp.send_count >= limit;
 }
 
+#define LC_HALF_OPEN_US (10 * 1000000ull)
+
+/* Keys from a HELLO, never confirmed, and no session behind them. */
+static int tp_half_open(const tp_peer *p) {
+  return !p->established && p->cur >= 0 && !p->ks[p->cur].confirmed;
+}
+
+static uint64_t tp_half_open_deadline(const tp_peer *p) {
+  return p->ks[p->cur].installed_at + LC_HALF_OPEN_US;
+}
+
 static void tp_timers(lc__tp *tp, tp_peer *p, uint64_t now) {
   if (p->hs_active && !p->hs_send_now && now >= p->hs_retry_at) {
     if (p->hs_attempts >= LC_HS_GIVE_UP_ATTEMPTS && p->send_bytes == 0 &&
@@ -2099,6 +2139,13 @@ static void tp_timers(lc__tp *tp, tp_peer *p, uint64_t now) {
   }
   if (p->cur < 0)
     return;
+  if (tp_half_open(p) && now >= tp_half_open_deadline(p)) {
+    /* A HELLO nobody followed up: forget its keys, so that throwaway
+     * identities cannot hold the peer table.  Anything we queued meanwhile
+     * stays queued (and starts our own handshake). */
+    tp_session_end(tp, p, LC_DOWN_RESTART, LC_ECLOSED, 1);
+    return;
+  }
   uint64_t lt = tp_loss_timer(tp, p);
   if (lt <= now) {
     if (p->loss_time && p->loss_time <= now) {
@@ -2190,6 +2237,8 @@ static uint64_t tp_peer_wakeup(const lc__tp *tp, tp_peer *p) {
     t = now;
   if (p->cur < 0)
     return t;
+  if (tp_half_open(p))
+    t = tp_min(t, tp_half_open_deadline(p));
   if (p->close_pending)
     t = now;
   if (p->ack_dirty && p->ack_needed)
