@@ -23,7 +23,7 @@
 #define LC_INITIAL_BULK_CREDIT (1u << 20)
 #define LC_ACK_RESERVE 160 /* payload bytes kept free for ACK + credit */
 #define LC_RECV_PN_RANGES 128
-#define LC_SENT_MAX 65536 /* packets tracked per session */
+#define LC_SENT_MAX 16384 /* packets tracked per session */
 #define LC_UNREL_QUEUE 32
 #define LC_UNREL_MAX_AGE_US 500000
 #define LC_HS_MIN_RETRY_US 50000
@@ -990,8 +990,11 @@ static void tp_sent_trim(const lc__tp *tp, tp_peer *p) {
   uint64_t keep = 4 * tp_pto_base(tp, p);
   while (p->first_pn < p->next_pn) {
     const tp_sent *s = &p->sent[p->first_pn % p->sent_cap];
-    if (s->state == SENT_OUTSTANDING ||
-        (s->state == SENT_LOST && s->time_sent + keep > tp->now))
+    /* ACK-only packets are not recorded: a slot holding another number
+     * is one of them */
+    if (s->pn == p->first_pn &&
+        (s->state == SENT_OUTSTANDING ||
+         (s->state == SENT_LOST && s->time_sent + keep > tp->now)))
       break;
     p->first_pn++;
   }
@@ -1014,9 +1017,7 @@ static void tp_detect_lost(lc__tp *tp, tp_peer *p) {
        pn++) {
     tp_sent *s = tp_sent_get(p, pn);
     if (!s) {
-      if (pn < p->next_pn && p->sent[pn % p->sent_cap].state == SENT_DONE &&
-          p->sent[pn % p->sent_cap].pn == pn &&
-          !p->sent[pn % p->sent_cap].ack_eliciting)
+      if (p->sent[pn % p->sent_cap].pn != pn)
         continue; /* ACK-only packets neither break nor extend a run */
       in_run = 0;
       continue;
@@ -1967,6 +1968,15 @@ static int tp_build(lc__tp *tp, tp_peer *p, uint64_t now, lc__addr *to,
              tp_has_data(tp, p);
   if (!ack_due && !want && !p->close_pending)
     return 0;
+  /* A peer that never acknowledges must not make us remember packets
+   * without bound: past LC_SENT_MAX numbers, the oldest is lost. */
+  while (p->next_pn - p->first_pn >= LC_SENT_MAX - 1) {
+    tp_sent *old = &p->sent[p->first_pn % p->sent_cap];
+    if (old->pn == p->first_pn && old->state == SENT_OUTSTANDING)
+      tp_sent_lost(tp, p, old);
+    old->state = SENT_DONE;
+    p->first_pn++;
+  }
   if (tp_sent_reserve(p) < 0)
     return 0;
   size_t budget = tp_payload_budget(tp);
@@ -2068,12 +2078,12 @@ static int tp_build(lc__tp *tp, tp_peer *p, uint64_t now, lc__addr *to,
   if (n < 0)
     return 0;
   p->next_pn++;
-  tp_sent *s = &p->sent[pn % p->sent_cap];
-  *s = rec;
-  s->pn = pn;
-  s->time_sent = now;
-  s->size = (uint32_t)n;
   if (elicit) {
+    tp_sent *s = &p->sent[pn % p->sent_cap];
+    *s = rec;
+    s->pn = pn;
+    s->time_sent = now;
+    s->size = (uint32_t)n;
     s->ack_eliciting = 1;
     s->in_flight = 1;
     s->state = SENT_OUTSTANDING;
@@ -2082,8 +2092,7 @@ static int tp_build(lc__tp *tp, tp_peer *p, uint64_t now, lc__addr *to,
     p->last_ack_eliciting_sent = now;
     p->pace_tokens -= (double)n;
   } else {
-    s->state = SENT_DONE;
-    tp_sent_trim(tp, p);
+    tp_sent_trim(tp, p); /* ACK-only packets are not recorded */
   }
   p->st.packets_sent++;
   p->last_send_time = now;
