@@ -313,6 +313,13 @@ int lc__verify(const uint8_t pk[LC_PK_BYTES], const uint8_t *msg, size_t len,
   return crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? 0 : LC_EAUTH;
 }
 
+int lc__pk_check(const uint8_t pk[LC_PK_BYTES]) {
+  uint8_t x[crypto_scalarmult_curve25519_BYTES];
+  int rc = crypto_sign_ed25519_pk_to_curve25519(x, pk) == 0 ? 0 : LC_EAUTH;
+  sodium_memzero(x, sizeof x);
+  return rc;
+}
+
 /* ---- handshake ------------------------------------------------------- */
 
 /* lc__hs has no field for the HELLO's sender_index, which the WELCOME must

@@ -60,6 +60,10 @@ void lc__sign(const lc__identity *id, const uint8_t *msg, size_t len,
 int lc__verify(const uint8_t pk[LC_PK_BYTES], const uint8_t *msg, size_t len,
                const uint8_t sig[LC_SIG_BYTES]);
 
+/* 0 if pk is an Ed25519 public key a handshake can use (it converts to
+ * X25519), LC_EAUTH otherwise. */
+int lc__pk_check(const uint8_t pk[LC_PK_BYTES]);
+
 /* ---- handshake ------------------------------------------------------- */
 
 /* State carried from one handshake message to the next.  Owned by the

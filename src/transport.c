@@ -823,25 +823,31 @@ static void tp_session_end(lc__tp *tp, tp_peer *p, int reason, int err,
   tp_session_reset_receive(tp, p);
   p->msg_credit_pending = 0;
 
-  if (was && tp->cfg.cb.session_down)
-    tp->cfg.cb.session_down(tp->cfg.user, p->pk, reason);
-  for (uint64_t s = old_base; s < old_next; s++) {
-    tp_out_msg *m = &old[s % old_cap];
-    { /* still in the ring: never reported delivered by the peer */
-      int rc = -1;
-      if (requeue && p->out)
-        rc = lc__tp_send_msg(tp, p->pk, m->id, m->data, m->len, tp->now);
-      if (rc < 0 && tp->cfg.cb.message_failed)
-        tp->cfg.cb.message_failed(tp->cfg.user, p->pk, m->id,
-                                  rc < -1 ? rc : err);
-    }
-    tp_out_msg_free(m);
-  }
-  free(old);
   if (!p->out) { /* out of memory: leave an empty, valid ring */
     p->out_cap = 1;
     p->out = calloc(1, sizeof *p->out);
   }
+  /* Requeue first, so that the undelivered messages keep their order ahead
+   * of anything a callback below queues. */
+  int requeue_err = 0; /* why a requeue failed, for message_failed */
+  for (uint64_t s = old_base; requeue && p->out && s < old_next; s++) {
+    tp_out_msg *m = &old[s % old_cap];
+    int rc = lc__tp_send_msg(tp, p->pk, m->id, m->data, m->len, tp->now);
+    if (rc == 0)
+      tp_out_msg_free(m); /* nfrags 0: handed to the new session */
+    else
+      requeue_err = rc;
+  }
+  if (was && tp->cfg.cb.session_down)
+    tp->cfg.cb.session_down(tp->cfg.user, p->pk, reason);
+  for (uint64_t s = old_base; s < old_next; s++) {
+    tp_out_msg *m = &old[s % old_cap];
+    if (m->nfrags && tp->cfg.cb.message_failed)
+      tp->cfg.cb.message_failed(tp->cfg.user, p->pk, m->id,
+                                requeue_err ? requeue_err : err);
+    tp_out_msg_free(m);
+  }
+  free(old);
 }
 
 /* ---- RTT, congestion control, loss detection (RFC 9002) -------------- */
@@ -2284,7 +2290,7 @@ int lc__tp_set_peer_addr(lc__tp *tp, const uint8_t peer[LC_PK_BYTES],
                          const lc__addr *addr) {
   if (!tp || !peer || !addr)
     return LC_EINVAL;
-  if (memcmp(peer, tp->id.pk, LC_PK_BYTES) == 0)
+  if (memcmp(peer, tp->id.pk, LC_PK_BYTES) == 0 || lc__pk_check(peer) < 0)
     return LC_EINVAL;
   tp_peer *p = tp_find(tp, peer);
   if (!p)
@@ -2366,8 +2372,10 @@ int lc__tp_send_msg(lc__tp *tp, const uint8_t peer[LC_PK_BYTES],
   p->next_seq++;
   p->send_bytes += len;
   p->st.msgs_sent++;
+  /* The message is queued whatever happens next: a handshake that cannot
+   * start now is tried again by the next send or connect. */
   if (p->cur < 0 && !p->hs_active)
-    return tp_hs_start(tp, p);
+    tp_hs_start(tp, p);
   return 0;
 }
 

@@ -57,8 +57,10 @@ typedef struct {
    * message. */
   void (*message_acked)(void *user, const uint8_t peer[LC_PK_BYTES],
                         const uint8_t msg_id[LC_MSG_ID_BYTES]);
-  /* A message we sent will not be delivered by this session (it ended
-   * first); err says why.  The application may queue it again. */
+  /* A message we sent was not reported delivered before its session ended;
+   * err says why.  The peer may still have received it (the report may
+   * have been lost), so an application that queues it again relies on the
+   * message id to drop the duplicate. */
   void (*message_failed)(void *user, const uint8_t peer[LC_PK_BYTES],
                          const uint8_t msg_id[LC_MSG_ID_BYTES], int err);
   /* An unreliable datagram (presence, typing). */
@@ -138,7 +140,9 @@ uint64_t lc__tp_next_wakeup(const lc__tp *tp);
 /* Tells the transport where a peer can be reached (from discovery or
  * configuration).  A session already running keeps its current address
  * until an authenticated packet arrives from the new one.  Starts no
- * handshake. */
+ * handshake.  Errors: LC_EINVAL (our own key, or not a usable Ed25519
+ * key), LC_ELIMIT (the peer table is full of peers with sessions),
+ * LC_ENOMEM. */
 int lc__tp_set_peer_addr(lc__tp *tp, const uint8_t peer[LC_PK_BYTES],
                          const lc__addr *addr);
 
