@@ -371,6 +371,10 @@ static void test_api_errors(void **state) {
                    LC_ELIMIT);
   assert_int_equal(lc__tp_set_peer_addr(na->tp, na->id.pk, &nb->addr),
                    LC_EINVAL);
+  /* the identity point converts to no X25519 key: refused up front */
+  uint8_t small_order[LC_PK_BYTES] = {1};
+  assert_int_equal(lc__tp_set_peer_addr(na->tp, small_order, &nb->addr),
+                   LC_EINVAL);
   uint32_t stream;
   assert_int_equal(lc__tp_bulk_open(na->tp, nb->id.pk, &stream), 0);
   assert_int_equal(
