@@ -429,16 +429,21 @@ static void tp_session_reset_receive(lc__tp *tp, tp_peer *p) {
 static void tp_hs_clear(tp_peer *p);
 static void tp_peer_free(lc__tp *tp, tp_peer *p);
 
-/* An entry that holds nothing but an address and a replay timestamp: no
- * keys, no handshake, nothing queued.  It may make room for a newcomer. */
-static int tp_peer_idle(const lc__tp *tp, const tp_peer *p) {
-  if (p->cur >= 0 || p->hs_active || p->welcome_pending || p->established ||
-      p->next_seq != p->out_base)
+/* Nothing queued for the peer: no chat, no bulk stream. */
+static int tp_peer_idle_queues(const lc__tp *tp, const tp_peer *p) {
+  if (p->next_seq != p->out_base)
     return 0;
   for (uint32_t i = 0; i < tp->cfg.max_bulk_streams; i++)
     if (p->bout[i].used)
       return 0;
   return 1;
+}
+
+/* An entry that holds nothing but an address and a replay timestamp: no
+ * keys, no handshake, nothing queued.  It may make room for a newcomer. */
+static int tp_peer_idle(const lc__tp *tp, const tp_peer *p) {
+  return p->cur < 0 && !p->hs_active && !p->welcome_pending &&
+         !p->established && tp_peer_idle_queues(tp, p);
 }
 
 /* Frees the least recently heard idle entry; 0 if one was freed. */
@@ -1465,12 +1470,12 @@ static int tp_process_payload(lc__tp *tp, tp_peer *p, uint64_t pn,
     case LC_FR_MSG:
       eliciting = 1;
       rc = tp_on_msg_frame(tp, p, f);
-      refused |= rc == LC_ENOMEM || rc == LC_ELIMIT;
+      refused |= rc < 0;
       break;
     case LC_FR_BULK:
       eliciting = 1;
       rc = tp_on_bulk_frame(tp, p, f);
-      refused |= rc == LC_ENOMEM || rc == LC_ELIMIT;
+      refused |= rc < 0;
       break;
     case LC_FR_UNREL:
       eliciting = 1;
@@ -1503,9 +1508,10 @@ static int tp_process_payload(lc__tp *tp, tp_peer *p, uint64_t pn,
       return 0; /* the session ended inside a callback */
   }
   if (refused) {
-    /* Data was refused for want of memory: leave the packet
-     * unacknowledged so that the peer sends it again.  What was taken
-     * from it is idempotent (duplicates are ignored). */
+    /* Data was refused (no memory, or frames of one packet that
+     * contradict each other): leave the packet unacknowledged, so that
+     * nothing acknowledged is ever lost.  What was taken from it is
+     * idempotent (duplicates are ignored). */
     tp->stats.drop_limit++;
     return LC_ELIMIT;
   }
@@ -2145,8 +2151,8 @@ static uint64_t tp_half_open_deadline(const tp_peer *p) {
 
 static void tp_timers(lc__tp *tp, tp_peer *p, uint64_t now) {
   if (p->hs_active && !p->hs_send_now && now >= p->hs_retry_at) {
-    if (p->hs_attempts >= LC_HS_GIVE_UP_ATTEMPTS && p->send_bytes == 0 &&
-        p->cur < 0) {
+    if (p->hs_attempts >= LC_HS_GIVE_UP_ATTEMPTS && p->cur < 0 &&
+        tp_peer_idle_queues(tp, p)) {
       tp_hs_clear(p);
     } else {
       tp_hs_start(tp, p);
