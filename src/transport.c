@@ -105,7 +105,6 @@ typedef struct {
   uint32_t chunk_size;
   tp_chunk *chunks; /* ring, capacity chunk_cap, from base_chunk */
   uint64_t chunk_cap, base_chunk, nchunks, next_unsent;
-  uint64_t nacked_total;
   uint64_t written;
   int fin;
   uint64_t peer_max_offset;
@@ -248,7 +247,6 @@ struct lc__tp {
   size_t rr;
   uint64_t now;
   lc__tp_stats stats;
-  int in_callback;
   uint8_t pt[LC_DATAGRAM_MAX];
   uint8_t ct[LC_DATAGRAM_MAX];
 };
