@@ -748,6 +748,7 @@ static void tp_confirm(lc__tp *tp, tp_peer *p, int slot) {
      * a WELCOME still owed, and send every unacknowledged message again on
      * the new session. */
     tp_kslot keep[LC_KP_SLOTS];
+    memset(keep, 0, sizeof keep);
     int nkeep = 0, at = 0;
     for (int i = 0; i < LC_KP_SLOTS; i++)
       if (p->ks[i].used && p->ks[i].incarnation == k->incarnation) {
