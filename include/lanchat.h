@@ -86,6 +86,226 @@ LC_EXTERN const char *lc_err_name(int err);
 /* The library version as "MAJOR.MINOR.PATCH".  Static string. */
 LC_EXTERN const char *lc_version_string(void);
 
+
+/* ======================================================================
+ * The node: one peer on the LAN, attached to the caller's libuv loop.
+ *
+ * Life cycle: lc_node_options_init, fill the options, lc_node_new (loads or
+ * creates the identity; opens no socket), lc_node_start (binds, announces),
+ * ... lc_node_stop (says goodbye, closes sessions and handles; its callback
+ * runs on a later loop iteration), lc_node_free.  Several nodes may share
+ * one loop and one process.  The node never calls uv_run and starts no
+ * thread; every callback below runs on the loop thread, from inside
+ * uv_run, never from inside the lc_ call that caused it (so a callback may
+ * call any lc_ function, except lc_node_free on its own node).
+ * ====================================================================== */
+
+struct uv_loop_s; /* uv_loop_t, from <uv.h> */
+typedef struct lc_node lc_node;
+
+#define LC_KEY_BYTES 32    /* a peer's identity: its Ed25519 public key */
+#define LC_MSGID_BYTES 16  /* a message id, random, unique per message */
+#define LC_NICK_MAX 64     /* nickname, UTF-8 bytes */
+#define LC_STATUS_MAX 128  /* status text, UTF-8 bytes */
+#define LC_KEY_HEX_LEN 64  /* lc_key_to_hex writes this many chars + NUL */
+
+typedef enum {
+  LC_PRESENCE_OFFLINE = 0, /* only ever seen in a goodbye */
+  LC_PRESENCE_ONLINE = 1,
+  LC_PRESENCE_AWAY = 2,
+  LC_PRESENCE_BUSY = 3
+} lc_presence;
+
+/* "online", "away", "busy", "offline"; NULL for anything else. */
+LC_EXTERN const char *lc_presence_name(int presence);
+
+/* What the node knows of a peer.  Strings are NUL-terminated UTF-8. */
+typedef struct {
+  uint8_t key[LC_KEY_BYTES];
+  char nickname[LC_NICK_MAX + 1];
+  char status[LC_STATUS_MAX + 1];
+  lc_presence presence;
+  char address[64]; /* "10.0.0.7:7781", "[fe80::1%eth0]:7781" */
+  uint64_t caps;    /* capability bits the peer announced */
+  int remote;       /* 1: reached beyond our broadcast domain (a static
+                       peer, or learned from another peer's list) */
+  uint64_t last_seen_ms; /* our wall clock, Unix milliseconds */
+} lc_peer_info;
+
+typedef enum {
+  LC_PEER_APPEARED = 1, /* first announcement heard (or again after left) */
+  LC_PEER_CHANGED = 2,  /* nickname, presence, status or address changed */
+  LC_PEER_LEFT = 3      /* goodbye heard, or silent for 3 intervals */
+} lc_peer_event;
+
+/* Why a peer left (lc_peer_cb's detail for LC_PEER_LEFT). */
+typedef enum {
+  LC_LEFT_GOODBYE = 1, /* it stopped cleanly */
+  LC_LEFT_EXPIRED = 2  /* nothing heard for 3 announcement intervals */
+} lc_left_reason;
+
+/* A message's delivery state (grows with the store: queued, sent, ...). */
+typedef enum {
+  LC_MSG_QUEUED = 1,    /* accepted by lc_send_text, not yet confirmed */
+  LC_MSG_DELIVERED = 3, /* the peer's node has it */
+  LC_MSG_FAILED = 5     /* could not be delivered; err says why */
+} lc_msg_state;
+
+/* A received chat message.  All pointers are borrowed for the callback. */
+typedef struct {
+  const uint8_t *from;   /* LC_KEY_BYTES */
+  const uint8_t *msg_id; /* LC_MSGID_BYTES */
+  const char *text;      /* UTF-8, NUL-terminated (text[text_len] == 0) */
+  size_t text_len;
+  uint64_t sent_ms;     /* sender's clock, Unix milliseconds */
+  uint64_t received_ms; /* our clock */
+} lc_message;
+
+/* Network events (lc_network_cb). */
+typedef enum {
+  LC_NET_CHANGED = 1 /* interfaces or addresses changed: the node has
+                        re-announced and resumed pending sends */
+} lc_network_event;
+
+/* peer: borrowed for the callback.  detail: lc_left_reason for LEFT, else
+ * 0.  Fires on the loop iteration that processed the announcement, the
+ * goodbye or the expiry timer. */
+typedef void lc_peer_cb(lc_node *node, lc_peer_event event,
+                        const lc_peer_info *peer, int detail, void *user);
+/* A chat message from a peer, exactly once per message id while the node
+ * runs (history across restarts comes with the store). */
+typedef void lc_message_cb(lc_node *node, const lc_message *msg, void *user);
+/* A message sent with lc_send_text changed state.  err is 0, or for
+ * LC_MSG_FAILED the reason (LC_ECLOSED, LC_ETIMEDOUT, ...). */
+typedef void lc_delivery_cb(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
+                            const uint8_t msg_id[LC_MSGID_BYTES],
+                            lc_msg_state state, int err, void *user);
+typedef void lc_network_cb(lc_node *node, lc_network_event event,
+                           void *user);
+/* level: 0 error, 1 warning, 2 notice, 3 debug.  msg is borrowed. */
+typedef void lc_log_cb(lc_node *node, int level, const char *msg, void *user);
+typedef void lc_stop_cb(lc_node *node, void *user);
+
+typedef struct {
+  /* Required: folder for the identity key (created 0700 if missing). */
+  const char *data_dir;
+  const char *nickname; /* default: $USER, else "lanchat" */
+  lc_presence presence; /* default LC_PRESENCE_ONLINE */
+  const char *status;   /* default "" */
+
+  /* Ports.  discovery_port is shared by every node on the LAN (and on one
+   * host, with SO_REUSEADDR); port is this node's own unicast port: 0
+   * tries discovery_port + 1, then lets the system choose. */
+  uint16_t discovery_port; /* default LC_DISCOVERY_PORT */
+  uint16_t port;
+
+  /* Addresses.  bind_v4 / bind_v6: the unicast sockets' addresses
+   * (default "0.0.0.0" and "::"; NULL keeps the default, "" disables that
+   * family).  The discovery sockets always bind the wildcard address. */
+  const char *bind_v4;
+  const char *bind_v6;
+  /* Comma-separated interface name patterns (fnmatch) to use; NULL: every
+   * interface that is up, except loopback. */
+  const char *interfaces;
+  /* Patterns to skip; NULL: LC_DEFAULT_SKIP_INTERFACES. */
+  const char *skip_interfaces;
+  /* Comma-separated destinations for announcements ("127.255.255.255",
+   * "10.1.255.255", "ff02::1%eth0"); NULL: the broadcast address of every
+   * usable IPv4 interface and ff02::1 on every usable IPv6 interface. */
+  const char *broadcast;
+  /* Comma-separated "host:port" / "[v6addr]:port" peers beyond the
+   * broadcast domain, announced to by unicast.  Numeric addresses only. */
+  const char *static_peers;
+
+  uint32_t announce_interval_ms; /* default 5000; jitter +-20% */
+  uint32_t interface_poll_ms;    /* default 2000 */
+
+  lc_peer_cb *on_peer;
+  lc_message_cb *on_message;
+  lc_delivery_cb *on_delivery;
+  lc_network_cb *on_network;
+  lc_log_cb *on_log;
+  void *user_data;
+} lc_node_options;
+
+#define LC_DISCOVERY_PORT 7780
+#define LC_DEFAULT_SKIP_INTERFACES                                             \
+  "docker*,br-*,veth*,virbr*,vnet*,lxcbr*,lxdbr*,cni*,flannel*,podman*"
+
+/* Fills o with the defaults (every pointer NULL, every number 0 meaning
+ * "default").  Always call it first: fields are appended over time. */
+LC_EXTERN void lc_node_options_init(lc_node_options *o);
+
+/* Creates a node: validates the options (copied), loads or creates the
+ * identity in data_dir.  Opens no socket.  Errors: LC_EINVAL (a missing
+ * data_dir, a malformed address, pattern or number: see the log callback
+ * for which), LC_EKEYFILE, a negative errno from the file system,
+ * LC_ENOMEM. */
+LC_EXTERN int lc_node_new(lc_node **out, struct uv_loop_s *loop,
+                          const lc_node_options *o);
+
+/* Binds the sockets and starts discovery.  Errors: a negative errno from
+ * the socket layer (UV_EADDRINUSE, ...), LC_ESTATE if already started. */
+LC_EXTERN int lc_node_start(lc_node *node);
+
+/* Broadcasts a goodbye, closes every session (pending messages fail with
+ * LC_ECLOSED), then closes the sockets and timers.  cb (may be NULL) runs
+ * on a later loop iteration, once the node holds no libuv handle; only
+ * then may lc_node_free be called.  Errors: LC_ESTATE if not started or
+ * already stopping. */
+LC_EXTERN int lc_node_stop(lc_node *node, lc_stop_cb *cb);
+
+/* Frees a node that was never started or whose stop callback has run.
+ * NULL is a no-op. */
+LC_EXTERN void lc_node_free(lc_node *node);
+
+/* This node's identity key. */
+LC_EXTERN void lc_node_key(const lc_node *node, uint8_t key[LC_KEY_BYTES]);
+/* The unicast port actually bound (0 before start). */
+LC_EXTERN int lc_node_port(const lc_node *node);
+
+/* Changes the nickname or presence; announced at once to every peer.
+ * status NULL keeps the current text.  Errors: LC_EINVAL (empty or too
+ * long, invalid UTF-8, presence out of range or OFFLINE). */
+LC_EXTERN int lc_node_set_nickname(lc_node *node, const char *nickname);
+LC_EXTERN int lc_node_set_presence(lc_node *node, lc_presence presence,
+                                   const char *status);
+
+/* Adds a static peer ("host:port") at run time.  Errors: LC_EINVAL. */
+LC_EXTERN int lc_node_add_static_peer(lc_node *node, const char *host_port);
+
+/* A snapshot of the peers currently present.  *out is an array of *count
+ * entries owned by the caller: free it with lc_peers_free. */
+LC_EXTERN int lc_node_peers(lc_node *node, lc_peer_info **out, size_t *count);
+LC_EXTERN void lc_peers_free(lc_peer_info *peers);
+
+/* Sends a text message (UTF-8, up to 1 MiB) to a present peer.  The text
+ * is copied; msg_id (may be NULL) receives the new message's id, which
+ * later lc_delivery_cb calls name.  Errors: LC_EINVAL (invalid UTF-8),
+ * LC_ETOOBIG, LC_ENOPEER (peer not present), LC_ESTATE (node not
+ * running), LC_ELIMIT (send queue full), LC_ENOMEM. */
+LC_EXTERN int lc_send_text(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
+                           const char *text, size_t len,
+                           uint8_t msg_id[LC_MSGID_BYTES]);
+
+/* Hex form of a key (lower case, NUL-terminated, 65 bytes of room). */
+LC_EXTERN void lc_key_to_hex(char out[LC_KEY_HEX_LEN + 1],
+                             const uint8_t key[LC_KEY_BYTES]);
+/* Parses 64 hex digits.  Errors: LC_EINVAL. */
+LC_EXTERN int lc_key_from_hex(uint8_t key[LC_KEY_BYTES], const char *hex);
+
+/* Counters for diagnostics: datagrams and what was refused, by reason. */
+typedef struct {
+  uint64_t datagrams_in, datagrams_out, send_errors;
+  uint64_t announces_in, announces_out, peers_lists_in, peers_lists_out;
+  uint64_t bad_datagrams;  /* malformed, bad signature, replayed */
+  uint64_t bad_announces;  /* of which discovery datagrams */
+  uint64_t peers_present;
+  uint64_t interface_changes;
+  int recvmmsg; /* 1 if receives are batched */
+} lc_node_stats;
+LC_EXTERN void lc_node_stats_get(const lc_node *node, lc_node_stats *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,13 +20,14 @@
 
 /* ---- datagram types (second field of the outer array) ---------------- */
 enum {
-  LC_DG_ANNOUNCE = 1, /* reserved for discovery; decode says LC_ETYPE */
+  LC_DG_ANNOUNCE = 1, /* discovery: signed, in the clear (lc__disc_decode) */
   LC_DG_HELLO = 2,    /* handshake initiation */
   LC_DG_WELCOME = 3,  /* handshake response */
-  LC_DG_DATA = 4      /* sealed transport packet */
+  LC_DG_DATA = 4,     /* sealed transport packet */
+  LC_DG_PEERS = 5     /* discovery: signed peer list (lc__disc_decode) */
 };
 
-#define LC_KEY_BYTES 32
+/* LC_KEY_BYTES (32) comes from lanchat.h */
 #define LC_TAG_BYTES 16
 #define LC_HELLO_STATIC_BYTES (LC_KEY_BYTES + LC_TAG_BYTES) /* 48 */
 #define LC_HELLO_PAYLOAD_BYTES (16 + LC_TAG_BYTES)          /* 32 */
@@ -193,5 +194,110 @@ size_t lc__frame_max_data(const lc__frame *f, size_t room);
 int lc__payload_decode(const uint8_t *buf, size_t len, lc__frame *frames,
                        size_t max_frames, size_t *nframes,
                        lc__ack_range *ranges);
+
+/* ---- discovery datagrams (ANNOUNCE, PEERS) ---------------------------
+ * Both are signed by the sender's identity key and travel in the clear.
+ * The signature covers every byte of the datagram before the signature
+ * field (signed_len on decode), so it is checked over exactly what arrived
+ * and the encoding never has to be reproduced.  lc__wire_decode refuses
+ * them with LC_ETYPE: they have their own codec below. */
+
+#define LC_SIGNATURE_BYTES 64
+#define LC_NICK_MAX_BYTES 64    /* UTF-8 bytes, no terminator */
+#define LC_STATUS_MAX_BYTES 128 /* UTF-8 bytes, no terminator */
+#define LC_PEERS_MAX 24         /* entries in one PEERS datagram */
+
+/* ANNOUNCE flags */
+enum {
+  LC_ANN_REPLY = 1,   /* an answer to a newcomer: never answered itself */
+  LC_ANN_GOODBYE = 2, /* the sender is leaving (presence is OFFLINE) */
+  LC_ANN_FLAGS_ALL = 3
+};
+
+/* ANNOUNCE: [1, 1, flags u8, key bin32, timestamp_us u64, port u16,
+ *            presence u8, caps u64, nickname str, status str, sig bin64]
+ * timestamp_us: sender's wall clock in microseconds (Unix epoch), strictly
+ * increasing per sender; presence 0..3 (LC_PRESENCE_*); port: the sender's
+ * unicast port, never 0. */
+typedef struct {
+  uint32_t flags;
+  uint8_t key[32];
+  uint64_t timestamp_us;
+  uint16_t port;
+  uint8_t presence;
+  uint64_t caps;
+  const char *nick; /* not NUL-terminated; decode: points into the input */
+  size_t nick_len;  /* <= LC_NICK_MAX_BYTES, valid UTF-8 */
+  const char *status;
+  size_t status_len; /* <= LC_STATUS_MAX_BYTES, valid UTF-8 */
+} lc__announce;
+
+/* One PEERS entry: a peer the sender hears, and where. */
+typedef struct {
+  uint8_t key[32];
+  uint8_t ip[16]; /* IPv4 in the first 4 bytes when ip_len == 4 */
+  uint8_t ip_len; /* 4 or 16 */
+  uint16_t port;  /* never 0 */
+} lc__peer_entry;
+
+/* PEERS: [1, 5, key bin32, timestamp_us u64, [[key bin32, ip bin4|bin16,
+ *         port u16], ...], sig bin64]   (at most LC_PEERS_MAX entries) */
+typedef struct {
+  uint8_t key[32];
+  uint64_t timestamp_us;
+  size_t nentries;
+  lc__peer_entry *entries; /* encode: caller's array; decode: filled into
+                              the caller's array of LC_PEERS_MAX */
+} lc__peers;
+
+typedef struct {
+  int type; /* LC_DG_ANNOUNCE or LC_DG_PEERS */
+  union {
+    lc__announce announce;
+    lc__peers peers;
+  } u;
+  size_t signed_len; /* decode: bytes covered by the signature */
+  uint8_t sig[LC_SIGNATURE_BYTES];
+} lc__disc_datagram;
+
+/* Encodes everything up to the signature into out and returns that length
+ * (the bytes to sign).  The caller signs them and appends the signature
+ * with lc__disc_encode_sig.  Errors: LC_ETOOBIG, LC_EINVAL (a field the
+ * decoder would refuse: over-long or invalid UTF-8 strings, port 0,
+ * presence > 3, unknown flags, too many entries, bad ip_len). */
+int lc__disc_encode_body(const lc__disc_datagram *dg, uint8_t *out,
+                         size_t cap);
+/* Appends the signature field after a body of body_len bytes.  Returns the
+ * total datagram length or LC_ETOOBIG. */
+int lc__disc_encode_sig(uint8_t *out, size_t cap, size_t body_len,
+                        const uint8_t sig[LC_SIGNATURE_BYTES]);
+
+/* Decodes an ANNOUNCE or PEERS datagram; the signature is NOT checked
+ * here (the caller verifies sig over buf[0..signed_len)).  entries is the
+ * caller's array of LC_PEERS_MAX for PEERS (may be NULL otherwise).
+ * Errors as lc__wire_decode, plus LC_ETYPE for any other datagram type. */
+int lc__disc_decode(lc__disc_datagram *dg, const uint8_t *buf, size_t len,
+                    lc__peer_entry *entries);
+
+/* ---- the chat envelope: the body of a transport message --------------
+ * [kind u8, sent_ms u64, text str]   kind 1 = TEXT.  sent_ms is the
+ * sender's wall clock in milliseconds.  Later kinds extend this. */
+enum { LC_CHAT_TEXT = 1 };
+
+typedef struct {
+  int kind;
+  uint64_t sent_ms;
+  const char *text; /* valid UTF-8, not NUL-terminated; decode: into buf */
+  size_t text_len;
+} lc__chat;
+
+/* Returns the encoded length, LC_ETOOBIG or LC_EINVAL (unknown kind,
+ * invalid UTF-8). */
+int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap);
+/* Errors as lc__wire_decode; invalid UTF-8 is LC_EFIELD. */
+int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len);
+
+/* 1 if s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
+int lc__utf8_valid(const char *s, size_t len);
 
 #endif /* LC_WIRE_H */
