@@ -215,15 +215,18 @@ enum {
 };
 
 /* ANNOUNCE: [1, 1, flags u8, key bin32, timestamp_us u64, port u16,
- *            presence u8, caps u64, nickname str, status str, sig bin64]
+ *            interval_ms u32, presence u8, caps u64, nickname str,
+ *            status str, sig bin64]
  * timestamp_us: sender's wall clock in microseconds (Unix epoch), strictly
- * increasing per sender; presence 0..3 (LC_PRESENCE_*); port: the sender's
- * unicast port, never 0. */
+ * increasing per sender; port: the sender's unicast port, never 0;
+ * interval_ms: the sender's announcement interval, 1000..3600000 (receivers
+ * expire it after three); presence 0..3 (LC_PRESENCE_*). */
 typedef struct {
   uint32_t flags;
   uint8_t key[32];
   uint64_t timestamp_us;
   uint16_t port;
+  uint32_t interval_ms;
   uint8_t presence;
   uint64_t caps;
   const char *nick; /* not NUL-terminated; decode: points into the input */
