@@ -209,9 +209,12 @@ int lc__payload_decode(const uint8_t *buf, size_t len, lc__frame *frames,
 
 /* ANNOUNCE flags */
 enum {
-  LC_ANN_REPLY = 1,   /* an answer to a newcomer: never answered itself */
+  LC_ANN_REPLY = 1,   /* an answer (to SOLICIT or a newcomer): never
+                         answered itself */
   LC_ANN_GOODBYE = 2, /* the sender is leaving (presence is OFFLINE) */
-  LC_ANN_FLAGS_ALL = 3
+  LC_ANN_SOLICIT = 4, /* "answer me by unicast": set at start, after a
+                         network change, and on probes */
+  LC_ANN_FLAGS_ALL = 7
 };
 
 /* ANNOUNCE: [1, 1, flags u8, key bin32, timestamp_us u64, port u16,
