@@ -86,7 +86,6 @@ LC_EXTERN const char *lc_err_name(int err);
 /* The library version as "MAJOR.MINOR.PATCH".  Static string. */
 LC_EXTERN const char *lc_version_string(void);
 
-
 /* ======================================================================
  * The node: one peer on the LAN, attached to the caller's libuv loop.
  *
@@ -103,11 +102,11 @@ LC_EXTERN const char *lc_version_string(void);
 struct uv_loop_s; /* uv_loop_t, from <uv.h> */
 typedef struct lc_node lc_node;
 
-#define LC_KEY_BYTES 32    /* a peer's identity: its Ed25519 public key */
-#define LC_MSGID_BYTES 16  /* a message id, random, unique per message */
-#define LC_NICK_MAX 64     /* nickname, UTF-8 bytes */
-#define LC_STATUS_MAX 128  /* status text, UTF-8 bytes */
-#define LC_KEY_HEX_LEN 64  /* lc_key_to_hex writes this many chars + NUL */
+#define LC_KEY_BYTES 32   /* a peer's identity: its Ed25519 public key */
+#define LC_MSGID_BYTES 16 /* a message id, random, unique per message */
+#define LC_NICK_MAX 64    /* nickname, UTF-8 bytes */
+#define LC_STATUS_MAX 128 /* status text, UTF-8 bytes */
+#define LC_KEY_HEX_LEN 64 /* lc_key_to_hex writes this many chars + NUL */
 
 typedef enum {
   LC_PRESENCE_OFFLINE = 0, /* only ever seen in a goodbye */
@@ -125,10 +124,10 @@ typedef struct {
   char nickname[LC_NICK_MAX + 1];
   char status[LC_STATUS_MAX + 1];
   lc_presence presence;
-  char address[64]; /* "10.0.0.7:7781", "[fe80::1%eth0]:7781" */
-  uint64_t caps;    /* capability bits the peer announced */
-  int remote;       /* 1: reached beyond our broadcast domain (a static
-                       peer, or learned from another peer's list) */
+  char address[64];      /* "10.0.0.7:7781", "[fe80::1%eth0]:7781" */
+  uint64_t caps;         /* capability bits the peer announced */
+  int remote;            /* 1: reached beyond our broadcast domain (a static
+                            peer, or learned from another peer's list) */
   uint64_t last_seen_ms; /* our wall clock, Unix milliseconds */
 } lc_peer_info;
 
@@ -180,8 +179,7 @@ typedef void lc_message_cb(lc_node *node, const lc_message *msg, void *user);
 typedef void lc_delivery_cb(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
                             const uint8_t msg_id[LC_MSGID_BYTES],
                             lc_msg_state state, int err, void *user);
-typedef void lc_network_cb(lc_node *node, lc_network_event event,
-                           void *user);
+typedef void lc_network_cb(lc_node *node, lc_network_event event, void *user);
 /* level: 0 error, 1 warning, 2 notice, 3 debug.  msg is borrowed. */
 typedef void lc_log_cb(lc_node *node, int level, const char *msg, void *user);
 typedef void lc_stop_cb(lc_node *node, void *user);
@@ -237,10 +235,11 @@ typedef struct {
 LC_EXTERN void lc_node_options_init(lc_node_options *o);
 
 /* Creates a node: validates the options (copied), loads or creates the
- * identity in data_dir.  Opens no socket.  Errors: LC_EINVAL (a missing
- * data_dir, a malformed address, pattern or number: see the log callback
- * for which), LC_EKEYFILE, a negative errno from the file system,
- * LC_ENOMEM. */
+ * identity in data_dir (a short file read: call it before the loop is
+ * busy).  Opens no socket.  Errors: LC_EINVAL (a missing data_dir, a
+ * malformed address or number; the log callback, called from inside this
+ * function with node NULL, says which), LC_EKEYFILE, a negative errno from
+ * the file system, LC_ENOMEM. */
 LC_EXTERN int lc_node_new(lc_node **out, struct uv_loop_s *loop,
                           const lc_node_options *o);
 
@@ -256,7 +255,7 @@ LC_EXTERN int lc_node_start(lc_node *node);
 LC_EXTERN int lc_node_stop(lc_node *node, lc_stop_cb *cb);
 
 /* Frees a node that was never started or whose stop callback has run.
- * NULL is a no-op. */
+ * NULL is a no-op; so is a node still running (stop it first). */
 LC_EXTERN void lc_node_free(lc_node *node);
 
 /* This node's identity key. */
@@ -298,8 +297,8 @@ LC_EXTERN int lc_key_from_hex(uint8_t key[LC_KEY_BYTES], const char *hex);
 typedef struct {
   uint64_t datagrams_in, datagrams_out, send_errors;
   uint64_t announces_in, announces_out, peers_lists_in, peers_lists_out;
-  uint64_t bad_datagrams;  /* malformed, bad signature, replayed */
-  uint64_t bad_announces;  /* of which discovery datagrams */
+  uint64_t bad_datagrams; /* malformed, bad signature, replayed */
+  uint64_t bad_announces; /* of which discovery datagrams */
   uint64_t peers_present;
   uint64_t interface_changes;
   int recvmmsg; /* 1 if receives are batched */

@@ -2308,6 +2308,52 @@ int lc__tp_set_peer_addr(lc__tp *tp, const uint8_t peer[LC_PK_BYTES],
   return 0;
 }
 
+/* Whatever was waiting on a backed-off timer goes out now: the path
+ * changed, so the old back-off says nothing about the new one. */
+static void tp_resume_peer(lc__tp *tp, tp_peer *p) {
+  if (p->hs_active && !p->hs_send_now)
+    p->hs_retry_at = tp->now;
+  if (p->cur >= 0 && p->ae_in_flight) {
+    tp_on_pto(tp, p);
+    p->pto_count = 0;
+  }
+}
+
+int lc__tp_peer_moved(lc__tp *tp, const uint8_t peer[LC_PK_BYTES],
+                      const lc__addr *addr, uint64_t now) {
+  if (!tp || !peer || !addr)
+    return LC_EINVAL;
+  if (now > tp->now)
+    tp->now = now;
+  tp_peer *p = tp_find(tp, peer);
+  if (!p)
+    return lc__tp_set_peer_addr(tp, peer, addr);
+  int moved = !p->has_addr || !lc__addr_equal(&p->addr, addr);
+  p->addr = *addr;
+  p->has_addr = 1;
+  if (moved)
+    tp_resume_peer(tp, p);
+  return 0;
+}
+
+void lc__tp_close_all(lc__tp *tp, uint64_t now) {
+  if (!tp)
+    return;
+  /* backwards: ending a session may remove its peer (swap with the last) */
+  for (size_t i = tp->npeers; i-- > 0;)
+    if (i < tp->npeers && (tp->peers[i]->cur >= 0 || tp->peers[i]->hs_active))
+      lc__tp_close(tp, tp->peers[i]->pk, now);
+}
+
+void lc__tp_resume(lc__tp *tp, uint64_t now) {
+  if (!tp)
+    return;
+  if (now > tp->now)
+    tp->now = now;
+  for (size_t i = 0; i < tp->npeers; i++)
+    tp_resume_peer(tp, tp->peers[i]);
+}
+
 static tp_peer *tp_peer_for_send(lc__tp *tp, const uint8_t *peer) {
   tp_peer *p = tp_find(tp, peer);
   return p && p->has_addr ? p : NULL;

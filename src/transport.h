@@ -146,6 +146,17 @@ uint64_t lc__tp_next_wakeup(const lc__tp *tp);
 int lc__tp_set_peer_addr(lc__tp *tp, const uint8_t peer[LC_PK_BYTES],
                          const lc__addr *addr);
 
+/* The peer proved (by a signed announcement) that it is now at addr: a
+ * running session moves there at once, and whatever waits on a backed-off
+ * retransmission or handshake timer goes out now.  Errors as
+ * lc__tp_set_peer_addr. */
+int lc__tp_peer_moved(lc__tp *tp, const uint8_t peer[LC_PK_BYTES],
+                      const lc__addr *addr, uint64_t now);
+
+/* Our network changed: every pending retransmission and handshake goes out
+ * now instead of after its backed-off timer. */
+void lc__tp_resume(lc__tp *tp, uint64_t now);
+
 /* Starts a handshake unless a session exists or is being set up.
  * Errors: LC_ENOPEER (no address known), LC_ELIMIT (max_sessions). */
 int lc__tp_connect(lc__tp *tp, const uint8_t peer[LC_PK_BYTES], uint64_t now);
@@ -176,6 +187,9 @@ int lc__tp_bulk_write(lc__tp *tp, const uint8_t peer[LC_PK_BYTES],
 /* Closes a session: sends CLOSE, fails pending messages (message_failed
  * with LC_ECLOSED), and raises session_down.  Errors: LC_ENOSESSION. */
 int lc__tp_close(lc__tp *tp, const uint8_t peer[LC_PK_BYTES], uint64_t now);
+
+/* Closes every session (a node stopping).  Events as lc__tp_close. */
+void lc__tp_close_all(lc__tp *tp, uint64_t now);
 
 /* ---- observation (tests, benchmarks, the control API) ----------------- */
 typedef struct {

@@ -1,0 +1,1116 @@
+/* node.c: the public facade.  Checks arguments, then dispatches to the
+ * transport (sessions, messages), discovery (peers, presence) and net_uv
+ * (sockets, timer, interfaces).  Owns the event queue: every callback to
+ * the application is queued and fired from inside a loop callback, never
+ * from inside the lc_ call that caused it. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "discovery.h"
+#include "lanchat.h"
+#include "net_uv.h"
+#include "transport.h"
+#include "wire.h"
+
+#define NODE_DEDUP 4096 /* message ids remembered against duplicates */
+#define NODE_MAX_TEXT (1024 * 1024 - 64)
+
+enum { NODE_NEW, NODE_RUNNING, NODE_STOPPING, NODE_CLOSING, NODE_STOPPED };
+
+#define NODE_STOP_WAIT_US 20000      /* a CLOSE paced this soon is awaited */
+#define NODE_STOP_DEADLINE_US 200000 /* but a stop never takes longer */
+
+enum { EV_PEER, EV_MESSAGE, EV_DELIVERY, EV_NETWORK, EV_LOG };
+
+typedef struct node_event {
+  struct node_event *next;
+  int type;
+  int a, b; /* peer: event, detail; delivery: state, err; log: level */
+  lc_peer_info peer;
+  uint8_t key[LC_KEY_BYTES];
+  uint8_t msg_id[LC_MSGID_BYTES];
+  uint64_t sent_ms, received_ms;
+  size_t len;
+  char *text; /* message text or log line, NUL-terminated */
+} node_event;
+
+struct lc_node {
+  struct uv_loop_s *loop;
+  lc_node_options o; /* string fields point at the copies below */
+  char *s_data_dir, *s_nick, *s_status, *s_bind_v4, *s_bind_v6, *s_ifaces,
+      *s_skip, *s_bcast, *s_statics;
+  lc__identity id;
+  lc__tp *tp;
+  lc__disc *disc;
+  lc__net_uv *net;
+  int state;
+  uint64_t clock_offset_us;
+  uint16_t port;
+
+  lc__addr *bcast; /* parsed explicit broadcast list */
+  size_t nbcast;
+  lc__addr *statics;
+  size_t nstatics;
+  int v4, v6;
+
+  uint64_t next_iface_check;
+  int ifaces_known;
+
+  node_event *ev_head, *ev_tail;
+  int draining;
+
+  uint8_t (*seen)[LC_MSGID_BYTES]; /* ring of received message ids */
+  size_t nseen, seen_pos;
+
+  lc_stop_cb *stop_cb;
+  uint64_t stop_deadline;
+  lc_node_stats st;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static uint64_t node_now(void) {
+  return lc__net_uv_now(NULL);
+}
+
+static uint64_t node_wall_ms(lc_node *n) {
+  return (node_now() + n->clock_offset_us) / 1000;
+}
+
+static char *node_strdup(const char *s) {
+  if (!s)
+    return NULL;
+  size_t l = strlen(s);
+  char *d = malloc(l + 1);
+  if (d)
+    memcpy(d, s, l + 1);
+  return d;
+}
+
+static void node_enqueue(lc_node *n, node_event *e) {
+  e->next = NULL;
+  if (n->ev_tail)
+    n->ev_tail->next = e;
+  else
+    n->ev_head = e;
+  n->ev_tail = e;
+}
+
+static node_event *node_event_new(int type) {
+  node_event *e = calloc(1, sizeof *e);
+  if (e)
+    e->type = type;
+  return e;
+}
+
+static void node_log(lc_node *n, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void node_log(lc_node *n, int level, const char *fmt, ...) {
+  if (!n->o.on_log)
+    return;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  node_event *e = node_event_new(EV_LOG);
+  if (!e)
+    return;
+  e->type = EV_LOG;
+  e->a = level;
+  e->text = node_strdup(buf);
+  if (!e->text) {
+    free(e);
+    return;
+  }
+  node_enqueue(n, e);
+}
+
+static void node_event_free(node_event *e) {
+  free(e->text);
+  free(e);
+}
+
+/* Fires queued events.  Called only from loop callbacks (net_uv's recv,
+ * timer and close paths), so the application never sees a callback inside
+ * its own lc_ call. */
+static void node_drain(lc_node *n) {
+  if (n->draining)
+    return;
+  n->draining = 1;
+  node_event *e;
+  while ((e = n->ev_head) != NULL) {
+    n->ev_head = e->next;
+    if (!n->ev_head)
+      n->ev_tail = NULL;
+    void *u = n->o.user_data;
+    switch (e->type) {
+    case EV_PEER:
+      if (n->o.on_peer)
+        n->o.on_peer(n, (lc_peer_event)e->a, &e->peer, e->b, u);
+      break;
+    case EV_MESSAGE:
+      if (n->o.on_message) {
+        lc_message m;
+        m.from = e->key;
+        m.msg_id = e->msg_id;
+        m.text = e->text;
+        m.text_len = e->len;
+        m.sent_ms = e->sent_ms;
+        m.received_ms = e->received_ms;
+        n->o.on_message(n, &m, u);
+      }
+      break;
+    case EV_DELIVERY:
+      if (n->o.on_delivery)
+        n->o.on_delivery(n, e->key, e->msg_id, (lc_msg_state)e->a, e->b, u);
+      break;
+    case EV_NETWORK:
+      if (n->o.on_network)
+        n->o.on_network(n, (lc_network_event)e->a, u);
+      break;
+    case EV_LOG:
+      if (n->o.on_log)
+        n->o.on_log(n, e->a, e->text, u);
+      break;
+    }
+    node_event_free(e);
+  }
+  n->draining = 0;
+}
+
+static void node_peer_info(const lc__disc_peer *p, lc_peer_info *out) {
+  memset(out, 0, sizeof *out);
+  memcpy(out->key, p->key, LC_KEY_BYTES);
+  snprintf(out->nickname, sizeof out->nickname, "%s", p->nick);
+  snprintf(out->status, sizeof out->status, "%s", p->status);
+  out->presence = (lc_presence)p->presence;
+  lc__net_format_addr(&p->addr, out->address, sizeof out->address);
+  out->caps = p->caps;
+  out->remote = p->remote;
+  out->last_seen_ms = p->last_seen_ms;
+}
+
+/* ---- transport events ---------------------------------------------------- */
+
+static int node_seen(lc_node *n, const uint8_t *id) {
+  for (size_t i = 0; i < n->nseen; i++)
+    if (memcmp(n->seen[i], id, LC_MSGID_BYTES) == 0)
+      return 1;
+  memcpy(n->seen[n->seen_pos], id, LC_MSGID_BYTES);
+  n->seen_pos = (n->seen_pos + 1) % NODE_DEDUP;
+  if (n->nseen < NODE_DEDUP)
+    n->nseen++;
+  return 0;
+}
+
+static void node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
+                            const uint8_t msg_id[LC_MSG_ID_BYTES],
+                            const uint8_t *data, size_t len) {
+  lc_node *n = user;
+  lc__chat c;
+  int rc = lc__chat_decode(&c, data, len);
+  if (rc < 0 || c.kind != LC_CHAT_TEXT) {
+    n->st.bad_datagrams++;
+    node_log(n, 1, "dropped a message the chat decoder refused: %s",
+             lc_strerror(rc < 0 ? rc : LC_ETYPE));
+    return;
+  }
+  if (node_seen(n, msg_id))
+    return; /* resent after a session restart: delivered already */
+  node_event *e = node_event_new(EV_MESSAGE);
+  char *text = malloc(c.text_len + 1);
+  if (!e || !text) {
+    free(e);
+    free(text);
+    return;
+  }
+  memcpy(text, c.text, c.text_len);
+  text[c.text_len] = 0;
+  e->type = EV_MESSAGE;
+  memcpy(e->key, peer, LC_KEY_BYTES);
+  memcpy(e->msg_id, msg_id, LC_MSGID_BYTES);
+  e->text = text;
+  e->len = c.text_len;
+  e->sent_ms = c.sent_ms;
+  e->received_ms = node_wall_ms(n);
+  node_enqueue(n, e);
+}
+
+static void node_delivery(lc_node *n, const uint8_t *peer, const uint8_t *id,
+                          int state, int err) {
+  node_event *e = node_event_new(EV_DELIVERY);
+  if (!e)
+    return;
+  e->type = EV_DELIVERY;
+  memcpy(e->key, peer, LC_KEY_BYTES);
+  memcpy(e->msg_id, id, LC_MSGID_BYTES);
+  e->a = state;
+  e->b = err;
+  node_enqueue(n, e);
+}
+
+static void node_tp_acked(void *user, const uint8_t peer[LC_PK_BYTES],
+                          const uint8_t msg_id[LC_MSG_ID_BYTES]) {
+  node_delivery(user, peer, msg_id, LC_MSG_DELIVERED, 0);
+}
+
+static void node_tp_failed(void *user, const uint8_t peer[LC_PK_BYTES],
+                           const uint8_t msg_id[LC_MSG_ID_BYTES], int err) {
+  node_delivery(user, peer, msg_id, LC_MSG_FAILED, err);
+}
+
+static void node_tp_up(void *user, const uint8_t peer[LC_PK_BYTES]) {
+  lc_node *n = user;
+  char hex[LC_KEY_HEX_LEN + 1];
+  lc_key_to_hex(hex, peer);
+  node_log(n, 3, "session up with %.16s", hex);
+}
+
+static void node_tp_down(void *user, const uint8_t peer[LC_PK_BYTES],
+                         int reason) {
+  lc_node *n = user;
+  char hex[LC_KEY_HEX_LEN + 1];
+  lc_key_to_hex(hex, peer);
+  node_log(n, 3, "session down with %.16s (reason %d)", hex, reason);
+}
+
+/* ---- discovery events ---------------------------------------------------- */
+
+static void node_disc_event(void *user, int ev, const lc__disc_peer *p,
+                            int detail) {
+  lc_node *n = user;
+  uint64_t now = node_now();
+  if (ev == LC__DISC_APPEARED && (p->caps & 1)) {
+    int rc = lc__tp_peer_moved(n->tp, p->key, &p->addr, now);
+    if (rc < 0)
+      node_log(n, 1, "transport refused peer %s: %s", p->nick, lc_strerror(rc));
+  } else if (ev == LC__DISC_CHANGED && (detail & LC__DISC_CH_ADDR)) {
+    lc__tp_peer_moved(n->tp, p->key, &p->addr, now);
+  }
+  node_event *e = node_event_new(EV_PEER);
+  if (!e)
+    return;
+  e->type = EV_PEER;
+  e->a = ev == LC__DISC_APPEARED  ? LC_PEER_APPEARED
+         : ev == LC__DISC_CHANGED ? LC_PEER_CHANGED
+                                  : LC_PEER_LEFT;
+  e->b = ev == LC__DISC_LEFT
+             ? (detail == LC__DISC_GOODBYE ? LC_LEFT_GOODBYE : LC_LEFT_EXPIRED)
+             : 0;
+  node_peer_info(p, &e->peer);
+  node_enqueue(n, e);
+}
+
+/* ---- interfaces ---------------------------------------------------------- */
+
+/* 1 if name matches one of the comma-separated fnmatch patterns. */
+static int node_match_list(const char *list, const char *name) {
+  if (!list)
+    return 0;
+  const char *p = list;
+  while (*p) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char pat[64];
+    while (len && *p == ' ') {
+      p++;
+      len--;
+    }
+    if (len && len < sizeof pat) {
+      memcpy(pat, p, len);
+      pat[len] = 0;
+      if (fnmatch(pat, name, 0) == 0)
+        return 1;
+    }
+    if (!end)
+      break;
+    p = end + 1;
+  }
+  return 0;
+}
+
+static int node_iface_usable(const lc_node *n, const lc__iface_addr *ia) {
+  if (n->o.interfaces)
+    return node_match_list(n->o.interfaces, ia->name);
+  if (ia->internal)
+    return 0;
+  const char *skip =
+      n->o.skip_interfaces ? n->o.skip_interfaces : LC_DEFAULT_SKIP_INTERFACES;
+  return !node_match_list(skip, ia->name);
+}
+
+static void node_subnet_of(const lc__iface_addr *ia, lc__subnet *s) {
+  memset(s, 0, sizeof *s);
+  s->family = ia->addr.ss.ss_family;
+  if (s->family == AF_INET) {
+    memcpy(s->addr, &((const struct sockaddr_in *)&ia->addr.ss)->sin_addr, 4);
+    memcpy(s->mask, &((const struct sockaddr_in *)&ia->netmask.ss)->sin_addr,
+           4);
+  } else {
+    memcpy(s->addr, &((const struct sockaddr_in6 *)&ia->addr.ss)->sin6_addr,
+           16);
+    memcpy(s->mask, &((const struct sockaddr_in6 *)&ia->netmask.ss)->sin6_addr,
+           16);
+  }
+}
+
+/* Re-reads the interfaces; returns 1 if the targets or subnets changed. */
+static int node_refresh_ifaces(lc_node *n, uint64_t now) {
+  lc__iface_addr *ifs = NULL;
+  size_t nifs = 0;
+  int rc = lc__net_interfaces(&ifs, &nifs);
+  if (rc < 0) {
+    node_log(n, 1, "cannot list interfaces: %s", lc_strerror(rc));
+    return 0;
+  }
+  size_t cap = nifs + n->nbcast + 1;
+  lc__addr *targets = calloc(cap, sizeof *targets);
+  lc__subnet *subnets = calloc(nifs + 1, sizeof *subnets);
+  size_t nt = 0, ns = 0;
+  if (!targets || !subnets) {
+    free(ifs);
+    free(targets);
+    free(subnets);
+    return 0;
+  }
+  for (size_t i = 0; i < n->nbcast; i++)
+    targets[nt++] = n->bcast[i];
+  for (size_t i = 0; i < nifs; i++) {
+    const lc__iface_addr *ia = &ifs[i];
+    int fam = ia->addr.ss.ss_family;
+    if (!node_iface_usable(n, ia) || (fam == AF_INET && !n->v4) ||
+        (fam == AF_INET6 && !n->v6))
+      continue;
+    node_subnet_of(ia, &subnets[ns++]);
+    if (n->o.broadcast)
+      continue; /* the user's list replaces the automatic one */
+    lc__addr t;
+    memset(&t, 0, sizeof t);
+    if (fam == AF_INET) {
+      uint32_t a = ((const struct sockaddr_in *)&ia->addr.ss)->sin_addr.s_addr;
+      uint32_t m =
+          ((const struct sockaddr_in *)&ia->netmask.ss)->sin_addr.s_addr;
+      if (m == 0xffffffffu)
+        continue; /* a /32 has no broadcast domain */
+      struct sockaddr_in *s = (struct sockaddr_in *)&t.ss;
+      s->sin_family = AF_INET;
+      s->sin_addr.s_addr = a | ~m;
+      s->sin_port = htons(n->o.discovery_port);
+      t.len = sizeof *s;
+    } else {
+      if (ia->internal || ia->ifindex == 0)
+        continue; /* loopback has no multicast */
+      struct sockaddr_in6 *s = (struct sockaddr_in6 *)&t.ss;
+      s->sin6_family = AF_INET6;
+      inet_pton(AF_INET6, "ff02::1", &s->sin6_addr);
+      s->sin6_scope_id = ia->ifindex;
+      s->sin6_port = htons(n->o.discovery_port);
+      t.len = sizeof *s;
+    }
+    int dup = 0;
+    for (size_t k = 0; k < nt; k++)
+      dup |= lc__addr_equal(&targets[k], &t);
+    if (dup)
+      continue;
+    if (fam == AF_INET6) {
+      int jr = lc__net_uv_join_all_nodes(n->net, ia->ifindex);
+      if (jr < 0)
+        node_log(n, 1, "cannot join ff02::1 on %s: %s", ia->name,
+                 lc_strerror(jr));
+    }
+    targets[nt++] = t;
+  }
+  free(ifs);
+  int changed = lc__disc_set_targets(n->disc, targets, nt, subnets, ns, now);
+  free(targets);
+  free(subnets);
+  if (changed < 0)
+    return 0;
+  if (changed && n->ifaces_known) {
+    n->st.interface_changes++;
+    node_log(n, 2, "network changed: %zu announcement targets", nt);
+    lc__tp_resume(n->tp, now);
+    node_event *e = node_event_new(EV_NETWORK);
+    if (e) {
+      e->type = EV_NETWORK;
+      e->a = LC_NET_CHANGED;
+      node_enqueue(n, e);
+    }
+  }
+  if (nt == 0 && !n->ifaces_known)
+    node_log(n, 1, "no usable interface: nothing to announce to yet");
+  n->ifaces_known = 1;
+  return changed;
+}
+
+/* ---- the engine that net_uv drives --------------------------------------- */
+
+static void node_finish_stop(lc__net_uv *net, void *arg) {
+  (void)net;
+  lc_node *n = arg;
+  n->net = NULL;
+  node_drain(n);
+  n->state = NODE_STOPPED;
+  if (n->stop_cb)
+    n->stop_cb(n, n->o.user_data);
+}
+
+/* The datagram type without decoding: [version, type, ...] with both as
+ * positive fixints. */
+static int node_peek_type(const uint8_t *buf, size_t len) {
+  if (len < 3 || (buf[0] & 0xf0) != 0x90 || buf[1] > 0x7f || buf[2] > 0x7f)
+    return -1;
+  return buf[2];
+}
+
+static void node_recv(void *user, int sock, const lc__addr *from,
+                      const uint8_t *buf, size_t len, uint64_t now) {
+  lc_node *n = user;
+  if (n->state != NODE_RUNNING)
+    return;
+  n->st.datagrams_in++;
+  int type = node_peek_type(buf, len);
+  int rc;
+  if (type == LC_DG_ANNOUNCE || type == LC_DG_PEERS) {
+    if (type == LC_DG_ANNOUNCE)
+      n->st.announces_in++;
+    else
+      n->st.peers_lists_in++;
+    rc = lc__disc_recv(n->disc, from, buf, len, now);
+    if (rc < 0 && rc != LC_EREPLAY) {
+      n->st.bad_announces++;
+      n->st.bad_datagrams++;
+      char a[64];
+      lc__net_format_addr(from, a, sizeof a);
+      node_log(n, 3, "discovery datagram from %s refused: %s", a,
+               lc_strerror(rc));
+    }
+  } else if (sock == LC__SOCK_DISC4 || sock == LC__SOCK_DISC6) {
+    n->st.bad_datagrams++; /* only discovery belongs on the shared port */
+  } else {
+    rc = lc__tp_recv(n->tp, from, buf, len, now);
+    if (rc < 0 && rc != LC_EREPLAY)
+      n->st.bad_datagrams++;
+  }
+  node_drain(n);
+}
+
+static int node_poll(void *user, uint64_t now, lc__addr *to, uint8_t *buf,
+                     size_t cap) {
+  lc_node *n = user;
+  int len = 0;
+  if (n->state == NODE_RUNNING && now >= n->next_iface_check) {
+    node_refresh_ifaces(n, now);
+    n->next_iface_check = now + (uint64_t)n->o.interface_poll_ms * 1000;
+  }
+  if (n->state == NODE_RUNNING || n->state == NODE_STOPPING) {
+    len = lc__disc_poll(n->disc, now, to, buf, cap);
+    if (len == 0)
+      len = lc__tp_poll(n->tp, now, to, buf, cap);
+  }
+  node_drain(n);
+  if (len > 0) {
+    n->st.datagrams_out++;
+    return len;
+  }
+  if (n->state == NODE_STOPPING && n->net) {
+    /* Goodbyes are out; CLOSE frames go as soon as pacing lets them (a
+     * transport timer due within NODE_STOP_WAIT_US); then the sockets go. */
+    uint64_t t = lc__tp_next_wakeup(n->tp);
+    if (now >= n->stop_deadline || t == LC_NEVER ||
+        t > now + NODE_STOP_WAIT_US) {
+      n->state = NODE_CLOSING;
+      lc__net_uv_close(n->net, node_finish_stop, n);
+    }
+  }
+  return 0;
+}
+
+static uint64_t node_next_wakeup(void *user) {
+  lc_node *n = user;
+  if (n->state != NODE_RUNNING && n->state != NODE_STOPPING)
+    return LC_NEVER;
+  uint64_t t = lc__disc_next_wakeup(n->disc);
+  if (n->state == NODE_STOPPING && n->stop_deadline < t)
+    t = n->stop_deadline;
+  uint64_t u = lc__tp_next_wakeup(n->tp);
+  if (u < t)
+    t = u;
+  if (n->next_iface_check < t)
+    t = n->next_iface_check;
+  return t;
+}
+
+/* ---- options ------------------------------------------------------------- */
+
+void lc_node_options_init(lc_node_options *o) {
+  if (o)
+    memset(o, 0, sizeof *o);
+}
+
+/* Parses a comma-separated address list into *out (malloc'd). */
+static int node_parse_list(const char *list, uint16_t default_port,
+                           lc__addr **out, size_t *count) {
+  *out = NULL;
+  *count = 0;
+  if (!list)
+    return 0;
+  size_t cap = 1;
+  for (const char *p = list; *p; p++)
+    cap += *p == ',';
+  lc__addr *v = calloc(cap, sizeof *v);
+  if (!v)
+    return LC_ENOMEM;
+  size_t k = 0;
+  const char *p = list;
+  while (*p) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char item[128];
+    while (len && *p == ' ') {
+      p++;
+      len--;
+    }
+    while (len && p[len - 1] == ' ')
+      len--;
+    if (len) {
+      if (len >= sizeof item) {
+        free(v);
+        return LC_EINVAL;
+      }
+      memcpy(item, p, len);
+      item[len] = 0;
+      if (lc__net_parse_addr(item, default_port, &v[k]) < 0) {
+        free(v);
+        return LC_EINVAL;
+      }
+      k++;
+    }
+    if (!end)
+      break;
+    p = end + 1;
+  }
+  *out = v;
+  *count = k;
+  return 0;
+}
+
+static void node_free_strings(lc_node *n) {
+  free(n->s_data_dir);
+  free(n->s_nick);
+  free(n->s_status);
+  free(n->s_bind_v4);
+  free(n->s_bind_v6);
+  free(n->s_ifaces);
+  free(n->s_skip);
+  free(n->s_bcast);
+  free(n->s_statics);
+}
+
+static int node_copy_options(lc_node *n, const lc_node_options *o) {
+  n->o = *o;
+#define NODE_DUP(field, store)                                                 \
+  do {                                                                         \
+    if (o->field) {                                                            \
+      if (!(n->store = node_strdup(o->field)))                                 \
+        return LC_ENOMEM;                                                      \
+    }                                                                          \
+    n->o.field = n->store;                                                     \
+  } while (0)
+  NODE_DUP(data_dir, s_data_dir);
+  NODE_DUP(nickname, s_nick);
+  NODE_DUP(status, s_status);
+  NODE_DUP(bind_v4, s_bind_v4);
+  NODE_DUP(bind_v6, s_bind_v6);
+  NODE_DUP(interfaces, s_ifaces);
+  NODE_DUP(skip_interfaces, s_skip);
+  NODE_DUP(broadcast, s_bcast);
+  NODE_DUP(static_peers, s_statics);
+#undef NODE_DUP
+  if (!n->o.discovery_port)
+    n->o.discovery_port = LC_DISCOVERY_PORT;
+  if (!n->o.announce_interval_ms)
+    n->o.announce_interval_ms = 5000;
+  if (!n->o.interface_poll_ms)
+    n->o.interface_poll_ms = 2000;
+  if (!n->o.presence)
+    n->o.presence = LC_PRESENCE_ONLINE;
+  return 0;
+}
+
+static void node_bad_option(const lc_node_options *o, const char *what) {
+  if (o->on_log) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "invalid option: %s", what);
+    o->on_log(NULL, 0, msg, o->user_data);
+  }
+}
+
+static int node_check_options(const lc_node_options *o) {
+  if (!o->data_dir || !*o->data_dir) {
+    node_bad_option(o, "data_dir is required");
+    return LC_EINVAL;
+  }
+  if (o->announce_interval_ms &&
+      (o->announce_interval_ms < 1000 || o->announce_interval_ms > 3600000)) {
+    node_bad_option(o, "announce_interval_ms must be 1000..3600000");
+    return LC_EINVAL;
+  }
+  if (o->interface_poll_ms && o->interface_poll_ms < 100) {
+    node_bad_option(o, "interface_poll_ms must be at least 100");
+    return LC_EINVAL;
+  }
+  if (o->presence < 0 || o->presence > LC_PRESENCE_BUSY) {
+    node_bad_option(o, "presence out of range");
+    return LC_EINVAL;
+  }
+  if (o->nickname && (!*o->nickname || strlen(o->nickname) > LC_NICK_MAX ||
+                      !lc__utf8_valid(o->nickname, strlen(o->nickname)))) {
+    node_bad_option(o, "nickname: 1 to 64 bytes of UTF-8");
+    return LC_EINVAL;
+  }
+  if (o->status && (strlen(o->status) > LC_STATUS_MAX ||
+                    !lc__utf8_valid(o->status, strlen(o->status)))) {
+    node_bad_option(o, "status: up to 128 bytes of UTF-8");
+    return LC_EINVAL;
+  }
+  return 0;
+}
+
+static const char *node_default_nick(void) {
+  const char *u = getenv("USER");
+  if (u && *u && strlen(u) <= LC_NICK_MAX && lc__utf8_valid(u, strlen(u)))
+    return u;
+  return "lanchat";
+}
+
+static int node_bind_addr(const char *s, int family, lc__addr *out) {
+  const char *def = family == AF_INET ? "0.0.0.0" : "::";
+  if (lc__net_parse_addr(s ? s : def, 0, out) < 0 ||
+      out->ss.ss_family != family)
+    return LC_EINVAL;
+  return 0;
+}
+
+int lc_node_new(lc_node **out, struct uv_loop_s *loop,
+                const lc_node_options *o) {
+  if (!out)
+    return LC_EINVAL;
+  *out = NULL;
+  if (!loop || !o)
+    return LC_EINVAL;
+  int rc = node_check_options(o);
+  if (rc < 0)
+    return rc;
+  rc = lc__crypto_init();
+  if (rc < 0)
+    return rc;
+  lc_node *n = calloc(1, sizeof *n);
+  if (!n)
+    return LC_ENOMEM;
+  n->loop = loop;
+  n->state = NODE_NEW;
+  rc = node_copy_options(n, o);
+  if (rc < 0)
+    goto fail;
+  n->v4 = !(n->o.bind_v4 && !*n->o.bind_v4);
+  n->v6 = !(n->o.bind_v6 && !*n->o.bind_v6);
+  if (!n->v4 && !n->v6) {
+    node_bad_option(o, "both address families disabled");
+    rc = LC_EINVAL;
+    goto fail;
+  }
+  lc__addr tmp;
+  if ((n->v4 && node_bind_addr(n->o.bind_v4, AF_INET, &tmp) < 0) ||
+      (n->v6 && node_bind_addr(n->o.bind_v6, AF_INET6, &tmp) < 0)) {
+    node_bad_option(o, "bind_v4 / bind_v6: a numeric address of that family");
+    rc = LC_EINVAL;
+    goto fail;
+  }
+  rc = node_parse_list(n->o.broadcast, n->o.discovery_port, &n->bcast,
+                       &n->nbcast);
+  if (rc < 0) {
+    node_bad_option(o, "broadcast: comma-separated numeric addresses");
+    goto fail;
+  }
+  rc = node_parse_list(n->o.static_peers, n->o.discovery_port, &n->statics,
+                       &n->nstatics);
+  if (rc < 0) {
+    node_bad_option(o, "static_peers: comma-separated host:port");
+    goto fail;
+  }
+  n->seen = calloc(NODE_DEDUP, LC_MSGID_BYTES);
+  if (!n->seen) {
+    rc = LC_ENOMEM;
+    goto fail;
+  }
+  if (mkdir(n->o.data_dir, 0700) < 0 && errno != EEXIST) {
+    rc = -errno;
+    goto fail;
+  }
+  char path[4096];
+  if (snprintf(path, sizeof path, "%s/identity.key", n->o.data_dir) >=
+      (int)sizeof path) {
+    rc = LC_EINVAL;
+    goto fail;
+  }
+  rc = lc__identity_load_or_create(&n->id, path);
+  if (rc < 0)
+    goto fail;
+  *out = n;
+  return 0;
+fail:
+  node_free_strings(n);
+  free(n->bcast);
+  free(n->statics);
+  free(n->seen);
+  free(n);
+  return rc;
+}
+
+static uint64_t node_wall_us_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void node_net_log(void *user, int level, const char *msg) {
+  node_log(user, level, "%s", msg);
+}
+
+int lc_node_start(lc_node *n) {
+  if (!n)
+    return LC_EINVAL;
+  if (n->state != NODE_NEW)
+    return LC_ESTATE;
+  uint64_t now = node_now();
+  uint64_t wall = node_wall_us_now();
+  n->clock_offset_us = wall > now ? wall - now : 0;
+
+  lc__tp_config tc;
+  lc__tp_config_default(&tc);
+  /* one budget for both families: IPv6's larger header decides */
+  tc.max_datagram = n->v6 ? 1452 : 1472;
+  tc.clock_offset_us = n->clock_offset_us;
+  tc.cb.message = node_tp_message;
+  tc.cb.message_acked = node_tp_acked;
+  tc.cb.message_failed = node_tp_failed;
+  tc.cb.session_up = node_tp_up;
+  tc.cb.session_down = node_tp_down;
+  tc.user = n;
+  int rc = lc__tp_new(&n->tp, &n->id, &tc);
+  if (rc < 0)
+    return rc;
+
+  lc__net_uv_options no;
+  memset(&no, 0, sizeof no);
+  lc__addr *first = &no.bind, *second = &no.bind2;
+  uint16_t want_port = n->o.port ? n->o.port : n->o.discovery_port + 1;
+  if (n->v4) {
+    node_bind_addr(n->o.bind_v4, AF_INET, first);
+    ((struct sockaddr_in *)&first->ss)->sin_port = htons(want_port);
+    first = second;
+  }
+  if (n->v6) {
+    node_bind_addr(n->o.bind_v6, AF_INET6, first);
+    ((struct sockaddr_in6 *)&first->ss)->sin6_port = htons(want_port);
+  }
+  no.port_fallback = n->o.port == 0;
+  no.discovery_port = n->o.discovery_port;
+  no.discovery4 = n->v4;
+  no.discovery6 = n->v6;
+  no.log = node_net_log;
+  no.log_user = n;
+  no.engine.recv = node_recv;
+  no.engine.poll = node_poll;
+  no.engine.next_wakeup = node_next_wakeup;
+  no.engine.user = n;
+  rc = lc__net_uv_start(&n->net, n->loop, NULL, &no);
+  if (rc < 0) {
+    lc__tp_free(n->tp);
+    n->tp = NULL;
+    return rc;
+  }
+  lc__addr local;
+  lc__net_uv_local_addr(n->net, &local);
+  n->port = local.ss.ss_family == AF_INET
+                ? ntohs(((struct sockaddr_in *)&local.ss)->sin_port)
+                : ntohs(((struct sockaddr_in6 *)&local.ss)->sin6_port);
+
+  lc__disc_config dc;
+  lc__disc_config_default(&dc);
+  dc.port = n->port;
+  dc.interval_us = (uint64_t)n->o.announce_interval_ms * 1000;
+  dc.clock_offset_us = n->clock_offset_us;
+  dc.peer_event = node_disc_event;
+  dc.user = n;
+  rc = lc__disc_new(&n->disc, &n->id, &dc);
+  if (rc == 0)
+    rc = lc__disc_set_profile(
+        n->disc, n->o.nickname ? n->o.nickname : node_default_nick(),
+        n->o.presence, n->o.status ? n->o.status : "", now);
+  if (rc < 0) {
+    /* the sockets close on a later iteration; the node can be freed after
+     * the loop ran once more */
+    lc__net_uv_close(n->net, NULL, NULL);
+    n->net = NULL;
+    lc__disc_free(n->disc);
+    n->disc = NULL;
+    lc__tp_free(n->tp);
+    n->tp = NULL;
+    return rc;
+  }
+  for (size_t i = 0; i < n->nstatics; i++)
+    lc__disc_add_static(n->disc, &n->statics[i], now);
+  n->state = NODE_RUNNING;
+  node_refresh_ifaces(n, now);
+  n->next_iface_check = now + (uint64_t)n->o.interface_poll_ms * 1000;
+  lc__disc_start(n->disc, now);
+  lc__net_uv_kick(n->net);
+  return 0;
+}
+
+int lc_node_stop(lc_node *n, lc_stop_cb *cb) {
+  if (!n)
+    return LC_EINVAL;
+  if (n->state != NODE_RUNNING)
+    return LC_ESTATE;
+  uint64_t now = node_now();
+  n->stop_cb = cb;
+  n->state = NODE_STOPPING;
+  n->stop_deadline = now + NODE_STOP_DEADLINE_US;
+  lc__disc_stop(n->disc, now);
+  lc__tp_close_all(n->tp, now);
+  lc__net_uv_kick(n->net);
+  return 0;
+}
+
+void lc_node_free(lc_node *n) {
+  if (!n)
+    return;
+  /* still on the loop: freeing now would leave libuv with dangling
+   * handles, so refuse (documented: stop first) */
+  if (n->state == NODE_RUNNING || n->state == NODE_STOPPING ||
+      n->state == NODE_CLOSING)
+    return;
+  node_event *e;
+  while ((e = n->ev_head) != NULL) {
+    n->ev_head = e->next;
+    node_event_free(e);
+  }
+  lc__disc_free(n->disc);
+  lc__tp_free(n->tp);
+  lc__identity_wipe(&n->id);
+  node_free_strings(n);
+  free(n->bcast);
+  free(n->statics);
+  free(n->seen);
+  free(n);
+}
+
+void lc_node_key(const lc_node *n, uint8_t key[LC_KEY_BYTES]) {
+  memcpy(key, n->id.pk, LC_KEY_BYTES);
+}
+
+int lc_node_port(const lc_node *n) {
+  return n ? n->port : 0;
+}
+
+int lc_node_set_nickname(lc_node *n, const char *nickname) {
+  if (!n || !nickname)
+    return LC_EINVAL;
+  size_t l = strlen(nickname);
+  if (l == 0 || l > LC_NICK_MAX || !lc__utf8_valid(nickname, l))
+    return LC_EINVAL;
+  if (n->disc) {
+    int rc = lc__disc_set_profile(n->disc, nickname, -1, NULL, node_now());
+    if (rc < 0)
+      return rc;
+    lc__net_uv_kick(n->net);
+  }
+  char *c = node_strdup(nickname);
+  if (!c)
+    return LC_ENOMEM;
+  free(n->s_nick);
+  n->s_nick = c;
+  n->o.nickname = c;
+  return 0;
+}
+
+int lc_node_set_presence(lc_node *n, lc_presence presence, const char *status) {
+  if (!n || presence < LC_PRESENCE_ONLINE || presence > LC_PRESENCE_BUSY)
+    return LC_EINVAL;
+  if (status && (strlen(status) > LC_STATUS_MAX ||
+                 !lc__utf8_valid(status, strlen(status))))
+    return LC_EINVAL;
+  if (n->disc) {
+    int rc = lc__disc_set_profile(n->disc, NULL, presence, status, node_now());
+    if (rc < 0)
+      return rc;
+    if (n->net)
+      lc__net_uv_kick(n->net);
+  }
+  n->o.presence = presence;
+  if (status) {
+    char *c = node_strdup(status);
+    if (!c)
+      return LC_ENOMEM;
+    free(n->s_status);
+    n->s_status = c;
+    n->o.status = c;
+  }
+  return 0;
+}
+
+int lc_node_add_static_peer(lc_node *n, const char *host_port) {
+  if (!n || !host_port)
+    return LC_EINVAL;
+  lc__addr a;
+  if (lc__net_parse_addr(host_port, n->o.discovery_port, &a) < 0)
+    return LC_EINVAL;
+  lc__addr *v = realloc(n->statics, (n->nstatics + 1) * sizeof *v);
+  if (!v)
+    return LC_ENOMEM;
+  n->statics = v;
+  n->statics[n->nstatics++] = a;
+  if (n->state == NODE_RUNNING) {
+    int rc = lc__disc_add_static(n->disc, &a, node_now());
+    if (rc < 0)
+      return rc;
+    lc__net_uv_kick(n->net);
+  }
+  return 0;
+}
+
+int lc_node_peers(lc_node *n, lc_peer_info **out, size_t *count) {
+  if (!n || !out || !count)
+    return LC_EINVAL;
+  *out = NULL;
+  *count = 0;
+  size_t c = n->disc ? lc__disc_peer_count(n->disc) : 0;
+  lc_peer_info *v = calloc(c ? c : 1, sizeof *v);
+  if (!v)
+    return LC_ENOMEM;
+  for (size_t i = 0; i < c; i++)
+    node_peer_info(lc__disc_peer_at(n->disc, i), &v[i]);
+  *out = v;
+  *count = c;
+  return 0;
+}
+
+void lc_peers_free(lc_peer_info *peers) {
+  free(peers);
+}
+
+int lc_send_text(lc_node *n, const uint8_t peer[LC_KEY_BYTES], const char *text,
+                 size_t len, uint8_t msg_id[LC_MSGID_BYTES]) {
+  if (!n || !peer || (!text && len))
+    return LC_EINVAL;
+  if (n->state != NODE_RUNNING)
+    return LC_ESTATE;
+  if (len > NODE_MAX_TEXT)
+    return LC_ETOOBIG;
+  if (!lc__utf8_valid(text ? text : "", len))
+    return LC_EINVAL;
+  const lc__disc_peer *p = lc__disc_peer_find(n->disc, peer);
+  if (!p)
+    return LC_ENOPEER;
+  uint8_t id[LC_MSGID_BYTES];
+  lc__crypto_random(id, sizeof id);
+  lc__chat c;
+  memset(&c, 0, sizeof c);
+  c.kind = LC_CHAT_TEXT;
+  c.sent_ms = node_wall_ms(n);
+  c.text = text ? text : "";
+  c.text_len = len;
+  size_t cap = len + 32;
+  uint8_t *buf = malloc(cap);
+  if (!buf)
+    return LC_ENOMEM;
+  int rc = lc__chat_encode(&c, buf, cap);
+  if (rc >= 0)
+    rc = lc__tp_send_msg(n->tp, peer, id, buf, (size_t)rc, node_now());
+  free(buf);
+  if (rc < 0)
+    return rc;
+  if (msg_id)
+    memcpy(msg_id, id, LC_MSGID_BYTES);
+  lc__net_uv_kick(n->net);
+  return 0;
+}
+
+void lc_node_stats_get(const lc_node *n, lc_node_stats *st) {
+  memset(st, 0, sizeof *st);
+  if (!n)
+    return;
+  *st = n->st;
+  if (n->disc) {
+    lc__disc_stats ds;
+    lc__disc_stats_get(n->disc, &ds);
+    st->announces_out = ds.announces_out;
+    st->peers_lists_out = ds.peers_out;
+    st->peers_present = lc__disc_peer_count(n->disc);
+  }
+  if (n->net) {
+    lc__net_uv_stats ns;
+    lc__net_uv_stats_get(n->net, &ns);
+    st->send_errors = ns.send_errors;
+    st->recvmmsg = ns.recvmmsg;
+  }
+}
+
+/* ---- small public utilities ---------------------------------------------- */
+
+const char *lc_presence_name(int presence) {
+  switch (presence) {
+  case LC_PRESENCE_OFFLINE:
+    return "offline";
+  case LC_PRESENCE_ONLINE:
+    return "online";
+  case LC_PRESENCE_AWAY:
+    return "away";
+  case LC_PRESENCE_BUSY:
+    return "busy";
+  }
+  return NULL;
+}
+
+void lc_key_to_hex(char out[LC_KEY_HEX_LEN + 1],
+                   const uint8_t key[LC_KEY_BYTES]) {
+  static const char hexd[] = "0123456789abcdef";
+  for (size_t i = 0; i < LC_KEY_BYTES; i++) {
+    out[2 * i] = hexd[key[i] >> 4];
+    out[2 * i + 1] = hexd[key[i] & 15];
+  }
+  out[LC_KEY_HEX_LEN] = 0;
+}
+
+static int node_hexval(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+int lc_key_from_hex(uint8_t key[LC_KEY_BYTES], const char *hex) {
+  if (!key || !hex || strlen(hex) != LC_KEY_HEX_LEN)
+    return LC_EINVAL;
+  for (size_t i = 0; i < LC_KEY_BYTES; i++) {
+    int hi = node_hexval(hex[2 * i]), lo = node_hexval(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0)
+      return LC_EINVAL;
+    key[i] = (uint8_t)(hi << 4 | lo);
+  }
+  return 0;
+}

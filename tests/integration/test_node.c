@@ -1,0 +1,547 @@
+/* test_node.c: several lc_nodes in one process and one libuv loop, on
+ * loopback only (unicast 127.0.0.1, broadcast 127.255.255.255, a discovery
+ * port picked free for this run): discovery, chat both ways, presence,
+ * nickname, goodbye, expiry, peer lists beyond the broadcast domain, bad
+ * input.  Nothing leaves the machine. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <cmocka.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "crypto.h"
+#include "lanchat.h"
+#include "wire.h"
+
+#define MAXN 6
+#define MAXMSG 16
+
+typedef struct tn_node {
+  struct tn_net *net;
+  lc_node *node;
+  char dir[64];
+  char nick[32];
+  uint8_t key[LC_KEY_BYTES];
+  int appeared, changed, left_goodbye, left_expired, stopped;
+  int delivered, failed;
+  int nmsgs;
+  char msgs[MAXMSG][64];
+  uint8_t msg_from[MAXMSG][LC_KEY_BYTES];
+  lc_peer_info last_changed;
+} tn_node;
+
+typedef struct tn_net {
+  uv_loop_t loop;
+  uv_timer_t guard;
+  int timed_out;
+  uint16_t dport;
+  tn_node n[MAXN];
+  int count;
+} tn_net;
+
+static uint16_t tn_free_port(void) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+static tn_node *tn_self(tn_net *net, lc_node *node) {
+  for (int i = 0; i < net->count; i++)
+    if (net->n[i].node == node)
+      return &net->n[i];
+  fail_msg("event for an unknown node");
+  return NULL;
+}
+
+static void tn_on_peer(lc_node *node, lc_peer_event ev, const lc_peer_info *p,
+                       int detail, void *user) {
+  tn_node *t = tn_self(user, node);
+  if (ev == LC_PEER_APPEARED)
+    t->appeared++;
+  else if (ev == LC_PEER_CHANGED) {
+    t->changed++;
+    t->last_changed = *p;
+  } else if (detail == LC_LEFT_GOODBYE)
+    t->left_goodbye++;
+  else
+    t->left_expired++;
+}
+
+static void tn_on_message(lc_node *node, const lc_message *m, void *user) {
+  tn_node *t = tn_self(user, node);
+  assert_true(t->nmsgs < MAXMSG);
+  assert_int_equal(strlen(m->text), m->text_len);
+  snprintf(t->msgs[t->nmsgs], sizeof t->msgs[0], "%s", m->text);
+  memcpy(t->msg_from[t->nmsgs], m->from, LC_KEY_BYTES);
+  t->nmsgs++;
+}
+
+static void tn_on_delivery(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
+                           const uint8_t id[LC_MSGID_BYTES], lc_msg_state st,
+                           int err, void *user) {
+  (void)peer;
+  (void)id;
+  (void)err;
+  tn_node *t = tn_self(user, node);
+  if (st == LC_MSG_DELIVERED)
+    t->delivered++;
+  else if (st == LC_MSG_FAILED)
+    t->failed++;
+}
+
+static void tn_on_stop(lc_node *node, void *user) {
+  tn_self(user, node)->stopped = 1;
+}
+
+static void tn_guard_cb(uv_timer_t *t) {
+  ((tn_net *)t->data)->timed_out = 1;
+}
+
+/* Runs the loop until pred holds; fails after 15 s of real time. */
+static void tn_run_until(tn_net *net, int (*pred)(tn_net *), const char *what) {
+  net->timed_out = 0;
+  uv_timer_start(&net->guard, tn_guard_cb, 15000, 0);
+  while (!pred(net) && !net->timed_out)
+    uv_run(&net->loop, UV_RUN_ONCE);
+  uv_timer_stop(&net->guard);
+  if (!pred(net))
+    fail_msg("timed out waiting for: %s", what);
+}
+
+typedef struct {
+  const char *interfaces;
+  const char *broadcast;
+  const char *statics;
+  uint16_t dport; /* 0: the net's */
+} tn_opts;
+
+static void tn_add(tn_net *net, const char *nick, const tn_opts *to) {
+  tn_node *t = &net->n[net->count++];
+  memset(t, 0, sizeof *t);
+  t->net = net;
+  snprintf(t->nick, sizeof t->nick, "%s", nick);
+  snprintf(t->dir, sizeof t->dir, "/tmp/lc-test-node-XXXXXX");
+  assert_non_null(mkdtemp(t->dir));
+  lc_node_options o;
+  lc_node_options_init(&o);
+  o.data_dir = t->dir;
+  o.nickname = nick;
+  o.discovery_port = to && to->dport ? to->dport : net->dport;
+  o.bind_v4 = "127.0.0.1";
+  o.bind_v6 = ""; /* loopback has no multicast: IPv6 is for netns tests */
+  o.interfaces = to && to->interfaces ? to->interfaces : "lo";
+  o.broadcast = to && to->broadcast ? to->broadcast : "127.255.255.255";
+  o.static_peers = to ? to->statics : NULL;
+  o.announce_interval_ms = 1000;
+  o.on_peer = tn_on_peer;
+  o.on_message = tn_on_message;
+  o.on_delivery = tn_on_delivery;
+  o.user_data = net;
+  assert_int_equal(lc_node_new(&t->node, &net->loop, &o), 0);
+  lc_node_key(t->node, t->key);
+  assert_int_equal(lc_node_start(t->node), 0);
+  assert_true(lc_node_port(t->node) > 0);
+}
+
+static void tn_init(tn_net *net) {
+  memset(net, 0, sizeof *net);
+  assert_int_equal(uv_loop_init(&net->loop), 0);
+  uv_timer_init(&net->loop, &net->guard);
+  net->guard.data = net;
+  net->dport = tn_free_port();
+}
+
+static int tn_all_stopped(tn_net *net) {
+  for (int i = 0; i < net->count; i++)
+    if (net->n[i].node && !net->n[i].stopped)
+      return 0;
+  return 1;
+}
+
+static void tn_stop(tn_node *t) {
+  assert_int_equal(lc_node_stop(t->node, tn_on_stop), 0);
+  assert_int_equal(lc_node_stop(t->node, tn_on_stop), LC_ESTATE);
+}
+
+static void tn_rmdir(const char *dir) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/identity.key", dir);
+  unlink(path);
+  rmdir(dir);
+}
+
+static void tn_done(tn_net *net) {
+  for (int i = 0; i < net->count; i++)
+    if (net->n[i].node && !net->n[i].stopped)
+      tn_stop(&net->n[i]);
+  tn_run_until(net, tn_all_stopped, "every node stopped");
+  for (int i = 0; i < net->count; i++) {
+    lc_node_free(net->n[i].node);
+    tn_rmdir(net->n[i].dir);
+  }
+  uv_close((uv_handle_t *)&net->guard, NULL);
+  uv_run(&net->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&net->loop), 0);
+}
+
+static int tn_peer_count(tn_node *t) {
+  lc_peer_info *v;
+  size_t c;
+  assert_int_equal(lc_node_peers(t->node, &v, &c), 0);
+  lc_peers_free(v);
+  return (int)c;
+}
+
+static int tn_all_see_all(tn_net *net) {
+  for (int i = 0; i < net->count; i++)
+    if (tn_peer_count(&net->n[i]) != net->count - 1)
+      return 0;
+  return 1;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static int tn_chat_done(tn_net *net) {
+  return net->n[0].nmsgs == 1 && net->n[1].nmsgs == 1 &&
+         net->n[0].delivered == 1 && net->n[1].delivered == 1;
+}
+
+static void test_discover_and_chat(void **state) {
+  (void)state;
+  tn_net net;
+  tn_init(&net);
+  tn_add(&net, "alice", NULL);
+  tn_add(&net, "bob", NULL);
+  tn_add(&net, "carol", NULL);
+  tn_run_until(&net, tn_all_see_all, "three nodes see each other");
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(net.n[i].appeared, 2);
+
+  lc_peer_info *v;
+  size_t c;
+  assert_int_equal(lc_node_peers(net.n[0].node, &v, &c), 0);
+  assert_int_equal(c, 2);
+  int saw_bob = 0;
+  for (size_t i = 0; i < c; i++) {
+    assert_int_equal(v[i].presence, LC_PRESENCE_ONLINE);
+    assert_int_equal(v[i].remote, 0);
+    assert_true(strncmp(v[i].address, "127.0.0.1:", 10) == 0);
+    if (strcmp(v[i].nickname, "bob") == 0) {
+      saw_bob = 1;
+      assert_memory_equal(v[i].key, net.n[1].key, LC_KEY_BYTES);
+    }
+  }
+  assert_true(saw_bob);
+  lc_peers_free(v);
+
+  uint8_t id[LC_MSGID_BYTES];
+  assert_int_equal(lc_send_text(net.n[0].node, net.n[1].key, "hi bob", 6, id),
+                   0);
+  assert_int_equal(
+      lc_send_text(net.n[1].node, net.n[0].key, "hi alice", 8, NULL), 0);
+  /* no callback fires inside the call that caused it */
+  assert_int_equal(net.n[0].delivered + net.n[1].nmsgs, 0);
+  tn_run_until(&net, tn_chat_done, "a message each way, delivered");
+  assert_string_equal(net.n[1].msgs[0], "hi bob");
+  assert_memory_equal(net.n[1].msg_from[0], net.n[0].key, LC_KEY_BYTES);
+  assert_string_equal(net.n[0].msgs[0], "hi alice");
+  assert_int_equal(net.n[2].nmsgs, 0);
+
+  /* refusals: an unknown peer, bad UTF-8, ourselves */
+  uint8_t nobody[LC_KEY_BYTES] = {1};
+  assert_int_equal(lc_send_text(net.n[0].node, nobody, "x", 1, NULL),
+                   LC_ENOPEER);
+  assert_int_equal(lc_send_text(net.n[0].node, net.n[1].key, "\xff", 1, NULL),
+                   LC_EINVAL);
+  assert_int_equal(lc_send_text(net.n[0].node, net.n[0].key, "me", 2, NULL),
+                   LC_ENOPEER);
+  tn_done(&net);
+}
+
+static int tn_bob_carol_see_away(tn_net *net) {
+  for (int i = 1; i < 3; i++) {
+    lc_peer_info *p = &net->n[i].last_changed;
+    if (strcmp(p->nickname, "alice") != 0 || p->presence != LC_PRESENCE_AWAY ||
+        strcmp(p->status, "at lunch") != 0)
+      return 0;
+  }
+  return 1;
+}
+
+static int tn_bob_carol_see_rename(tn_net *net) {
+  for (int i = 1; i < 3; i++)
+    if (strcmp(net->n[i].last_changed.nickname, "alice2") != 0)
+      return 0;
+  return 1;
+}
+
+static int tn_goodbye_seen(tn_net *net) {
+  return net->n[0].left_goodbye == 1 && net->n[1].left_goodbye == 1 &&
+         net->n[2].stopped;
+}
+
+static void test_presence_and_goodbye(void **state) {
+  (void)state;
+  tn_net net;
+  tn_init(&net);
+  tn_add(&net, "alice", NULL);
+  tn_add(&net, "bob", NULL);
+  tn_add(&net, "carol", NULL);
+  tn_run_until(&net, tn_all_see_all, "three nodes see each other");
+
+  assert_int_equal(
+      lc_node_set_presence(net.n[0].node, LC_PRESENCE_AWAY, "at lunch"), 0);
+  tn_run_until(&net, tn_bob_carol_see_away, "alice seen away at lunch");
+  assert_int_equal(lc_node_set_nickname(net.n[0].node, "alice2"), 0);
+  tn_run_until(&net, tn_bob_carol_see_rename, "alice seen as alice2");
+  assert_int_equal(net.n[1].last_changed.presence, LC_PRESENCE_AWAY);
+
+  assert_int_equal(
+      lc_node_set_presence(net.n[0].node, LC_PRESENCE_OFFLINE, NULL),
+      LC_EINVAL);
+  assert_int_equal(lc_node_set_nickname(net.n[0].node, ""), LC_EINVAL);
+
+  tn_stop(&net.n[2]);
+  tn_run_until(&net, tn_goodbye_seen, "carol's goodbye seen by both");
+  assert_int_equal(net.n[0].left_expired + net.n[1].left_expired, 0);
+  assert_int_equal(tn_peer_count(&net.n[0]), 1);
+  tn_done(&net);
+}
+
+/* A peer that falls silent (no goodbye) expires after three of its
+ * intervals.  It is played by a raw socket sending one signed ANNOUNCE. */
+static int tn_expired_seen(tn_net *net) {
+  return net->n[0].left_expired == 1 && net->n[1].left_expired == 1;
+}
+
+static int tn_ghost_seen(tn_net *net) {
+  return net->n[0].appeared == 2 && net->n[1].appeared == 2;
+}
+
+static void tn_send_raw(uint16_t port, const char *ip, const uint8_t *buf,
+                        size_t len) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  assert_true(fd >= 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, ip, &a.sin_addr);
+  assert_int_equal(sendto(fd, buf, len, 0, (struct sockaddr *)&a, sizeof a),
+                   (ssize_t)len);
+  close(fd);
+}
+
+static int tn_ghost_announce(uint8_t *buf, size_t cap, const lc__identity *id,
+                             uint64_t ts) {
+  lc__disc_datagram dg;
+  memset(&dg, 0, sizeof dg);
+  dg.type = LC_DG_ANNOUNCE;
+  dg.u.announce.flags = LC_ANN_REPLY; /* asks for no answer */
+  memcpy(dg.u.announce.key, id->pk, LC_PK_BYTES);
+  dg.u.announce.timestamp_us = ts;
+  dg.u.announce.port = 9; /* discard: never reached */
+  dg.u.announce.interval_ms = 1000;
+  dg.u.announce.presence = 1;
+  dg.u.announce.caps = 0;
+  dg.u.announce.nick = "ghost";
+  dg.u.announce.nick_len = 5;
+  dg.u.announce.status = "";
+  int n = lc__disc_encode_body(&dg, buf, cap);
+  assert_true(n > 0);
+  uint8_t sig[LC_SIG_BYTES];
+  lc__sign(id, buf, (size_t)n, sig);
+  n = lc__disc_encode_sig(buf, cap, (size_t)n, sig);
+  assert_true(n > 0);
+  return n;
+}
+
+static int tn_chat_done_one(tn_net *net) {
+  return net->n[1].nmsgs == 1 && net->n[0].delivered == 1;
+}
+
+static void test_expiry_and_bad_input(void **state) {
+  (void)state;
+  tn_net net;
+  tn_init(&net);
+  tn_add(&net, "alice", NULL);
+  tn_add(&net, "bob", NULL);
+  tn_run_until(&net, tn_all_see_all, "two nodes see each other");
+
+  lc_node_stats before;
+  lc_node_stats_get(net.n[0].node, &before);
+  /* garbage on the discovery port and on a unicast port: counted, no harm */
+  const uint8_t junk[][8] = {{0x93, 0x01, 0x01, 0xc1},
+                             {0x92, 0x01, 0x05},
+                             {0xff, 0xff, 0xff, 0xff},
+                             {0x95, 0x01, 0x04, 0x00, 0x00}};
+  for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+    tn_send_raw(net.dport, "127.255.255.255", junk[i], sizeof junk[i]);
+    tn_send_raw((uint16_t)lc_node_port(net.n[0].node), "127.0.0.1", junk[i],
+                sizeof junk[i]);
+  }
+
+  lc__identity ghost;
+  assert_int_equal(lc__identity_generate(&ghost, NULL), 0);
+  uint8_t buf[512];
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+  int n = tn_ghost_announce(buf, sizeof buf, &ghost, now_us);
+  tn_send_raw(net.dport, "127.255.255.255", buf, (size_t)n);
+  tn_run_until(&net, tn_ghost_seen, "the ghost appears");
+  /* the same datagram again is a duplicate; a forged signature is refused */
+  tn_send_raw(net.dport, "127.255.255.255", buf, (size_t)n);
+  n = tn_ghost_announce(buf, sizeof buf, &ghost, now_us + 1);
+  buf[n - 1] ^= 1;
+  tn_send_raw(net.dport, "127.255.255.255", buf, (size_t)n);
+  tn_run_until(&net, tn_expired_seen, "the ghost expires");
+  assert_int_equal(net.n[0].left_goodbye, 0);
+  assert_int_equal(tn_peer_count(&net.n[0]), 1); /* bob is still there */
+
+  lc_node_stats after;
+  lc_node_stats_get(net.n[0].node, &after);
+  assert_true(after.bad_datagrams >= before.bad_datagrams + 8);
+  assert_true(after.bad_announces >= before.bad_announces + 1);
+
+  /* and the nodes still talk */
+  assert_int_equal(lc_send_text(net.n[0].node, net.n[1].key, "still", 5, NULL),
+                   0);
+  tn_run_until(&net, tn_chat_done_one, "a message after the junk");
+  tn_done(&net);
+}
+
+/* Beyond the broadcast domain: dave listens on another discovery port (so
+ * he hears none of the others' broadcasts) and knows only alice, as a
+ * static peer.  Alice, with no subnet of her own, counts everyone as
+ * remote, so she tells dave whom she hears; dave probes them. */
+static int tn_dave_sees_all(tn_net *net) {
+  return tn_peer_count(&net->n[3]) == 3 && tn_peer_count(&net->n[1]) == 3 &&
+         tn_peer_count(&net->n[2]) == 3;
+}
+
+static int tn_carol_got_one(tn_net *net) {
+  return net->n[2].nmsgs == 1 && net->n[3].delivered == 1;
+}
+
+static void test_static_peer_and_lists(void **state) {
+  (void)state;
+  tn_net net;
+  tn_init(&net);
+  tn_opts alice = {.interfaces = "no-such-interface"};
+  tn_add(&net, "alice", &alice);
+  tn_add(&net, "bob", NULL);
+  tn_add(&net, "carol", NULL);
+  tn_run_until(&net, tn_all_see_all, "three nodes see each other");
+  char st[64];
+  snprintf(st, sizeof st, "127.0.0.1:%d", lc_node_port(net.n[0].node));
+  tn_opts dave = {.interfaces = "no-such-interface",
+                  .statics = st,
+                  .dport = tn_free_port()};
+  tn_add(&net, "dave", &dave);
+  tn_run_until(&net, tn_dave_sees_all, "dave and everyone see each other");
+  lc_peer_info *v;
+  size_t c;
+  assert_int_equal(lc_node_peers(net.n[3].node, &v, &c), 0);
+  for (size_t i = 0; i < c; i++)
+    assert_int_equal(v[i].remote, 1);
+  lc_peers_free(v);
+  assert_int_equal(
+      lc_send_text(net.n[3].node, net.n[2].key, "hello from afar", 15, NULL),
+      0);
+  tn_run_until(&net, tn_carol_got_one, "carol receives dave's message");
+  assert_string_equal(net.n[2].msgs[0], "hello from afar");
+  tn_done(&net);
+}
+
+static void tn_log_ignore(lc_node *node, int level, const char *msg,
+                          void *user) {
+  (void)node;
+  (void)level;
+  (void)msg;
+  (*(int *)user)++;
+}
+
+static void test_bad_options(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  int logs = 0;
+  lc_node_options o;
+  lc_node *n = (lc_node *)&o; /* must be reset to NULL on failure */
+  lc_node_options_init(&o);
+  o.on_log = tn_log_ignore;
+  o.user_data = &logs;
+  assert_int_equal(lc_node_new(&n, &loop, &o), LC_EINVAL); /* no data_dir */
+  assert_null(n);
+  o.data_dir = "/tmp/lc-test-node-never";
+  const char *bad_lists[] = {"300.1.1.1", "1.2.3.4:0", "1.2.3.4:70000",
+                             "[::1",      "hostname",  "1.2.3.4:x"};
+  for (size_t i = 0; i < sizeof bad_lists / sizeof bad_lists[0]; i++) {
+    o.static_peers = bad_lists[i];
+    assert_int_equal(lc_node_new(&n, &loop, &o), LC_EINVAL);
+    o.static_peers = NULL;
+    o.broadcast = bad_lists[i];
+    assert_int_equal(lc_node_new(&n, &loop, &o), LC_EINVAL);
+    o.broadcast = NULL;
+  }
+  o.bind_v4 = "::1";
+  assert_int_equal(lc_node_new(&n, &loop, &o), LC_EINVAL);
+  o.bind_v4 = "";
+  o.bind_v6 = "";
+  assert_int_equal(lc_node_new(&n, &loop, &o), LC_EINVAL);
+  o.bind_v6 = NULL;
+  o.bind_v4 = NULL;
+  o.announce_interval_ms = 10;
+  assert_int_equal(lc_node_new(&n, &loop, &o), LC_EINVAL);
+  o.announce_interval_ms = 0;
+  o.nickname = "\xc0\x80";
+  assert_int_equal(lc_node_new(&n, &loop, &o), LC_EINVAL);
+  assert_true(logs >= 16);
+  assert_int_equal(access("/tmp/lc-test-node-never", F_OK), -1);
+  uint8_t k[LC_KEY_BYTES];
+  char hex[LC_KEY_HEX_LEN + 1];
+  memset(k, 0xab, sizeof k);
+  lc_key_to_hex(hex, k);
+  uint8_t k2[LC_KEY_BYTES];
+  assert_int_equal(lc_key_from_hex(k2, hex), 0);
+  assert_memory_equal(k, k2, sizeof k);
+  hex[5] = 'g';
+  assert_int_equal(lc_key_from_hex(k2, hex), LC_EINVAL);
+  assert_int_equal(lc_key_from_hex(k2, "abc"), LC_EINVAL);
+  assert_string_equal(lc_presence_name(LC_PRESENCE_BUSY), "busy");
+  assert_null(lc_presence_name(7));
+  lc_node_free(NULL);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_discover_and_chat),
+      cmocka_unit_test(test_presence_and_goodbye),
+      cmocka_unit_test(test_expiry_and_bad_input),
+      cmocka_unit_test(test_static_peer_and_lists),
+      cmocka_unit_test(test_bad_options),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
