@@ -713,7 +713,7 @@ int lc__wire_decode(lc__datagram *dg, const uint8_t *buf, size_t len) {
     break;
   }
   default:
-    /* LC_DG_ANNOUNCE is reserved for discovery, which has its own codec. */
+    /* ANNOUNCE and PEERS have their own codec (lc__disc_decode). */
     return LC_ETYPE;
   }
   if (in.pos != in.len)
@@ -846,5 +846,314 @@ int lc__payload_decode(const uint8_t *buf, size_t len, lc__frame *frames,
   if (in.pos != in.len)
     return LC_ETRAILING;
   *nframes = n;
+  return 0;
+}
+
+/* ---- discovery datagrams and the chat envelope --------------------------- */
+
+int lc__utf8_valid(const char *s, size_t len) {
+  const uint8_t *p = (const uint8_t *)s;
+  size_t i = 0;
+  while (i < len) {
+    uint8_t c = p[i];
+    if (c == 0)
+      return 0; /* handed out as C strings: no NUL inside */
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t n;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return 0; /* continuation byte, overlong lead (c0, c1) or > f4 */
+    }
+    if (n > len - i - 1)
+      return 0;
+    for (size_t k = 1; k <= n; k++) {
+      if ((p[i + k] & 0xc0) != 0x80)
+        return 0;
+      cp = cp << 6 | (p[i + k] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+      return 0;
+    i += n + 1;
+  }
+  return 1;
+}
+
+static void wire_pack_str(msgpack_packer *pk, const char *s, size_t n) {
+  msgpack_pack_str(pk, n);
+  if (n > 0)
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static int wire_disc_check(const lc__disc_datagram *dg) {
+  if (dg->type == LC_DG_ANNOUNCE) {
+    const lc__announce *a = &dg->u.announce;
+    if ((a->flags & ~(uint32_t)LC_ANN_FLAGS_ALL) || a->port == 0 ||
+        a->presence > 3 || a->interval_ms < 1000 || a->interval_ms > 3600000 ||
+        a->nick_len > LC_NICK_MAX_BYTES ||
+        a->status_len > LC_STATUS_MAX_BYTES || (a->nick_len && !a->nick) ||
+        (a->status_len && !a->status) ||
+        !lc__utf8_valid(a->nick, a->nick_len) ||
+        !lc__utf8_valid(a->status, a->status_len))
+      return LC_EINVAL;
+    return 0;
+  }
+  if (dg->type == LC_DG_PEERS) {
+    const lc__peers *p = &dg->u.peers;
+    if (p->nentries > LC_PEERS_MAX || (p->nentries && !p->entries))
+      return LC_EINVAL;
+    for (size_t i = 0; i < p->nentries; i++)
+      if ((p->entries[i].ip_len != 4 && p->entries[i].ip_len != 16) ||
+          p->entries[i].port == 0)
+        return LC_EINVAL;
+    return 0;
+  }
+  return LC_EINVAL;
+}
+
+int lc__disc_encode_body(const lc__disc_datagram *dg, uint8_t *out,
+                         size_t cap) {
+  assert(dg != NULL);
+  int rc = wire_disc_check(dg);
+  if (rc < 0)
+    return rc;
+  /* the signature field follows: its room is part of the budget */
+  size_t sig_room = 2 + LC_SIGNATURE_BYTES;
+  if (cap < sig_room)
+    return LC_ETOOBIG;
+  wire_out o = {out, cap - sig_room, 0, 0};
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &o, wire_out_write);
+  if (dg->type == LC_DG_ANNOUNCE) {
+    const lc__announce *a = &dg->u.announce;
+    msgpack_pack_array(&pk, 12);
+    msgpack_pack_uint64(&pk, LC_PROTOCOL_VERSION);
+    msgpack_pack_uint64(&pk, LC_DG_ANNOUNCE);
+    msgpack_pack_uint64(&pk, a->flags);
+    wire_pack_bin(&pk, a->key, 32);
+    msgpack_pack_uint64(&pk, a->timestamp_us);
+    msgpack_pack_uint64(&pk, a->port);
+    msgpack_pack_uint64(&pk, a->interval_ms);
+    msgpack_pack_uint64(&pk, a->presence);
+    msgpack_pack_uint64(&pk, a->caps);
+    wire_pack_str(&pk, a->nick, a->nick_len);
+    wire_pack_str(&pk, a->status, a->status_len);
+  } else {
+    const lc__peers *p = &dg->u.peers;
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_uint64(&pk, LC_PROTOCOL_VERSION);
+    msgpack_pack_uint64(&pk, LC_DG_PEERS);
+    wire_pack_bin(&pk, p->key, 32);
+    msgpack_pack_uint64(&pk, p->timestamp_us);
+    msgpack_pack_array(&pk, p->nentries);
+    for (size_t i = 0; i < p->nentries; i++) {
+      const lc__peer_entry *e = &p->entries[i];
+      msgpack_pack_array(&pk, 3);
+      wire_pack_bin(&pk, e->key, 32);
+      wire_pack_bin(&pk, e->ip, e->ip_len);
+      msgpack_pack_uint64(&pk, e->port);
+    }
+  }
+  if (o.overflow || o.len + sig_room > LC_DATAGRAM_MAX)
+    return LC_ETOOBIG;
+  return (int)o.len;
+}
+
+int lc__disc_encode_sig(uint8_t *out, size_t cap, size_t body_len,
+                        const uint8_t sig[LC_SIGNATURE_BYTES]) {
+  if (body_len > cap || cap - body_len < 2 + LC_SIGNATURE_BYTES)
+    return LC_ETOOBIG;
+  wire_out o = {out, cap, body_len, 0};
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &o, wire_out_write);
+  wire_pack_bin(&pk, sig, LC_SIGNATURE_BYTES);
+  return o.overflow ? LC_ETOOBIG : (int)o.len;
+}
+
+/* A UTF-8 string (str formats only) of at most max bytes, into the input. */
+static int wire_read_str(wire_in *in, size_t max, const char **s, size_t *n) {
+  const uint8_t *b;
+  int rc = wire_take(in, 1, &b);
+  if (rc < 0)
+    return rc;
+  size_t len;
+  if ((b[0] & 0xe0) == 0xa0) {
+    len = b[0] & 0x1f;
+  } else {
+    size_t w;
+    switch (b[0]) {
+    case 0xd9:
+      w = 1;
+      break;
+    case 0xda:
+      w = 2;
+      break;
+    case 0xdb:
+      w = 4;
+      break;
+    default:
+      return LC_EFIELD;
+    }
+    const uint8_t *q;
+    if ((rc = wire_take(in, w, &q)) < 0)
+      return rc;
+    len = (size_t)wire_be(q, w);
+  }
+  const uint8_t *p;
+  if ((rc = wire_take(in, len, &p)) < 0)
+    return rc;
+  if (len > max)
+    return LC_ERANGE;
+  if (!lc__utf8_valid((const char *)p, len))
+    return LC_EFIELD;
+  *s = (const char *)p;
+  *n = len;
+  return 0;
+}
+
+/* [1, type, ...]: the array header, the version and the type. */
+static int wire_read_head(wire_in *in, uint32_t *n, uint64_t *type) {
+  WIRE_TRY(wire_read_array(in, n, LC_EPROTO));
+  if (*n == 0)
+    return LC_EPROTO;
+  int neg;
+  uint64_t ver = 0;
+  int64_t s = 0;
+  WIRE_TRY(wire_read_integer(in, &neg, &ver, &s));
+  if (neg || ver != LC_PROTOCOL_VERSION)
+    return LC_EVERSION;
+  if (*n < 2)
+    return LC_EPROTO;
+  WIRE_TRY(wire_read_integer(in, &neg, type, &s));
+  if (neg)
+    return LC_ETYPE;
+  return 0;
+}
+
+int lc__disc_decode(lc__disc_datagram *dg, const uint8_t *buf, size_t len,
+                    lc__peer_entry *entries) {
+  assert(dg != NULL);
+  if (len > LC_DATAGRAM_MAX)
+    return LC_ETOOBIG;
+  if (buf == NULL && len > 0)
+    return LC_EINVAL;
+  wire_in in = {buf, len, 0};
+  uint32_t n;
+  uint64_t type = 0, v;
+  WIRE_TRY(wire_read_head(&in, &n, &type));
+  memset(dg, 0, sizeof *dg);
+  if (type == LC_DG_ANNOUNCE) {
+    lc__announce *a = &dg->u.announce;
+    if (n != 12)
+      return LC_EPROTO;
+    WIRE_TRY(wire_read_uint(&in, LC_ANN_FLAGS_ALL, &v));
+    a->flags = (uint32_t)v;
+    WIRE_TRY(wire_read_fixed(&in, a->key, 32));
+    WIRE_TRY(wire_read_u64(&in, &a->timestamp_us));
+    WIRE_TRY(wire_read_uint(&in, UINT16_MAX, &v));
+    if (v == 0)
+      return LC_ERANGE;
+    a->port = (uint16_t)v;
+    WIRE_TRY(wire_read_uint(&in, 3600000, &v));
+    if (v < 1000)
+      return LC_ERANGE;
+    a->interval_ms = (uint32_t)v;
+    WIRE_TRY(wire_read_uint(&in, 3, &v));
+    a->presence = (uint8_t)v;
+    WIRE_TRY(wire_read_u64(&in, &a->caps));
+    WIRE_TRY(wire_read_str(&in, LC_NICK_MAX_BYTES, &a->nick, &a->nick_len));
+    WIRE_TRY(
+        wire_read_str(&in, LC_STATUS_MAX_BYTES, &a->status, &a->status_len));
+  } else if (type == LC_DG_PEERS) {
+    lc__peers *p = &dg->u.peers;
+    if (n != 6)
+      return LC_EPROTO;
+    if (!entries)
+      return LC_EINVAL;
+    WIRE_TRY(wire_read_fixed(&in, p->key, 32));
+    WIRE_TRY(wire_read_u64(&in, &p->timestamp_us));
+    uint32_t ne;
+    WIRE_TRY(wire_read_array(&in, &ne, LC_EFIELD));
+    if (ne > LC_PEERS_MAX)
+      return LC_ERANGE;
+    for (uint32_t i = 0; i < ne; i++) {
+      lc__peer_entry *e = &entries[i];
+      memset(e, 0, sizeof *e);
+      uint32_t k;
+      WIRE_TRY(wire_read_array(&in, &k, LC_EFIELD));
+      if (k != 3)
+        return LC_EPROTO;
+      WIRE_TRY(wire_read_fixed(&in, e->key, 32));
+      const uint8_t *ip;
+      size_t iplen;
+      WIRE_TRY(wire_read_bin(&in, &ip, &iplen));
+      if (iplen != 4 && iplen != 16)
+        return LC_ERANGE;
+      memcpy(e->ip, ip, iplen);
+      e->ip_len = (uint8_t)iplen;
+      WIRE_TRY(wire_read_uint(&in, UINT16_MAX, &v));
+      if (v == 0)
+        return LC_ERANGE;
+      e->port = (uint16_t)v;
+    }
+    p->nentries = ne;
+    p->entries = entries;
+  } else {
+    return LC_ETYPE;
+  }
+  dg->signed_len = in.pos;
+  WIRE_TRY(wire_read_fixed(&in, dg->sig, LC_SIGNATURE_BYTES));
+  if (in.pos != in.len)
+    return LC_ETRAILING;
+  dg->type = (int)type;
+  return 0;
+}
+
+int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
+  assert(c != NULL);
+  if (c->kind != LC_CHAT_TEXT || (c->text_len && !c->text) ||
+      !lc__utf8_valid(c->text, c->text_len))
+    return LC_EINVAL;
+  wire_out o = {out, cap, 0, 0};
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &o, wire_out_write);
+  msgpack_pack_array(&pk, 3);
+  msgpack_pack_uint64(&pk, (uint64_t)c->kind);
+  msgpack_pack_uint64(&pk, c->sent_ms);
+  wire_pack_str(&pk, c->text, c->text_len);
+  return o.overflow ? LC_ETOOBIG : (int)o.len;
+}
+
+int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
+  assert(c != NULL);
+  if (buf == NULL && len > 0)
+    return LC_EINVAL;
+  wire_in in = {buf, len, 0};
+  uint32_t n;
+  uint64_t kind;
+  memset(c, 0, sizeof *c);
+  WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
+  if (n != 3)
+    return LC_EPROTO;
+  WIRE_TRY(wire_read_uint(&in, 255, &kind));
+  if (kind != LC_CHAT_TEXT)
+    return LC_ETYPE;
+  WIRE_TRY(wire_read_u64(&in, &c->sent_ms));
+  WIRE_TRY(wire_read_str(&in, SIZE_MAX, &c->text, &c->text_len));
+  if (in.pos != in.len)
+    return LC_ETRAILING;
+  c->kind = (int)kind;
   return 0;
 }
