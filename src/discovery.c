@@ -11,6 +11,12 @@
 #define DISC_PROBED_MAX 256 /* addresses probed recently */
 #define DISC_SOLICIT_ROUNDS 3
 #define DISC_DGRAM_MAX 1472 /* every discovery datagram fits Ethernet */
+/* A change (presence, nickname, network) is announced at once and then
+ * DISC_FAST_ROUNDS more times DISC_FAST_GAP_US apart, so one lost datagram
+ * does not hide it for a whole interval.  A goodbye goes out twice. */
+#define DISC_FAST_ROUNDS 2
+#define DISC_FAST_GAP_US 200000
+#define DISC_GOODBYE_COPIES 2
 
 typedef struct {
   lc__disc_peer pub;
@@ -70,6 +76,7 @@ struct lc__disc {
   uint64_t now;
   uint64_t next_round;
   int solicit_rounds;
+  int fast_rounds;
   uint64_t last_ts;
   uint8_t round_buf[DISC_DGRAM_MAX];
   size_t round_len;
@@ -378,7 +385,12 @@ static void disc_round_now(lc__disc *d) {
   if (d->solicit_rounds > 0)
     d->solicit_rounds--;
   disc_round(d, solicit);
-  d->next_round = d->now + disc_jittered(d);
+  if (d->fast_rounds > 0) {
+    d->fast_rounds--;
+    d->next_round = d->now + DISC_FAST_GAP_US;
+  } else {
+    d->next_round = d->now + disc_jittered(d);
+  }
 }
 
 /* ---- public ---------------------------------------------------------- */
@@ -449,8 +461,10 @@ int lc__disc_set_profile(lc__disc *d, const char *nick, int presence,
   d->presence = presence;
   if (now > d->now)
     d->now = now;
-  if (changed && d->running && !d->stopped)
+  if (changed && d->running && !d->stopped) {
+    d->fast_rounds = DISC_FAST_ROUNDS;
     disc_round_now(d);
+  }
   return 0;
 }
 
@@ -504,6 +518,7 @@ int lc__disc_set_targets(lc__disc *d, const lc__addr *targets, size_t ntargets,
           !lc__disc_addr_is_local(d, &d->peers[i].pub.addr);
   if (d->running && !d->stopped) {
     d->solicit_rounds = DISC_SOLICIT_ROUNDS;
+    d->fast_rounds = DISC_FAST_ROUNDS;
     disc_round_now(d);
   }
   return 1;
@@ -543,6 +558,7 @@ void lc__disc_announce_now(lc__disc *d, int solicit, uint64_t now) {
     d->now = now;
   if (solicit)
     d->solicit_rounds = DISC_SOLICIT_ROUNDS;
+  d->fast_rounds = DISC_FAST_ROUNDS;
   disc_round_now(d);
 }
 
@@ -554,13 +570,15 @@ void lc__disc_stop(lc__disc *d, uint64_t now) {
   d->stopped = 1;
   /* whatever was still queued is moot: the goodbye supersedes it */
   d->qlen = 0;
-  for (size_t i = 0; i < d->ntargets; i++)
-    disc_enqueue(d, &d->targets[i], DISC_OUT_GOODBYE, NULL);
-  for (size_t i = 0; i < d->nstatics; i++)
-    disc_enqueue(d, &d->statics[i], DISC_OUT_GOODBYE, NULL);
-  for (size_t i = 0; i < d->npeers; i++)
-    if (d->peers[i].present && d->peers[i].pub.remote)
-      disc_enqueue(d, &d->peers[i].pub.addr, DISC_OUT_GOODBYE, NULL);
+  for (int copy = 0; copy < DISC_GOODBYE_COPIES; copy++) {
+    for (size_t i = 0; i < d->ntargets; i++)
+      disc_enqueue(d, &d->targets[i], DISC_OUT_GOODBYE, NULL);
+    for (size_t i = 0; i < d->nstatics; i++)
+      disc_enqueue(d, &d->statics[i], DISC_OUT_GOODBYE, NULL);
+    for (size_t i = 0; i < d->npeers; i++)
+      if (d->peers[i].present && d->peers[i].pub.remote)
+        disc_enqueue(d, &d->peers[i].pub.addr, DISC_OUT_GOODBYE, NULL);
+  }
 }
 
 /* ---- receiving -------------------------------------------------------- */
