@@ -271,8 +271,7 @@ typedef struct {
  * with lc__disc_encode_sig.  Errors: LC_ETOOBIG, LC_EINVAL (a field the
  * decoder would refuse: over-long or invalid UTF-8 strings, port 0,
  * presence > 3, unknown flags, too many entries, bad ip_len). */
-int lc__disc_encode_body(const lc__disc_datagram *dg, uint8_t *out,
-                         size_t cap);
+int lc__disc_encode_body(const lc__disc_datagram *dg, uint8_t *out, size_t cap);
 /* Appends the signature field after a body of body_len bytes.  Returns the
  * total datagram length or LC_ETOOBIG. */
 int lc__disc_encode_sig(uint8_t *out, size_t cap, size_t body_len,
