@@ -106,8 +106,59 @@ static void fuzz_payload(const uint8_t *data, size_t size) {
     fuzz_fail("payload round trip not byte-identical", size);
 }
 
+/* Discovery datagrams: whatever decodes re-encodes to a body that decodes
+ * to the same fields, within the signed length the decoder reported. */
+static void fuzz_disc(const uint8_t *data, size_t size) {
+  static uint8_t e[FUZZ_BUF];
+  lc__disc_datagram dg, again;
+  lc__peer_entry entries[LC_PEERS_MAX], entries2[LC_PEERS_MAX];
+  if (lc__disc_decode(&dg, data, size, entries) != 0)
+    return;
+  if (dg.signed_len >= size)
+    fuzz_fail("signed length covers the signature", size);
+  int n = lc__disc_encode_body(&dg, e, sizeof e);
+  if (n < 0)
+    fuzz_fail("decoded discovery datagram does not encode", size);
+  n = lc__disc_encode_sig(e, sizeof e, (size_t)n, dg.sig);
+  if (n < 0 || lc__disc_decode(&again, e, (size_t)n, entries2) != 0)
+    fuzz_fail("canonical discovery datagram does not decode", size);
+  if (again.type != dg.type || memcmp(again.sig, dg.sig, sizeof dg.sig) != 0)
+    fuzz_fail("discovery round trip changed the datagram", size);
+  if (dg.type == LC_DG_ANNOUNCE) {
+    const lc__announce *a = &dg.u.announce, *b = &again.u.announce;
+    if (a->flags != b->flags || a->timestamp_us != b->timestamp_us ||
+        a->port != b->port || a->interval_ms != b->interval_ms ||
+        a->presence != b->presence || a->caps != b->caps ||
+        a->nick_len != b->nick_len || a->status_len != b->status_len ||
+        memcmp(a->nick, b->nick, a->nick_len) != 0 ||
+        memcmp(a->status, b->status, a->status_len) != 0 ||
+        !lc__utf8_valid(a->nick, a->nick_len))
+      fuzz_fail("announce round trip changed a field", size);
+  } else if (dg.u.peers.nentries != again.u.peers.nentries ||
+             memcmp(entries, entries2,
+                    dg.u.peers.nentries * sizeof entries[0]) != 0) {
+    fuzz_fail("peers round trip changed an entry", size);
+  }
+}
+
+static void fuzz_chat(const uint8_t *data, size_t size) {
+  static uint8_t e[FUZZ_BUF];
+  lc__chat c, again;
+  if (lc__chat_decode(&c, data, size) != 0)
+    return;
+  if (!lc__utf8_valid(c.text, c.text_len))
+    fuzz_fail("chat text is not UTF-8", size);
+  int n = lc__chat_encode(&c, e, sizeof e);
+  if (n < 0 || lc__chat_decode(&again, e, (size_t)n) != 0 ||
+      again.sent_ms != c.sent_ms || again.text_len != c.text_len ||
+      memcmp(again.text, c.text, c.text_len) != 0)
+    fuzz_fail("chat round trip failed", size);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fuzz_datagram(data, size);
   fuzz_payload(data, size);
+  fuzz_disc(data, size);
+  fuzz_chat(data, size);
   return 0;
 }

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "crypto.h"
 #include "lanchat.h"
 #include "wire.h"
 
@@ -816,7 +817,7 @@ static const bad_case bad_datagrams[] = {
     {"version as float", "92 ca 3f 80 00 00 04", LC_EFIELD},
     {"version uint16 cut", "92 cd 00", LC_ETRUNC},
     {"type 0", "92 01 00", LC_ETYPE},
-    {"type ANNOUNCE (reserved)", "92 01 01", LC_ETYPE},
+    {"type ANNOUNCE (discovery codec)", "92 01 01", LC_ETYPE},
     {"type 5", "95 01 05 07 00 c4 10" Z16, LC_ETYPE},
     {"type 2^32+2", "92 01 cf 00 00 00 01 00 00 00 02", LC_ETYPE},
     {"type -4", "95 01 fc 07 00 c4 10" Z16, LC_ETYPE},
@@ -1245,6 +1246,409 @@ static void test_random_mutations(void **state) {
   assert_true(accepted > iters / 100);
 }
 
+/* ---- discovery datagrams and the chat envelope (PROTOCOL.md 11) -------- */
+
+/* The examples of PROTOCOL.md 11.2, 11.3 and 11.6. */
+#define KAT_ANNOUNCE                                                           \
+  "9c 01 01 04 c4 20 8a 88 e3 dd 74 09 f1 95 fd 52"                            \
+  "db 2d 3c ba 5d 72 ca 67 09 bf 1d 94 12 1b f3 74"                            \
+  "88 01 b4 0f 6f 5c cf 00 06 60 8b 01 5f 30 00 cd"                            \
+  "1e 65 cd 13 88 01 01 a3 61 6e 61 a0 c4 40 82 1e"                            \
+  "87 72 f5 0f 91 70 64 4b e8 13 44 cb 1d 84 74 d2"                            \
+  "be cd 73 a5 82 23 b9 41 cb 75 eb c5 89 5f cc 4f"                            \
+  "81 ff f7 a6 68 30 79 34 98 bb 9b 16 7d c7 80 8f"                            \
+  "93 cd 1c b4 72 b6 da d4 1d 9a ab bf 34 0b"
+#define KAT_PEERS                                                              \
+  "96 01 05 c4 20 8a 88 e3 dd 74 09 f1 95 fd 52 db"                            \
+  "2d 3c ba 5d 72 ca 67 09 bf 1d 94 12 1b f3 74 88"                            \
+  "01 b4 0f 6f 5c cf 00 06 60 8b 01 5f 30 01 91 93"                            \
+  "c4 20 22 22 22 22 22 22 22 22 22 22 22 22 22 22"                            \
+  "22 22 22 22 22 22 22 22 22 22 22 22 22 22 22 22"                            \
+  "22 22 c4 04 0a c9 02 03 cd 1e 65 c4 40 cb c6 da"                            \
+  "95 4e 28 d9 21 3f 73 62 f3 6c bd 70 59 b3 17 ff"                            \
+  "ee 45 67 21 97 ba 96 b6 54 a5 82 56 45 66 ce fb"                            \
+  "62 f0 eb 17 96 71 61 20 88 4a d8 3d 5d cd d0 7f"                            \
+  "13 b8 55 08 80 42 3a 55 1c 0a 3a 23 00"
+#define KAT_CHAT "93 01 cf 00 00 01 a1 ee 56 5e 00 a2 68 69"
+
+static void kat_identity(lc__identity *id) {
+  uint8_t seed[32];
+  memset(seed, 1, sizeof seed);
+  assert_int_equal(lc__crypto_init(), 0);
+  assert_int_equal(lc__identity_generate(id, seed), 0);
+}
+
+static int disc_sign_encode(const lc__identity *id, const lc__disc_datagram *dg,
+                            uint8_t *buf, size_t cap) {
+  int n = lc__disc_encode_body(dg, buf, cap);
+  if (n < 0)
+    return n;
+  uint8_t sig[LC_SIGNATURE_BYTES];
+  lc__sign(id, buf, (size_t)n, sig);
+  return lc__disc_encode_sig(buf, cap, (size_t)n, sig);
+}
+
+static void kat_announce_struct(const lc__identity *id, lc__disc_datagram *dg) {
+  memset(dg, 0, sizeof *dg);
+  dg->type = LC_DG_ANNOUNCE;
+  lc__announce *a = &dg->u.announce;
+  a->flags = LC_ANN_SOLICIT;
+  memcpy(a->key, id->pk, 32);
+  a->timestamp_us = 1795000000000000ull;
+  a->port = 7781;
+  a->interval_ms = 5000;
+  a->presence = 1;
+  a->caps = 1;
+  a->nick = "ana";
+  a->nick_len = 3;
+  a->status = "";
+  a->status_len = 0;
+}
+
+static void test_kat_announce(void **state) {
+  (void)state;
+  lc__identity id;
+  kat_identity(&id);
+  lc__disc_datagram dg, got;
+  kat_announce_struct(&id, &dg);
+  uint8_t want[256], buf[256];
+  size_t wn = hex(KAT_ANNOUNCE, want, sizeof want);
+  int n = disc_sign_encode(&id, &dg, buf, sizeof buf);
+  assert_int_equal(n, (int)wn);
+  assert_memory_equal(buf, want, wn);
+  assert_int_equal(lc__disc_decode(&got, want, wn, NULL), 0);
+  assert_int_equal(got.type, LC_DG_ANNOUNCE);
+  assert_int_equal(got.signed_len, 60);
+  assert_int_equal(
+      lc__verify(got.u.announce.key, want, got.signed_len, got.sig), 0);
+  const lc__announce *a = &got.u.announce;
+  assert_int_equal(a->flags, LC_ANN_SOLICIT);
+  assert_memory_equal(a->key, id.pk, 32);
+  assert_true(a->timestamp_us == 1795000000000000ull);
+  assert_int_equal(a->port, 7781);
+  assert_int_equal(a->interval_ms, 5000);
+  assert_int_equal(a->presence, 1);
+  assert_true(a->caps == 1);
+  assert_int_equal(a->nick_len, 3);
+  assert_memory_equal(a->nick, "ana", 3);
+  assert_int_equal(a->status_len, 0);
+  /* one flipped bit anywhere in the signed part breaks the signature */
+  want[20] ^= 1;
+  assert_int_equal(lc__disc_decode(&got, want, wn, NULL), 0);
+  assert_int_equal(
+      lc__verify(got.u.announce.key, want, got.signed_len, got.sig), LC_EAUTH);
+}
+
+static void test_kat_peers_and_chat(void **state) {
+  (void)state;
+  lc__identity id;
+  kat_identity(&id);
+  lc__peer_entry e;
+  memset(&e, 0, sizeof e);
+  memset(e.key, 0x22, 32);
+  e.ip[0] = 10;
+  e.ip[1] = 201;
+  e.ip[2] = 2;
+  e.ip[3] = 3;
+  e.ip_len = 4;
+  e.port = 7781;
+  lc__disc_datagram dg, got;
+  memset(&dg, 0, sizeof dg);
+  dg.type = LC_DG_PEERS;
+  memcpy(dg.u.peers.key, id.pk, 32);
+  dg.u.peers.timestamp_us = 1795000000000001ull;
+  dg.u.peers.nentries = 1;
+  dg.u.peers.entries = &e;
+  uint8_t want[256], buf[256];
+  size_t wn = hex(KAT_PEERS, want, sizeof want);
+  int n = disc_sign_encode(&id, &dg, buf, sizeof buf);
+  assert_int_equal(n, (int)wn);
+  assert_memory_equal(buf, want, wn);
+  lc__peer_entry entries[LC_PEERS_MAX];
+  assert_int_equal(lc__disc_decode(&got, want, wn, entries), 0);
+  assert_int_equal(got.type, LC_DG_PEERS);
+  assert_int_equal(got.u.peers.nentries, 1);
+  assert_memory_equal(&got.u.peers.entries[0], &e, sizeof e);
+  assert_int_equal(lc__verify(id.pk, want, got.signed_len, got.sig), 0);
+  /* a PEERS needs room for its entries */
+  assert_int_equal(lc__disc_decode(&got, want, wn, NULL), LC_EINVAL);
+
+  lc__chat c = {LC_CHAT_TEXT, 1795000000000ull, "hi", 2}, cg;
+  wn = hex(KAT_CHAT, want, sizeof want);
+  n = lc__chat_encode(&c, buf, sizeof buf);
+  assert_int_equal(n, (int)wn);
+  assert_memory_equal(buf, want, wn);
+  assert_int_equal(lc__chat_decode(&cg, want, wn), 0);
+  assert_int_equal(cg.kind, LC_CHAT_TEXT);
+  assert_true(cg.sent_ms == c.sent_ms);
+  assert_int_equal(cg.text_len, 2);
+  assert_memory_equal(cg.text, "hi", 2);
+  assert_int_equal(lc__chat_encode(&c, buf, 5), LC_ETOOBIG);
+}
+
+static void test_disc_max_sizes(void **state) {
+  (void)state;
+  lc__identity id;
+  kat_identity(&id);
+  char nick[LC_NICK_MAX_BYTES], status[LC_STATUS_MAX_BYTES];
+  memset(nick, 'n', sizeof nick);
+  /* multi-byte UTF-8 up to the limit */
+  for (size_t i = 0; i + 3 <= sizeof status; i += 3)
+    memcpy(status + i, "\xe2\x82\xac", 3);
+  size_t slen = sizeof status / 3 * 3;
+  lc__disc_datagram dg, got;
+  kat_announce_struct(&id, &dg);
+  dg.u.announce.nick = nick;
+  dg.u.announce.nick_len = sizeof nick;
+  dg.u.announce.status = status;
+  dg.u.announce.status_len = slen;
+  dg.u.announce.flags = LC_ANN_FLAGS_ALL;
+  dg.u.announce.timestamp_us = UINT64_MAX;
+  dg.u.announce.caps = UINT64_MAX;
+  dg.u.announce.interval_ms = 3600000;
+  dg.u.announce.port = 65535;
+  uint8_t buf[1500];
+  int n = disc_sign_encode(&id, &dg, buf, sizeof buf);
+  assert_true(n > 0 && n <= 1472);
+  assert_int_equal(lc__disc_decode(&got, buf, (size_t)n, NULL), 0);
+  assert_int_equal(got.u.announce.nick_len, sizeof nick);
+  assert_int_equal(got.u.announce.status_len, slen);
+  assert_true(got.u.announce.timestamp_us == UINT64_MAX);
+  /* 24 IPv6 entries: the largest PEERS still fits an Ethernet frame */
+  lc__peer_entry e[LC_PEERS_MAX], ge[LC_PEERS_MAX];
+  for (size_t i = 0; i < LC_PEERS_MAX; i++) {
+    memset(&e[i], 0, sizeof e[i]);
+    memset(e[i].key, (int)i, 32);
+    memset(e[i].ip, 0xfd, 16);
+    e[i].ip_len = 16;
+    e[i].port = 65535;
+  }
+  memset(&dg, 0, sizeof dg);
+  dg.type = LC_DG_PEERS;
+  dg.u.peers.timestamp_us = UINT64_MAX;
+  dg.u.peers.nentries = LC_PEERS_MAX;
+  dg.u.peers.entries = e;
+  n = disc_sign_encode(&id, &dg, buf, sizeof buf);
+  assert_true(n > 0 && n <= 1472);
+  assert_int_equal(lc__disc_decode(&got, buf, (size_t)n, ge), 0);
+  assert_int_equal(got.u.peers.nentries, LC_PEERS_MAX);
+  assert_memory_equal(ge, e, sizeof e);
+  /* too small a buffer is LC_ETOOBIG, never an overflow */
+  for (size_t cap = 0; cap < (size_t)n; cap += 7)
+    assert_true(disc_sign_encode(&id, &dg, buf, cap) == LC_ETOOBIG);
+}
+
+static void test_disc_encode_refuses(void **state) {
+  (void)state;
+  lc__identity id;
+  kat_identity(&id);
+  uint8_t buf[1500];
+  lc__disc_datagram dg;
+  char long_nick[LC_NICK_MAX_BYTES + 1];
+  memset(long_nick, 'x', sizeof long_nick);
+  for (int k = 0; k < 8; k++) {
+    kat_announce_struct(&id, &dg);
+    lc__announce *a = &dg.u.announce;
+    switch (k) {
+    case 0:
+      a->flags = 8;
+      break;
+    case 1:
+      a->port = 0;
+      break;
+    case 2:
+      a->presence = 4;
+      break;
+    case 3:
+      a->interval_ms = 999;
+      break;
+    case 4:
+      a->interval_ms = 3600001;
+      break;
+    case 5:
+      a->nick = long_nick;
+      a->nick_len = sizeof long_nick;
+      break;
+    case 6:
+      a->nick = "\xc3\x28";
+      a->nick_len = 2;
+      break;
+    case 7:
+      a->status = "a\0b";
+      a->status_len = 3;
+      break;
+    }
+    assert_int_equal(lc__disc_encode_body(&dg, buf, sizeof buf), LC_EINVAL);
+  }
+  lc__peer_entry e[LC_PEERS_MAX + 1];
+  memset(e, 0, sizeof e);
+  for (size_t i = 0; i <= LC_PEERS_MAX; i++) {
+    e[i].ip_len = 4;
+    e[i].port = 1;
+  }
+  memset(&dg, 0, sizeof dg);
+  dg.type = LC_DG_PEERS;
+  dg.u.peers.entries = e;
+  dg.u.peers.nentries = LC_PEERS_MAX + 1;
+  assert_int_equal(lc__disc_encode_body(&dg, buf, sizeof buf), LC_EINVAL);
+  dg.u.peers.nentries = 1;
+  e[0].ip_len = 5;
+  assert_int_equal(lc__disc_encode_body(&dg, buf, sizeof buf), LC_EINVAL);
+  e[0].ip_len = 4;
+  e[0].port = 0;
+  assert_int_equal(lc__disc_encode_body(&dg, buf, sizeof buf), LC_EINVAL);
+  dg.type = LC_DG_DATA;
+  assert_int_equal(lc__disc_encode_body(&dg, buf, sizeof buf), LC_EINVAL);
+  lc__chat c = {2, 0, "x", 1};
+  assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
+  c.kind = LC_CHAT_TEXT;
+  c.text = "\xed\xa0\x80"; /* a surrogate */
+  c.text_len = 3;
+  assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
+}
+
+/* Announce fields, as hex, for the refusal table. */
+#define A_HEAD "9c 01 01"
+#define A_KEY "c4 20" Z32
+#define A_SIG "c4 40" Z32 Z32
+#define A_MID "00 cd 1e 65 cd 13 88 01 01" /* ts port interval pres caps */
+#define A_OK A_HEAD "00" A_KEY A_MID "a3 61 6e 61 a0" A_SIG
+#define P_HEAD "96 01 05" A_KEY "00"
+#define P_ENTRY "93 c4 20" Z32 "c4 04 0a 00 00 01 01"
+
+static const bad_case bad_disc[] = {
+    {"valid announce", A_OK, 0},
+    {"announce 11 fields", "9b 01 01 00" A_KEY A_MID "a3 61 6e 61" A_SIG,
+     LC_EPROTO},
+    {"announce 13 fields", "9d 01 01 00" A_KEY A_MID "a0 a0 a0" A_SIG,
+     LC_EPROTO},
+    {"unknown flag", A_HEAD "08" A_KEY A_MID "a0 a0" A_SIG, LC_ERANGE},
+    {"flags as bool", A_HEAD "c3" A_KEY A_MID "a0 a0" A_SIG, LC_EFIELD},
+    {"key 31 bytes",
+     A_HEAD "00 c4 1f" Z16 "00 00 00 00 00 00 00 00 00 00 00 00"
+            "00 00 00" A_MID "a0 a0" A_SIG,
+     LC_ERANGE},
+    {"port 0", A_HEAD "00" A_KEY "00 00 cd 13 88 01 01 a0 a0" A_SIG, LC_ERANGE},
+    {"port 65536",
+     A_HEAD "00" A_KEY "00 ce 00 01 00 00 cd 13 88 01 01 a0 a0" A_SIG,
+     LC_ERANGE},
+    {"interval 999", A_HEAD "00" A_KEY "00 01 cd 03 e7 01 01 a0 a0" A_SIG,
+     LC_ERANGE},
+    {"interval 3600001",
+     A_HEAD "00" A_KEY "00 01 ce 00 36 ee 81 01 01 a0 a0" A_SIG, LC_ERANGE},
+    {"presence 4", A_HEAD "00" A_KEY "00 01 cd 13 88 04 01 a0 a0" A_SIG,
+     LC_ERANGE},
+    {"negative caps", A_HEAD "00" A_KEY "00 01 cd 13 88 01 ff a0 a0" A_SIG,
+     LC_ERANGE},
+    {"nick as bin", A_HEAD "00" A_KEY A_MID "c4 01 61 a0" A_SIG, LC_EFIELD},
+    {"nick overlong utf-8", A_HEAD "00" A_KEY A_MID "a2 c0 80 a0" A_SIG,
+     LC_EFIELD},
+    {"nick with NUL", A_HEAD "00" A_KEY A_MID "a1 00 a0" A_SIG, LC_EFIELD},
+    {"nick surrogate", A_HEAD "00" A_KEY A_MID "a3 ed a0 80 a0" A_SIG,
+     LC_EFIELD},
+    {"nick above U+10FFFF", A_HEAD "00" A_KEY A_MID "a4 f4 90 80 80 a0" A_SIG,
+     LC_EFIELD},
+    {"nick cut sequence", A_HEAD "00" A_KEY A_MID "a2 61 e2 a0" A_SIG,
+     LC_EFIELD},
+    {"nick 65 bytes", A_HEAD "00" A_KEY A_MID "d9 41" Z32 Z32 "00 a0" A_SIG,
+     LC_ERANGE},
+    {"status 129 bytes",
+     A_HEAD "00" A_KEY A_MID "a0 d9 81" Z32 Z32 Z32 Z32 "00" A_SIG, LC_ERANGE},
+    {"nick str16 past the end", A_HEAD "00" A_KEY A_MID "da ff ff 61",
+     LC_ETRUNC},
+    {"signature 63 bytes",
+     A_HEAD "00" A_KEY A_MID "a0 a0 c4 3f" Z32 Z16
+            "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+     LC_ERANGE},
+    {"no signature", A_HEAD "00" A_KEY A_MID "a0 a0", LC_ETRUNC},
+    {"trailing byte", A_OK "00", LC_ETRAILING},
+    {"type HELLO", "96 01 02 00", LC_ETYPE},
+    {"type 6", "92 01 06", LC_ETYPE},
+    {"version 2", "9c 02 01", LC_EVERSION},
+    {"valid peers", P_HEAD "91" P_ENTRY A_SIG, 0},
+    {"peers 5 fields", "95 01 05" A_KEY "00 90", LC_EPROTO},
+    {"peers entries not an array", P_HEAD "c0" A_SIG, LC_EFIELD},
+    {"peers 25 entries", P_HEAD "dc 00 19", LC_ERANGE},
+    {"entry of 2", P_HEAD "91 92 c4 20" Z32 "c4 04 0a 00 00 01" A_SIG,
+     LC_EPROTO},
+    {"entry ip 5 bytes",
+     P_HEAD "91 93 c4 20" Z32 "c4 05 0a 00 00 01 02 01" A_SIG, LC_ERANGE},
+    {"entry port 0", P_HEAD "91 93 c4 20" Z32 "c4 04 0a 00 00 01 00" A_SIG,
+     LC_ERANGE},
+    {"entry ip as str", P_HEAD "91 93 c4 20" Z32 "a4 0a 00 00 01 01" A_SIG,
+     LC_EFIELD},
+};
+
+static void test_disc_malformed(void **state) {
+  (void)state;
+  uint8_t buf[BUF_MAX];
+  lc__peer_entry entries[LC_PEERS_MAX];
+  for (size_t i = 0; i < sizeof bad_disc / sizeof bad_disc[0]; i++) {
+    size_t n = hex(bad_disc[i].hex, buf, sizeof buf);
+    lc__disc_datagram dg;
+    int rc = lc__disc_decode(&dg, buf, n, entries);
+    if (rc != bad_disc[i].err)
+      fail_msg("%s: got %s, want %s", bad_disc[i].name, lc_err_name(rc),
+               lc_err_name(bad_disc[i].err));
+    /* every cut of a valid datagram fails cleanly */
+    if (bad_disc[i].err == 0)
+      for (size_t k = 0; k < n; k++)
+        assert_true(lc__disc_decode(&dg, buf, k, entries) < 0);
+  }
+  const char *bad_chat[] = {"92 01 00",
+                            "93 02 00 a0",
+                            "93 01 00 c4 00",
+                            "93 01 00 a1 ff",
+                            "93 01 ff a0",
+                            "93 01 00 a0 00",
+                            "90"};
+  for (size_t i = 0; i < sizeof bad_chat / sizeof bad_chat[0]; i++) {
+    size_t n = hex(bad_chat[i], buf, sizeof buf);
+    lc__chat c;
+    assert_true(lc__chat_decode(&c, buf, n) < 0);
+  }
+  size_t n = hex(KAT_CHAT, buf, sizeof buf);
+  for (size_t k = 0; k < n; k++) {
+    lc__chat c;
+    assert_true(lc__chat_decode(&c, buf, k) < 0);
+  }
+}
+
+static void test_utf8(void **state) {
+  (void)state;
+  static const struct {
+    const char *s;
+    size_t n;
+    int ok;
+  } cases[] = {
+      {"", 0, 1},
+      {"plain ascii", 11, 1},
+      {"\xc3\xa9t\xc3\xa9", 5, 1}, /* été */
+      {"\xe2\x82\xac", 3, 1},      /* € */
+      {"\xf0\x9f\x98\x80", 4, 1},  /* U+1F600 */
+      {"\xf4\x8f\xbf\xbf", 4, 1},  /* U+10FFFF */
+      {"\xef\xbf\xbf", 3, 1},      /* U+FFFF */
+      {"\x00", 1, 0},              /* NUL */
+      {"\x80", 1, 0},              /* lone continuation */
+      {"\xc0\xaf", 2, 0},          /* overlong '/' */
+      {"\xc1\xbf", 2, 0},          /* overlong */
+      {"\xe0\x80\xaf", 3, 0},      /* overlong, 3 bytes */
+      {"\xe0\x9f\xbf", 3, 0},      /* overlong U+07FF */
+      {"\xf0\x8f\xbf\xbf", 4, 0},  /* overlong U+FFFF */
+      {"\xed\xa0\x80", 3, 0},      /* U+D800 */
+      {"\xed\xbf\xbf", 3, 0},      /* U+DFFF */
+      {"\xf4\x90\x80\x80", 4, 0},  /* U+110000 */
+      {"\xf5\x80\x80\x80", 4, 0},  /* lead f5 */
+      {"\xff", 1, 0},
+      {"\xe2\x82", 2, 0},     /* cut */
+      {"\xc3", 1, 0},         /* cut */
+      {"\xe2\x28\xa1", 3, 0}, /* bad continuation */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    if (lc__utf8_valid(cases[i].s, cases[i].n) != cases[i].ok)
+      fail_msg("utf-8 case %zu: want %d", i, cases[i].ok);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kat_hello),
@@ -1265,6 +1669,12 @@ int main(void) {
       cmocka_unit_test(test_non_minimal_accepted),
       cmocka_unit_test(test_truncation_and_trailing),
       cmocka_unit_test(test_random_mutations),
+      cmocka_unit_test(test_kat_announce),
+      cmocka_unit_test(test_kat_peers_and_chat),
+      cmocka_unit_test(test_disc_max_sizes),
+      cmocka_unit_test(test_disc_encode_refuses),
+      cmocka_unit_test(test_disc_malformed),
+      cmocka_unit_test(test_utf8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
