@@ -20,7 +20,8 @@ typedef struct {
   uv_signal_t sigterm, sigint;
   lc_node *node;
   int expect_peers, expect_messages;
-  const char *say, *presence, *status, *expect_presence;
+  const char *say, *presence, *status, *expect_presence, *say_on_change;
+  int expect_network, network_changes, said_on_change;
   uint64_t linger_ms;
   int peers_now, messages, said, delivered, presence_set, presence_seen;
   int failed_deliveries;
@@ -70,6 +71,7 @@ static void peer_on_peer(lc_node *node, lc_peer_event ev, const lc_peer_info *p,
   } else if (ev == LC_PEER_CHANGED) {
     peer_out("presence %s %s %s", p->nickname, lc_presence_name(p->presence),
              p->status);
+    peer_out("address %s %s", p->nickname, p->address);
   } else {
     a->peers_now--;
     peer_out("left %s %s", p->nickname,
@@ -112,10 +114,22 @@ static void peer_on_delivery(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
 }
 
 static void peer_on_network(lc_node *node, lc_network_event ev, void *user) {
-  (void)node;
-  (void)user;
   (void)ev;
+  peer_app *a = user;
+  a->network_changes++;
   peer_out("network changed");
+  if (a->say_on_change && !a->said_on_change) {
+    a->said_on_change = 1;
+    lc_peer_info *v;
+    size_t c;
+    if (lc_node_peers(node, &v, &c) == 0) {
+      for (size_t i = 0; i < c; i++)
+        if (lc_send_text(node, v[i].key, a->say_on_change,
+                         strlen(a->say_on_change), NULL) == 0)
+          a->said++;
+      lc_peers_free(v);
+    }
+  }
 }
 
 static void peer_on_log(lc_node *node, int level, const char *msg, void *user) {
@@ -153,6 +167,10 @@ static int peer_met(peer_app *a) {
   if (a->messages < a->expect_messages)
     return 0;
   if (a->expect_presence && !a->presence_seen)
+    return 0;
+  if (a->network_changes < a->expect_network)
+    return 0;
+  if (a->say_on_change && (!a->said_on_change || a->delivered < a->said))
     return 0;
   return 1;
 }
@@ -209,6 +227,10 @@ static void peer_deadline(uv_timer_t *t) {
              a->expect_messages);
   else if (a->expect_presence && !a->presence_seen)
     peer_out("timeout: never saw %s", a->expect_presence);
+  else if (a->network_changes < a->expect_network)
+    peer_out("timeout: no network change seen");
+  else
+    peer_out("timeout: messages sent after the network change not delivered");
   peer_stop(a);
 }
 
@@ -227,7 +249,8 @@ static void peer_usage(void) {
           "  [--expect-peers N] [--say TEXT] [--expect-messages K]\n"
           "  [--presence online|away|busy] [--status TEXT]\n"
           "  [--expect-presence NICK=STATE] [--linger-ms MS] "
-          "[--timeout-ms MS]\n");
+          "[--timeout-ms MS]\n"
+          "  [--expect-network-change] [--say-on-network-change TEXT]\n");
 }
 
 int main(int argc, char **argv) {
@@ -253,6 +276,8 @@ int main(int argc, char **argv) {
                                        {"expect-presence", 1, 0, 'E'},
                                        {"linger-ms", 1, 0, 'l'},
                                        {"timeout-ms", 1, 0, 'T'},
+                                       {"expect-network-change", 0, 0, 'N'},
+                                       {"say-on-network-change", 1, 0, 'C'},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
   int c;
@@ -315,6 +340,13 @@ int main(int argc, char **argv) {
       break;
     case 'T':
       timeout_ms = (uint64_t)atoll(optarg);
+      break;
+    case 'N':
+      a.expect_network = 1;
+      break;
+    case 'C':
+      a.say_on_change = optarg;
+      a.expect_network = 1;
       break;
     default:
       peer_usage();
