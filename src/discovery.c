@@ -109,12 +109,15 @@ static uint64_t disc_random_u32(lc__disc *d) {
   return r;
 }
 
-/* interval +-20%, so nodes started together drift apart */
+/* The interval minus up to 20%, so nodes started together drift apart.
+ * Never more than the interval: a receiver expires a peer after three of
+ * its intervals, and that must mean three announcements missed, not two
+ * that happened to come late. */
 static uint64_t disc_jittered(lc__disc *d) {
   uint64_t t = d->cfg.interval_us;
-  uint64_t span = t * 2 / 5;
+  uint64_t span = t / 5;
   uint64_t r = span ? (disc_random_u32(d) * span) >> 32 : 0;
-  return t - t / 5 + r;
+  return t - r;
 }
 
 static int disc_addr_is_link_local(const lc__addr *a) {
