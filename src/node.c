@@ -917,7 +917,8 @@ void lc_node_free(lc_node *n) {
 }
 
 void lc_node_key(const lc_node *n, uint8_t key[LC_KEY_BYTES]) {
-  memcpy(key, n->id.pk, LC_KEY_BYTES);
+  if (n && key)
+    memcpy(key, n->id.pk, LC_KEY_BYTES);
 }
 
 int lc_node_port(const lc_node *n) {
@@ -934,7 +935,8 @@ int lc_node_set_nickname(lc_node *n, const char *nickname) {
     int rc = lc__disc_set_profile(n->disc, nickname, -1, NULL, node_now());
     if (rc < 0)
       return rc;
-    lc__net_uv_kick(n->net);
+    if (n->net && n->state == NODE_RUNNING)
+      lc__net_uv_kick(n->net);
   }
   char *c = node_strdup(nickname);
   if (!c)
@@ -955,7 +957,7 @@ int lc_node_set_presence(lc_node *n, lc_presence presence, const char *status) {
     int rc = lc__disc_set_profile(n->disc, NULL, presence, status, node_now());
     if (rc < 0)
       return rc;
-    if (n->net)
+    if (n->net && n->state == NODE_RUNNING)
       lc__net_uv_kick(n->net);
   }
   n->o.presence = presence;

@@ -323,6 +323,18 @@ static void test_presence_and_goodbye(void **state) {
   tn_run_until(&net, tn_goodbye_seen, "carol's goodbye seen by both");
   assert_int_equal(net.n[0].left_expired + net.n[1].left_expired, 0);
   assert_int_equal(tn_peer_count(&net.n[0]), 1);
+  /* a stopped node: harmless calls, clear refusals */
+  assert_int_equal(lc_node_set_nickname(net.n[2].node, "carol2"), 0);
+  assert_int_equal(
+      lc_node_set_presence(net.n[2].node, LC_PRESENCE_BUSY, "gone"), 0);
+  assert_int_equal(lc_send_text(net.n[2].node, net.n[0].key, "x", 1, NULL),
+                   LC_ESTATE);
+  assert_int_equal(lc_node_start(net.n[2].node), LC_ESTATE);
+  assert_int_equal(lc_node_stop(net.n[2].node, NULL), LC_ESTATE);
+  assert_int_equal(lc_node_port(net.n[2].node) > 0, 1);
+  /* freeing a running node is refused (a no-op): it keeps working */
+  lc_node_free(net.n[0].node);
+  assert_int_equal(lc_send_text(net.n[0].node, net.n[1].key, "ok", 2, NULL), 0);
   tn_done(&net);
 }
 
