@@ -143,7 +143,9 @@ typedef enum {
   LC_LEFT_EXPIRED = 2  /* nothing heard for 3 announcement intervals */
 } lc_left_reason;
 
-/* A message's delivery state (grows with the store: queued, sent, ...). */
+/* A message's delivery state (grows with the store: queued, sent, ...).
+ * lc_send_text returning 0 means QUEUED; lc_delivery_cb then reports
+ * DELIVERED or FAILED. */
 typedef enum {
   LC_MSG_QUEUED = 1,    /* accepted by lc_send_text, not yet confirmed */
   LC_MSG_DELIVERED = 3, /* the peer's node has it */
@@ -166,13 +168,17 @@ typedef enum {
                         re-announced and resumed pending sends */
 } lc_network_event;
 
-/* peer: borrowed for the callback.  detail: lc_left_reason for LEFT, else
- * 0.  Fires on the loop iteration that processed the announcement, the
- * goodbye or the expiry timer. */
+/* When callbacks fire: on the loop iteration that processed the datagram
+ * or timer that caused them; effects of an lc_ call (a failure reported
+ * by lc_node_stop, say) on a later iteration, never inside the call.
+ *
+ * peer: borrowed for the callback.  detail: lc_left_reason for LEFT, else
+ * 0.  CHANGED also reports a new address or capabilities. */
 typedef void lc_peer_cb(lc_node *node, lc_peer_event event,
                         const lc_peer_info *peer, int detail, void *user);
-/* A chat message from a peer, exactly once per message id while the node
- * runs (history across restarts comes with the store). */
+/* A chat message from a peer, once per message id while the node runs
+ * (the last 4096 ids are remembered; history across restarts comes with
+ * the store). */
 typedef void lc_message_cb(lc_node *node, const lc_message *msg, void *user);
 /* A message sent with lc_send_text changed state.  err is 0, or for
  * LC_MSG_FAILED the reason (LC_ECLOSED, LC_ETIMEDOUT, ...). */
@@ -202,21 +208,28 @@ typedef struct {
    * family).  The discovery sockets always bind the wildcard address. */
   const char *bind_v4;
   const char *bind_v6;
-  /* Comma-separated interface name patterns (fnmatch) to use; NULL: every
-   * interface that is up, except loopback. */
+  /* Comma-separated interface name patterns (fnmatch) to use, loopback
+   * included if it matches ("lo" for a LAN played on one machine); NULL:
+   * every interface that is up, except loopback and skip_interfaces. */
   const char *interfaces;
-  /* Patterns to skip; NULL: LC_DEFAULT_SKIP_INTERFACES. */
+  /* Patterns to skip when interfaces is NULL; NULL:
+   * LC_DEFAULT_SKIP_INTERFACES (container bridges, virtual links). */
   const char *skip_interfaces;
   /* Comma-separated destinations for announcements ("127.255.255.255",
-   * "10.1.255.255", "ff02::1%eth0"); NULL: the broadcast address of every
-   * usable IPv4 interface and ff02::1 on every usable IPv6 interface. */
+   * "10.1.255.255", "ff02::1%eth0"; the port defaults to discovery_port);
+   * NULL: the broadcast address of every usable IPv4 interface and ff02::1
+   * on every usable IPv6 interface.  The interfaces still decide which
+   * peers count as local. */
   const char *broadcast;
   /* Comma-separated "host:port" / "[v6addr]:port" peers beyond the
-   * broadcast domain, announced to by unicast.  Numeric addresses only. */
+   * broadcast domain, announced to by unicast (port default:
+   * discovery_port).  Numeric addresses only: no name lookups. */
   const char *static_peers;
 
-  uint32_t announce_interval_ms; /* default 5000; jitter +-20% */
-  uint32_t interface_poll_ms;    /* default 2000 */
+  /* default 5000 (1000..3600000); each period is the interval minus a
+   * random 0-20%, and peers expire a node after three of its intervals */
+  uint32_t announce_interval_ms;
+  uint32_t interface_poll_ms; /* default 2000 */
 
   lc_peer_cb *on_peer;
   lc_message_cb *on_message;
