@@ -46,6 +46,11 @@ void lc__crypto_random(void *buf, size_t len) {
   randombytes_buf(buf, len);
 }
 
+void lc__crypto_random_cb(void *ctx, void *buf, size_t len) {
+  (void)ctx;
+  lc__crypto_random(buf, len);
+}
+
 static void crypto_put_u32le(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++)
     p[i] = (uint8_t)(v >> (8 * i));

@@ -30,6 +30,9 @@ int lc__crypto_init(void);
 
 /* Fills buf with len bytes from the OS CSPRNG. */
 void lc__crypto_random(void *buf, size_t len);
+/* The same, in the shape of the transport's and discovery's `random`
+ * option (ctx unused): their default. */
+void lc__crypto_random_cb(void *ctx, void *buf, size_t len);
 
 /* ---- identity -------------------------------------------------------- */
 typedef struct {

@@ -398,11 +398,6 @@ static void disc_round_now(lc__disc *d) {
 
 /* ---- public ---------------------------------------------------------- */
 
-static void disc_default_random(void *ctx, void *buf, size_t len) {
-  (void)ctx;
-  lc__crypto_random(buf, len);
-}
-
 void lc__disc_config_default(lc__disc_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->interval_us = 5000000;
@@ -410,7 +405,7 @@ void lc__disc_config_default(lc__disc_config *cfg) {
   cfg->caps = 1;
   cfg->reply_burst = 200;
   cfg->reply_per_sec = 100;
-  cfg->random = disc_default_random;
+  cfg->random = lc__crypto_random_cb;
 }
 
 int lc__disc_new(lc__disc **out, const lc__identity *id,

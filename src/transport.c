@@ -279,11 +279,6 @@ int lc__addr_equal(const lc__addr *a, const lc__addr *b) {
   return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
-static void tp_default_random(void *ctx, void *buf, size_t len) {
-  (void)ctx;
-  lc__crypto_random(buf, len);
-}
-
 void lc__tp_config_default(lc__tp_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->max_datagram = 1472;
@@ -302,7 +297,7 @@ void lc__tp_config_default(lc__tp_config *cfg) {
   cfg->bulk_window = 16u << 20;
   cfg->max_bulk_streams = 64;
   cfg->loss_tolerant = 1;
-  cfg->random = tp_default_random;
+  cfg->random = lc__crypto_random_cb;
 }
 
 /* Bytes of plaintext one packet can carry at the configured datagram size. */

@@ -252,6 +252,16 @@ static void vd_run(vd_net *v, uint64_t until) {
   v->now = until;
 }
 
+/* The first datagram node `from` has queued (collecting output first). */
+static vd_pkt vd_capture(vd_net *v, int from) {
+  vd_collect(v);
+  for (size_t i = 0; i < v->qn; i++)
+    if (v->q[i].from == from)
+      return v->q[i];
+  fail_msg("node %d sent nothing", from);
+  return v->q[0];
+}
+
 static int vd_all_see_all(vd_net *v) {
   for (int i = 0; i < v->count; i++) {
     if (!v->n[i].up)
@@ -395,15 +405,7 @@ static void test_replay_forgery_own(void **state) {
   vd_add(&v, 1, 5 * SEC);
   vd_add(&v, 1, 5 * SEC);
   /* capture node 1's first announcement as it leaves */
-  vd_collect(&v);
-  vd_pkt captured;
-  int found = 0;
-  for (size_t i = 0; i < v.qn; i++)
-    if (v.q[i].from == 1) {
-      captured = v.q[i];
-      found = 1;
-    }
-  assert_true(found);
+  vd_pkt captured = vd_capture(&v, 1);
   vd_run(&v, v.now + 50 * MS);
   VD_CHECK(&v, vd_all_see_all(&v));
   lc__disc_stop(v.n[1].d, v.now);
@@ -441,15 +443,7 @@ static void test_tampered_signature(void **state) {
   vd_init(&v, vd_seed());
   vd_add(&v, 1, 5 * SEC);
   vd_add(&v, 1, 5 * SEC);
-  vd_collect(&v);
-  vd_pkt p;
-  int found = 0;
-  for (size_t i = 0; i < v.qn; i++)
-    if (v.q[i].from == 1) {
-      p = v.q[i];
-      found = 1;
-    }
-  assert_true(found);
+  vd_pkt p = vd_capture(&v, 1);
   p.buf[p.len - 5] ^= 0x40; /* inside the signature */
   assert_int_equal(lc__disc_recv(v.n[0].d, &v.n[1].addr, p.buf, p.len, v.now),
                    LC_EAUTH);
