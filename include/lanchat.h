@@ -66,7 +66,9 @@ extern "C" {
   XX(EAGAIN, -30019, "resource temporarily unavailable, try again later")      \
   XX(EINVAL, -30020, "invalid argument")                                       \
   XX(ENOMEM, -30021, "out of memory")                                          \
-  XX(ETIMEDOUT, -30022, "timed out")
+  XX(ETIMEDOUT, -30022, "timed out")                                           \
+  XX(ESTORE, -30023, "local store (database) failure")                         \
+  XX(EEXIST, -30024, "already exists")
 
 typedef enum {
 #define LC__ERR_ENUM(name, value, msg) LC_##name = (value),
@@ -148,7 +150,10 @@ typedef enum {
  * DELIVERED or FAILED. */
 typedef enum {
   LC_MSG_QUEUED = 1,    /* accepted by lc_send_text, not yet confirmed */
-  LC_MSG_DELIVERED = 3, /* the peer's node has it */
+  LC_MSG_SENT = 2,      /* handed to the network at least once */
+  LC_MSG_DELIVERED = 3, /* the peer's node has it (for a message received:
+                           stored, not read yet) */
+  LC_MSG_READ = 4,      /* the reader marked it read */
   LC_MSG_FAILED = 5     /* could not be delivered; err says why */
 } lc_msg_state;
 

@@ -1,0 +1,728 @@
+/* store.c: the local history on SQLite (see store.h).  The only file that
+ * includes sqlite3.h.  Every statement is prepared once at open and reused;
+ * values are bound, never pasted into SQL. */
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire.h"
+
+/* ---- schema -------------------------------------------------------------
+ * Migrations run in order from the file's user_version; each is one
+ * transaction.  A later release appends to this list, never edits it. */
+static const char *const store_migrations[] = {
+    /* 1: conversations, messages, outbox, full-text index */
+    "CREATE TABLE conversations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  peer BLOB NOT NULL UNIQUE,"
+    "  last_msg INTEGER,"
+    "  unread INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  msg_id BLOB NOT NULL UNIQUE,"
+    "  conv INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
+    "  outgoing INTEGER NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  sent_ms INTEGER NOT NULL,"
+    "  received_ms INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL,"
+    "  edited_ms INTEGER NOT NULL DEFAULT 0,"
+    "  retracted INTEGER NOT NULL DEFAULT 0,"
+    "  body TEXT NOT NULL);"
+    "CREATE INDEX messages_by_conv ON messages(conv, id);"
+    "CREATE INDEX messages_by_time ON messages(conv, received_ms);"
+    "CREATE TABLE outbox ("
+    "  msg INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,"
+    "  peer BLOB NOT NULL);"
+    "CREATE INDEX outbox_by_peer ON outbox(peer, msg);"
+    "CREATE VIRTUAL TABLE messages_fts USING fts5("
+    "  body, content='messages', content_rowid='id');"
+    /* the unread count and the newest message follow the messages */
+    "CREATE TRIGGER messages_ins AFTER INSERT ON messages BEGIN"
+    "  INSERT INTO messages_fts(rowid, body) VALUES (new.id, new.body);"
+    "  UPDATE conversations SET last_msg = new.id,"
+    "    unread = unread + (new.outgoing = 0 AND new.state < 4)"
+    "    WHERE id = new.conv;"
+    "END;"
+    "CREATE TRIGGER messages_del AFTER DELETE ON messages BEGIN"
+    "  INSERT INTO messages_fts(messages_fts, rowid, body)"
+    "    VALUES ('delete', old.id, old.body);"
+    "  UPDATE conversations SET"
+    "    unread = unread - (old.outgoing = 0 AND old.state < 4),"
+    "    last_msg = (SELECT max(id) FROM messages WHERE conv = old.conv)"
+    "    WHERE id = old.conv;"
+    "END;"
+    "CREATE TRIGGER messages_read AFTER UPDATE OF state ON messages"
+    "  WHEN new.outgoing = 0 AND old.state < 4 AND new.state >= 4 BEGIN"
+    "  UPDATE conversations SET unread = unread - 1 WHERE id = new.conv;"
+    "END;"
+    "CREATE TRIGGER messages_body AFTER UPDATE OF body ON messages BEGIN"
+    "  INSERT INTO messages_fts(messages_fts, rowid, body)"
+    "    VALUES ('delete', old.id, old.body);"
+    "  INSERT INTO messages_fts(rowid, body) VALUES (new.id, new.body);"
+    "END;",
+};
+
+#define STORE_NMIGRATIONS                                                      \
+  ((int)(sizeof store_migrations / sizeof store_migrations[0]))
+
+_Static_assert(STORE_NMIGRATIONS == LC_STORE_SCHEMA,
+               "one migration per schema version");
+
+#define MSG_COLS                                                               \
+  "m.id, m.msg_id, c.peer, m.outgoing, m.kind, m.sent_ms, m.received_ms, "     \
+  "m.state, m.edited_ms, m.retracted, m.body"
+
+enum {
+  Q_CONV_GET,
+  Q_CONV_ADD,
+  Q_MSG_ADD,
+  Q_OUTBOX_ADD,
+  Q_OUTBOX_DEL,
+  Q_STATE_GET,
+  Q_STATE_SET,
+  Q_OUTBOX_ALL,
+  Q_OUTBOX_PEER,
+  Q_PAGE,
+  Q_PAGE_TIME,
+  Q_GET,
+  Q_CONVS,
+  Q_UNREAD,
+  Q_READ_LIST,
+  Q_READ_SET,
+  Q_SEARCH_ALL,
+  Q_SEARCH_CONV,
+  Q_DEL_MSG,
+  Q_DEL_CONV,
+  Q_BEGIN,
+  Q_COMMIT,
+  Q_ROLLBACK,
+  Q_COUNT
+};
+
+static const char *const store_sql[Q_COUNT] = {
+    [Q_CONV_GET] = "SELECT id FROM conversations WHERE peer = ?1",
+    [Q_CONV_ADD] = "INSERT INTO conversations(peer) VALUES (?1)",
+    [Q_MSG_ADD] = "INSERT INTO messages(msg_id, conv, outgoing, kind, sent_ms,"
+                  " received_ms, state, body) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+    [Q_OUTBOX_ADD] = "INSERT INTO outbox(msg, peer) VALUES (?1, ?2)",
+    [Q_OUTBOX_DEL] = "DELETE FROM outbox WHERE msg = ?1",
+    [Q_STATE_GET] = "SELECT id, state FROM messages WHERE msg_id = ?1",
+    [Q_STATE_SET] = "UPDATE messages SET state = ?2 WHERE id = ?1",
+    [Q_OUTBOX_ALL] = "SELECT " MSG_COLS " FROM outbox o"
+                     " JOIN messages m ON m.id = o.msg"
+                     " JOIN conversations c ON c.id = m.conv ORDER BY o.msg",
+    [Q_OUTBOX_PEER] = "SELECT " MSG_COLS " FROM outbox o"
+                      " JOIN messages m ON m.id = o.msg"
+                      " JOIN conversations c ON c.id = m.conv"
+                      " WHERE o.peer = ?1 ORDER BY o.msg",
+    [Q_PAGE] = "SELECT " MSG_COLS " FROM messages m"
+               " JOIN conversations c ON c.id = m.conv"
+               " WHERE c.peer = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3",
+    [Q_PAGE_TIME] = "SELECT " MSG_COLS " FROM messages m"
+                    " JOIN conversations c ON c.id = m.conv"
+                    " WHERE c.peer = ?1 AND m.received_ms < ?2"
+                    " ORDER BY m.received_ms DESC, m.id DESC LIMIT ?3",
+    [Q_GET] = "SELECT " MSG_COLS " FROM messages m"
+              " JOIN conversations c ON c.id = m.conv WHERE m.msg_id = ?1",
+    [Q_CONVS] = "SELECT c.peer, c.unread, " MSG_COLS " FROM conversations c"
+                " LEFT JOIN messages m ON m.id = c.last_msg"
+                " ORDER BY c.last_msg IS NULL, c.last_msg DESC",
+    [Q_UNREAD] = "SELECT coalesce(sum(unread), 0) FROM conversations",
+    [Q_READ_LIST] = "SELECT m.id, m.msg_id FROM messages m"
+                    " JOIN conversations c ON c.id = m.conv"
+                    " WHERE c.peer = ?1 AND m.outgoing = 0 AND m.state < 4"
+                    " AND (?2 = 0 OR m.id <= ?2) ORDER BY m.id",
+    [Q_READ_SET] = "UPDATE messages SET state = 4 WHERE id = ?1 AND state < 4",
+    [Q_SEARCH_ALL] = "SELECT " MSG_COLS " FROM messages_fts f"
+                     " JOIN messages m ON m.id = f.rowid"
+                     " JOIN conversations c ON c.id = m.conv"
+                     " WHERE messages_fts MATCH ?1 AND m.retracted = 0"
+                     " ORDER BY m.id DESC LIMIT ?2",
+    [Q_SEARCH_CONV] = "SELECT " MSG_COLS " FROM messages_fts f"
+                      " JOIN messages m ON m.id = f.rowid"
+                      " JOIN conversations c ON c.id = m.conv"
+                      " WHERE messages_fts MATCH ?1 AND c.peer = ?3"
+                      " AND m.retracted = 0 ORDER BY m.id DESC LIMIT ?2",
+    [Q_DEL_MSG] = "DELETE FROM messages WHERE id = ?1",
+    [Q_DEL_CONV] = "DELETE FROM conversations WHERE peer = ?1",
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+};
+
+struct lc__store {
+  sqlite3 *db;
+  sqlite3_stmt *q[Q_COUNT];
+  int in_batch; /* lc__store_begin was called */
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static sqlite3_stmt *store_q(lc__store *s, int which) {
+  sqlite3_stmt *st = s->q[which];
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return st;
+}
+
+static int store_done(sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : LC_ESTORE;
+}
+
+static int store_exec(lc__store *s, int which) {
+  return store_done(store_q(s, which));
+}
+
+/* A transaction unless the caller already runs one (lc__store_begin). */
+static int store_tx_begin(lc__store *s) {
+  return s->in_batch ? 0 : store_exec(s, Q_BEGIN);
+}
+
+static int store_tx_end(lc__store *s, int rc) {
+  if (s->in_batch)
+    return rc;
+  if (rc < 0) {
+    store_exec(s, Q_ROLLBACK);
+    return rc;
+  }
+  return store_exec(s, Q_COMMIT) < 0 ? LC_ESTORE : rc;
+}
+
+static void store_read_msg(sqlite3_stmt *st, int col, lc__stored_msg *m) {
+  memset(m, 0, sizeof *m);
+  m->id = sqlite3_column_int64(st, col);
+  const void *b = sqlite3_column_blob(st, col + 1);
+  if (b && sqlite3_column_bytes(st, col + 1) == LC_MSGID_BYTES)
+    memcpy(m->msg_id, b, LC_MSGID_BYTES);
+  b = sqlite3_column_blob(st, col + 2);
+  if (b && sqlite3_column_bytes(st, col + 2) == LC_KEY_BYTES)
+    memcpy(m->peer, b, LC_KEY_BYTES);
+  m->outgoing = sqlite3_column_int(st, col + 3);
+  m->kind = sqlite3_column_int(st, col + 4);
+  m->sent_ms = (uint64_t)sqlite3_column_int64(st, col + 5);
+  m->received_ms = (uint64_t)sqlite3_column_int64(st, col + 6);
+  m->state = sqlite3_column_int(st, col + 7);
+  m->edited_ms = (uint64_t)sqlite3_column_int64(st, col + 8);
+  m->retracted = sqlite3_column_int(st, col + 9);
+  const unsigned char *t = sqlite3_column_text(st, col + 10);
+  size_t n = (size_t)sqlite3_column_bytes(st, col + 10);
+  m->text = malloc(n + 1);
+  if (m->text) {
+    if (n)
+      memcpy(m->text, t, n);
+    m->text[n] = 0;
+    m->text_len = n;
+  }
+}
+
+/* Steps st and collects every row as a message. */
+static int store_collect(sqlite3_stmt *st, lc__stored_msg **out,
+                         size_t *count) {
+  size_t cap = 16, n = 0;
+  lc__stored_msg *v = malloc(cap * sizeof *v);
+  int rc;
+  if (!v) {
+    sqlite3_reset(st);
+    return LC_ENOMEM;
+  }
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      lc__stored_msg *nv = realloc(v, 2 * cap * sizeof *v);
+      if (!nv) {
+        lc__store_msgs_free(v, n);
+        sqlite3_reset(st);
+        return LC_ENOMEM;
+      }
+      v = nv;
+      cap *= 2;
+    }
+    store_read_msg(st, 0, &v[n]);
+    if (!v[n].text) {
+      lc__store_msgs_free(v, n);
+      sqlite3_reset(st);
+      return LC_ENOMEM;
+    }
+    n++;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) {
+    lc__store_msgs_free(v, n);
+    return LC_ESTORE;
+  }
+  *out = v;
+  *count = n;
+  return 0;
+}
+
+/* The conversation id for peer, created if create is set (0 if none). */
+static int64_t store_conv(lc__store *s, const uint8_t *peer, int create) {
+  sqlite3_stmt *st = store_q(s, Q_CONV_GET);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  int64_t id = 0;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    id = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return LC_ESTORE;
+  if (id || !create)
+    return id;
+  st = store_q(s, Q_CONV_ADD);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  if (store_done(st) < 0)
+    return LC_ESTORE;
+  return sqlite3_last_insert_rowid(s->db);
+}
+
+/* ---- open, migrate, close ------------------------------------------------ */
+
+static int store_fail(lc__store *s, char **errmsg, const char *what) {
+  if (errmsg) {
+    const char *m = s && s->db ? sqlite3_errmsg(s->db) : "out of memory";
+    size_t n = strlen(what) + strlen(m) + 3;
+    *errmsg = malloc(n);
+    if (*errmsg) {
+      strcpy(*errmsg, what);
+      strcat(*errmsg, ": ");
+      strcat(*errmsg, m);
+    }
+  }
+  lc__store_close(s);
+  return LC_ESTORE;
+}
+
+static int store_user_version(sqlite3 *db) {
+  sqlite3_stmt *st;
+  int v = -1;
+  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+    return -1;
+  if (sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+static int store_migrate(lc__store *s, char **errmsg) {
+  int v = store_user_version(s->db);
+  if (v < 0)
+    return store_fail(s, errmsg, "cannot read the schema version");
+  if (v > LC_STORE_SCHEMA) {
+    if (errmsg)
+      *errmsg = NULL;
+    lc__store_close(s);
+    return LC_ESTORE; /* written by a newer release: never touch it */
+  }
+  for (; v < LC_STORE_SCHEMA; v++) {
+    char pragma[48];
+    /* the version number comes from this code, not from any input */
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+      return store_fail(s, errmsg, "cannot begin a migration");
+    if (sqlite3_exec(s->db, store_migrations[v], NULL, NULL, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(s->db, pragma, NULL, NULL, NULL) != SQLITE_OK)
+      return store_fail(s, errmsg, "migration failed"); /* rolled back */
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+      return store_fail(s, errmsg, "cannot commit a migration");
+  }
+  return 0;
+}
+
+int lc__store_open(lc__store **out, const char *path, char **errmsg) {
+  *out = NULL;
+  if (errmsg)
+    *errmsg = NULL;
+  lc__store *s = calloc(1, sizeof *s);
+  if (!s)
+    return LC_ENOMEM;
+  if (sqlite3_open_v2(path, &s->db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                          SQLITE_OPEN_NOMUTEX,
+                      NULL) != SQLITE_OK)
+    return store_fail(s, errmsg, "cannot open the store");
+  sqlite3_busy_timeout(s->db, 2000);
+  if (sqlite3_exec(s->db,
+                   "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                   "PRAGMA foreign_keys = ON;",
+                   NULL, NULL, NULL) != SQLITE_OK)
+    return store_fail(s, errmsg, "cannot configure the store");
+  int rc = store_migrate(s, errmsg);
+  if (rc < 0)
+    return rc;
+  for (int i = 0; i < Q_COUNT; i++)
+    if (sqlite3_prepare_v3(s->db, store_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                           &s->q[i], NULL) != SQLITE_OK)
+      return store_fail(s, errmsg, "cannot prepare a statement");
+  *out = s;
+  return 0;
+}
+
+void lc__store_close(lc__store *s) {
+  if (!s)
+    return;
+  for (int i = 0; i < Q_COUNT; i++)
+    sqlite3_finalize(s->q[i]);
+  sqlite3_close(s->db);
+  free(s);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static int store_insert(lc__store *s, const uint8_t *peer, const uint8_t *id,
+                        int outgoing, int state, uint64_t sent_ms,
+                        uint64_t now_ms, const char *text, size_t len,
+                        int64_t *rowid) {
+  int64_t conv = store_conv(s, peer, 1);
+  if (conv < 0)
+    return (int)conv;
+  sqlite3_stmt *st = store_q(s, Q_MSG_ADD);
+  sqlite3_bind_blob(st, 1, id, LC_MSGID_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, conv);
+  sqlite3_bind_int(st, 3, outgoing);
+  sqlite3_bind_int(st, 4, LC_CHAT_TEXT);
+  sqlite3_bind_int64(st, 5, (sqlite3_int64)sent_ms);
+  sqlite3_bind_int64(st, 6, (sqlite3_int64)now_ms);
+  sqlite3_bind_int(st, 7, state);
+  sqlite3_bind_text(st, 8, text ? text : "", (int)len, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc == SQLITE_CONSTRAINT)
+    return LC_EEXIST;
+  if (rc != SQLITE_DONE)
+    return LC_ESTORE;
+  *rowid = sqlite3_last_insert_rowid(s->db);
+  return 0;
+}
+
+int lc__store_add_outgoing(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                           const uint8_t msg_id[LC_MSGID_BYTES],
+                           uint64_t sent_ms, uint64_t now_ms, const char *text,
+                           size_t len, int64_t *id) {
+  if (len > INT32_MAX)
+    return LC_ETOOBIG;
+  int rc = store_tx_begin(s);
+  if (rc < 0)
+    return rc;
+  int64_t rowid = 0;
+  rc = store_insert(s, peer, msg_id, 1, LC_MSG_QUEUED, sent_ms, now_ms, text,
+                    len, &rowid);
+  if (rc == 0) {
+    sqlite3_stmt *st = store_q(s, Q_OUTBOX_ADD);
+    sqlite3_bind_int64(st, 1, rowid);
+    sqlite3_bind_blob(st, 2, peer, LC_KEY_BYTES, SQLITE_STATIC);
+    rc = store_done(st);
+  }
+  rc = store_tx_end(s, rc);
+  if (rc == 0 && id)
+    *id = rowid;
+  return rc;
+}
+
+int lc__store_add_incoming(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                           const uint8_t msg_id[LC_MSGID_BYTES],
+                           uint64_t sent_ms, uint64_t now_ms, const char *text,
+                           size_t len) {
+  if (len > INT32_MAX)
+    return LC_ETOOBIG;
+  int rc = store_tx_begin(s);
+  if (rc < 0)
+    return rc;
+  int64_t rowid;
+  rc = store_insert(s, peer, msg_id, 0, LC_MSG_DELIVERED, sent_ms, now_ms, text,
+                    len, &rowid);
+  int fresh = rc == 0;
+  if (rc == LC_EEXIST)
+    rc = 0; /* a retransmission: already stored, nothing to do */
+  rc = store_tx_end(s, rc);
+  return rc < 0 ? rc : fresh;
+}
+
+static int store_allowed(int from, int to) {
+  if (to == LC_MSG_QUEUED)
+    return from == LC_MSG_FAILED;
+  if (to == LC_MSG_FAILED)
+    return from == LC_MSG_QUEUED || from == LC_MSG_SENT;
+  return from != LC_MSG_FAILED ? to > from : to >= LC_MSG_DELIVERED;
+}
+
+int lc__store_set_state(lc__store *s, const uint8_t msg_id[LC_MSGID_BYTES],
+                        int state) {
+  if (state < LC_MSG_QUEUED || state > LC_MSG_FAILED)
+    return LC_EINVAL;
+  int rc = store_tx_begin(s);
+  if (rc < 0)
+    return rc;
+  sqlite3_stmt *st = store_q(s, Q_STATE_GET);
+  sqlite3_bind_blob(st, 1, msg_id, LC_MSGID_BYTES, SQLITE_STATIC);
+  int step = sqlite3_step(st);
+  int64_t id = 0;
+  int old = 0;
+  if (step == SQLITE_ROW) {
+    id = sqlite3_column_int64(st, 0);
+    old = sqlite3_column_int(st, 1);
+  }
+  sqlite3_reset(st);
+  int changed = 0;
+  if (step != SQLITE_ROW && step != SQLITE_DONE) {
+    rc = LC_ESTORE;
+  } else if (id && store_allowed(old, state)) {
+    st = store_q(s, Q_STATE_SET);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, state);
+    rc = store_done(st);
+    if (rc == 0 && state >= LC_MSG_DELIVERED && state != LC_MSG_FAILED) {
+      st = store_q(s, Q_OUTBOX_DEL);
+      sqlite3_bind_int64(st, 1, id);
+      rc = store_done(st);
+    }
+    changed = rc == 0;
+  }
+  rc = store_tx_end(s, rc);
+  return rc < 0 ? rc : changed;
+}
+
+int lc__store_mark_read(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                        int64_t up_to_id, uint8_t (**ids)[LC_MSGID_BYTES],
+                        size_t *n) {
+  *ids = NULL;
+  *n = 0;
+  int rc = store_tx_begin(s);
+  if (rc < 0)
+    return rc;
+  sqlite3_stmt *st = store_q(s, Q_READ_LIST);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, up_to_id);
+  size_t cap = 0, k = 0;
+  uint8_t(*v)[LC_MSGID_BYTES] = NULL;
+  int64_t *rows = NULL;
+  int step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    if (k == cap) {
+      cap = cap ? cap * 2 : 16;
+      uint8_t(*nv)[LC_MSGID_BYTES] = realloc(v, cap * sizeof *v);
+      int64_t *nr = realloc(rows, cap * sizeof *rows);
+      if (nv)
+        v = nv;
+      if (nr)
+        rows = nr;
+      if (!nv || !nr) {
+        rc = LC_ENOMEM;
+        break;
+      }
+    }
+    rows[k] = sqlite3_column_int64(st, 0);
+    const void *b = sqlite3_column_blob(st, 1);
+    memset(v[k], 0, LC_MSGID_BYTES);
+    if (b && sqlite3_column_bytes(st, 1) == LC_MSGID_BYTES)
+      memcpy(v[k], b, LC_MSGID_BYTES);
+    k++;
+  }
+  sqlite3_reset(st);
+  if (rc == 0 && step != SQLITE_DONE)
+    rc = LC_ESTORE;
+  for (size_t i = 0; rc == 0 && i < k; i++) {
+    st = store_q(s, Q_READ_SET);
+    sqlite3_bind_int64(st, 1, rows[i]);
+    rc = store_done(st);
+  }
+  free(rows);
+  rc = store_tx_end(s, rc);
+  if (rc < 0) {
+    free(v);
+    return rc;
+  }
+  *ids = v;
+  *n = k;
+  return (int)k;
+}
+
+int lc__store_delete_message(lc__store *s, int64_t id) {
+  sqlite3_stmt *st = store_q(s, Q_DEL_MSG);
+  sqlite3_bind_int64(st, 1, id);
+  if (store_done(st) < 0)
+    return LC_ESTORE;
+  return sqlite3_changes(s->db) > 0;
+}
+
+int lc__store_delete_conversation(lc__store *s,
+                                  const uint8_t peer[LC_KEY_BYTES]) {
+  int rc = store_tx_begin(s);
+  if (rc < 0)
+    return rc;
+  /* messages go through their trigger (full-text index), then the row */
+  int64_t conv = store_conv(s, peer, 0);
+  int changed = 0;
+  if (conv < 0) {
+    rc = LC_ESTORE;
+  } else if (conv > 0) {
+    sqlite3_stmt *st = store_q(s, Q_DEL_CONV);
+    sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+    rc = store_done(st);
+    changed = rc == 0;
+  }
+  rc = store_tx_end(s, rc);
+  return rc < 0 ? rc : changed;
+}
+
+int lc__store_begin(lc__store *s) {
+  if (s->in_batch)
+    return LC_ESTATE;
+  int rc = store_exec(s, Q_BEGIN);
+  if (rc == 0)
+    s->in_batch = 1;
+  return rc;
+}
+
+int lc__store_commit(lc__store *s) {
+  if (!s->in_batch)
+    return LC_ESTATE;
+  s->in_batch = 0;
+  int rc = store_exec(s, Q_COMMIT);
+  if (rc < 0)
+    store_exec(s, Q_ROLLBACK);
+  return rc;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+int lc__store_outbox(lc__store *s, const uint8_t *peer, lc__stored_msg **out,
+                     size_t *count) {
+  sqlite3_stmt *st = store_q(s, peer ? Q_OUTBOX_PEER : Q_OUTBOX_ALL);
+  if (peer)
+    sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  return store_collect(st, out, count);
+}
+
+static int64_t store_limit(size_t n) {
+  return n > INT32_MAX ? INT32_MAX : (int64_t)n;
+}
+
+int lc__store_page(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                   int64_t before_id, size_t n, lc__stored_msg **out,
+                   size_t *count) {
+  sqlite3_stmt *st = store_q(s, Q_PAGE);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, before_id > 0 ? before_id : INT64_MAX);
+  sqlite3_bind_int64(st, 3, store_limit(n));
+  return store_collect(st, out, count);
+}
+
+int lc__store_page_before_time(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                               uint64_t before_ms, size_t n,
+                               lc__stored_msg **out, size_t *count) {
+  sqlite3_stmt *st = store_q(s, Q_PAGE_TIME);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2,
+                     before_ms > INT64_MAX ? INT64_MAX : (int64_t)before_ms);
+  sqlite3_bind_int64(st, 3, store_limit(n));
+  return store_collect(st, out, count);
+}
+
+int lc__store_get(lc__store *s, const uint8_t msg_id[LC_MSGID_BYTES],
+                  lc__stored_msg *out) {
+  sqlite3_stmt *st = store_q(s, Q_GET);
+  sqlite3_bind_blob(st, 1, msg_id, LC_MSGID_BYTES, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    store_read_msg(st, 0, out);
+    sqlite3_reset(st);
+    return out->text ? 1 : LC_ENOMEM;
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : LC_ESTORE;
+}
+
+int lc__store_conversations(lc__store *s, lc__conversation **out,
+                            size_t *count) {
+  *out = NULL;
+  *count = 0;
+  sqlite3_stmt *st = store_q(s, Q_CONVS);
+  size_t cap = 16, n = 0;
+  lc__conversation *v = malloc(cap * sizeof *v);
+  if (!v)
+    return LC_ENOMEM;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      lc__conversation *nv = realloc(v, 2 * cap * sizeof *v);
+      if (!nv) {
+        lc__store_conversations_free(v, n);
+        sqlite3_reset(st);
+        return LC_ENOMEM;
+      }
+      v = nv;
+      cap *= 2;
+    }
+    lc__conversation *c = &v[n];
+    memset(c, 0, sizeof *c);
+    const void *b = sqlite3_column_blob(st, 0);
+    if (b && sqlite3_column_bytes(st, 0) == LC_KEY_BYTES)
+      memcpy(c->peer, b, LC_KEY_BYTES);
+    c->unread = sqlite3_column_int64(st, 1);
+    if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+      store_read_msg(st, 2, &c->last);
+      c->has_last = c->last.text != NULL;
+    }
+    n++;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) {
+    lc__store_conversations_free(v, n);
+    return LC_ESTORE;
+  }
+  *out = v;
+  *count = n;
+  return 0;
+}
+
+void lc__store_conversations_free(lc__conversation *c, size_t count) {
+  for (size_t i = 0; c && i < count; i++)
+    free(c[i].last.text);
+  free(c);
+}
+
+int64_t lc__store_unread_total(lc__store *s) {
+  sqlite3_stmt *st = store_q(s, Q_UNREAD);
+  int64_t n = LC_ESTORE;
+  if (sqlite3_step(st) == SQLITE_ROW)
+    n = sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return n;
+}
+
+int lc__store_search(lc__store *s, const uint8_t *peer, const char *query,
+                     size_t n, lc__stored_msg **out, size_t *count) {
+  *out = NULL;
+  *count = 0;
+  if (!query || !*query)
+    return LC_EINVAL;
+  sqlite3_stmt *st = store_q(s, peer ? Q_SEARCH_CONV : Q_SEARCH_ALL);
+  sqlite3_bind_text(st, 1, query, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, store_limit(n));
+  if (peer)
+    sqlite3_bind_blob(st, 3, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  int rc = store_collect(st, out, count);
+  /* FTS5 reports a query it cannot parse as an error of the step */
+  if (rc == LC_ESTORE && sqlite3_errcode(s->db) == SQLITE_ERROR)
+    return LC_EINVAL;
+  return rc;
+}
+
+void lc__store_msg_clear(lc__stored_msg *m) {
+  if (m) {
+    free(m->text);
+    m->text = NULL;
+  }
+}
+
+void lc__store_msgs_free(lc__stored_msg *m, size_t count) {
+  for (size_t i = 0; m && i < count; i++)
+    free(m[i].text);
+  free(m);
+}

@@ -1,0 +1,132 @@
+/* store.h: the local history in SQLite: conversations, messages and their
+ * states, the outbox of messages not yet delivered, full-text search.
+ * store.c is the only file that includes sqlite3.h and the only place
+ * that speaks SQL (prepared statements only, nothing pasted into SQL).
+ *
+ * One database file per node, in WAL mode, versioned with PRAGMA
+ * user_version and migrated forward on open.  Calls are synchronous: a
+ * commit in WAL mode with synchronous=NORMAL writes to the OS without
+ * waiting for the disk, so it survives a crash of the process (not a power
+ * cut, which may lose the last commits but never corrupts the file).
+ */
+#ifndef LC_STORE_H
+#define LC_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lanchat.h"
+
+#define LC_STORE_SCHEMA 1 /* the schema version this code writes */
+
+typedef struct lc__store lc__store;
+
+/* A message as stored.  Strings are owned by whatever returned it. */
+typedef struct {
+  int64_t id; /* local order: larger is later */
+  uint8_t msg_id[LC_MSGID_BYTES];
+  uint8_t peer[LC_KEY_BYTES]; /* the conversation's peer */
+  int outgoing;
+  int kind;             /* LC_CHAT_TEXT */
+  uint64_t sent_ms;     /* sender's clock */
+  uint64_t received_ms; /* ours: when stored */
+  int state;            /* lc_msg_state */
+  uint64_t edited_ms;   /* 0 if never edited */
+  int retracted;
+  char *text; /* NUL-terminated */
+  size_t text_len;
+} lc__stored_msg;
+
+typedef struct {
+  uint8_t peer[LC_KEY_BYTES];
+  int64_t unread;
+  int has_last;
+  lc__stored_msg last; /* the newest message, if has_last */
+} lc__conversation;
+
+/* Opens (creating if needed) the store at path and migrates it to
+ * LC_STORE_SCHEMA.  Errors: LC_ESTORE (cannot open, corrupt, or written by
+ * a newer version: the message in *errmsg if given, static or freed with
+ * free()), LC_ENOMEM. */
+int lc__store_open(lc__store **out, const char *path, char **errmsg);
+void lc__store_close(lc__store *s);
+
+/* Saves a message we send, in the outbox (state QUEUED), in one
+ * transaction.  *id receives its local id.  Errors: LC_ESTORE, LC_EEXIST
+ * (msg_id already stored). */
+int lc__store_add_outgoing(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                           const uint8_t msg_id[LC_MSGID_BYTES],
+                           uint64_t sent_ms, uint64_t now_ms, const char *text,
+                           size_t len, int64_t *id);
+
+/* Saves a message received (state DELIVERED, unread).  Returns 1 if it is
+ * new, 0 if that msg_id was stored already (a retransmission: nothing
+ * changes), or LC_ESTORE. */
+int lc__store_add_incoming(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                           const uint8_t msg_id[LC_MSGID_BYTES],
+                           uint64_t sent_ms, uint64_t now_ms, const char *text,
+                           size_t len);
+
+/* Moves a message forward: QUEUED < SENT < DELIVERED < READ (FAILED only
+ * from QUEUED or SENT; QUEUED again from FAILED).  Reaching DELIVERED
+ * takes it out of the outbox.  Returns 1 if it changed, 0 if not (already
+ * there or further, or unknown), LC_ESTORE. */
+int lc__store_set_state(lc__store *s, const uint8_t msg_id[LC_MSGID_BYTES],
+                        int state);
+
+/* The outbox for one peer (or every peer if peer is NULL), oldest first.
+ * *out is an array of *count messages; free with lc__store_msgs_free. */
+int lc__store_outbox(lc__store *s, const uint8_t *peer, lc__stored_msg **out,
+                     size_t *count);
+
+/* Up to n messages of the conversation with peer older than before_id
+ * (0: from the newest), newest first. */
+int lc__store_page(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                   int64_t before_id, size_t n, lc__stored_msg **out,
+                   size_t *count);
+/* The same, older than a time (received_ms < before_ms). */
+int lc__store_page_before_time(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                               uint64_t before_ms, size_t n,
+                               lc__stored_msg **out, size_t *count);
+
+/* One message by msg_id.  Returns 1 and fills *out (free its text with
+ * lc__store_msg_clear), 0 if unknown, or LC_ESTORE. */
+int lc__store_get(lc__store *s, const uint8_t msg_id[LC_MSGID_BYTES],
+                  lc__stored_msg *out);
+
+/* Every conversation, the most recent first, with its newest message and
+ * unread count. */
+int lc__store_conversations(lc__store *s, lc__conversation **out,
+                            size_t *count);
+void lc__store_conversations_free(lc__conversation *c, size_t count);
+int64_t lc__store_unread_total(lc__store *s);
+
+/* Marks received messages of a conversation read: all of them
+ * (up_to_id 0) or those with id <= up_to_id.  The msg_ids newly read go
+ * to *ids (count *n; free with free()) so that receipts can be sent.
+ * Returns the number marked, or LC_ESTORE. */
+int lc__store_mark_read(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                        int64_t up_to_id, uint8_t (**ids)[LC_MSGID_BYTES],
+                        size_t *n);
+
+/* Full-text search (FTS5 syntax: words, "phrases", prefix*, AND/OR/NOT)
+ * over message texts, in one conversation (peer) or all (NULL), newest
+ * first, at most n.  Errors: LC_EINVAL (a query FTS5 cannot parse),
+ * LC_ESTORE. */
+int lc__store_search(lc__store *s, const uint8_t *peer, const char *query,
+                     size_t n, lc__stored_msg **out, size_t *count);
+
+/* Deletes one message (by local id) or a whole conversation, locally.
+ * Returns 1 if something was deleted, 0 if not, LC_ESTORE. */
+int lc__store_delete_message(lc__store *s, int64_t id);
+int lc__store_delete_conversation(lc__store *s,
+                                  const uint8_t peer[LC_KEY_BYTES]);
+
+void lc__store_msg_clear(lc__stored_msg *m);
+void lc__store_msgs_free(lc__stored_msg *m, size_t count);
+
+/* Runs several calls as one transaction (one commit, for batches). */
+int lc__store_begin(lc__store *s);
+int lc__store_commit(lc__store *s);
+
+#endif /* LC_STORE_H */

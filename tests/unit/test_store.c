@@ -1,0 +1,404 @@
+/* test_store.c: the SQLite store (src/store.h): the outbox and message
+ * states, duplicates, unread counts, paging, mark read, search, deletion,
+ * batches, and opening stores of other schema versions.  The test itself
+ * includes sqlite3.h only to fabricate files of other versions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+typedef struct {
+  char dir[64];
+  char path[96];
+  lc__store *s;
+} ts_fixture;
+
+static int ts_setup(void **state) {
+  ts_fixture *f = calloc(1, sizeof *f);
+  snprintf(f->dir, sizeof f->dir, "/tmp/lc-test-store-XXXXXX");
+  if (!mkdtemp(f->dir))
+    return -1;
+  snprintf(f->path, sizeof f->path, "%s/history.db", f->dir);
+  if (lc__store_open(&f->s, f->path, NULL) != 0)
+    return -1;
+  *state = f;
+  return 0;
+}
+
+static int ts_teardown(void **state) {
+  ts_fixture *f = *state;
+  lc__store_close(f->s);
+  char p[128];
+  const char *suffix[] = {"", "-wal", "-shm"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
+    unlink(p);
+  }
+  rmdir(f->dir);
+  free(f);
+  return 0;
+}
+
+static void ts_key(uint8_t k[LC_KEY_BYTES], int who) {
+  memset(k, 0, LC_KEY_BYTES);
+  k[0] = (uint8_t)who;
+}
+
+static void ts_id(uint8_t id[LC_MSGID_BYTES], int n) {
+  memset(id, 0, LC_MSGID_BYTES);
+  memcpy(id, &n, sizeof n);
+  id[15] = 0x5a;
+}
+
+static void test_outbox_and_states(void **state) {
+  ts_fixture *f = *state;
+  uint8_t bob[LC_KEY_BYTES], id[LC_MSGID_BYTES];
+  ts_key(bob, 2);
+  for (int i = 0; i < 3; i++) {
+    char t[16];
+    snprintf(t, sizeof t, "m%d", i);
+    ts_id(id, i);
+    int64_t rowid = 0;
+    assert_int_equal(lc__store_add_outgoing(f->s, bob, id, 1000 + i, 2000 + i,
+                                            t, strlen(t), &rowid),
+                     0);
+    assert_true(rowid > 0);
+  }
+  /* the same id again is refused */
+  ts_id(id, 1);
+  assert_int_equal(lc__store_add_outgoing(f->s, bob, id, 1, 1, "x", 1, NULL),
+                   LC_EEXIST);
+  lc__stored_msg *m;
+  size_t n;
+  assert_int_equal(lc__store_outbox(f->s, bob, &m, &n), 0);
+  assert_int_equal(n, 3);
+  for (size_t i = 0; i < n; i++) {
+    char t[32];
+    snprintf(t, sizeof t, "m%zu", i);
+    assert_string_equal(m[i].text, t);
+    assert_int_equal(m[i].state, LC_MSG_QUEUED);
+    assert_int_equal(m[i].outgoing, 1);
+    assert_memory_equal(m[i].peer, bob, LC_KEY_BYTES);
+  }
+  lc__store_msgs_free(m, n);
+
+  ts_id(id, 0);
+  assert_int_equal(lc__store_set_state(f->s, id, LC_MSG_SENT), 1);
+  assert_int_equal(lc__store_set_state(f->s, id, LC_MSG_SENT), 0);
+  assert_int_equal(lc__store_set_state(f->s, id, LC_MSG_QUEUED), 0);
+  assert_int_equal(lc__store_set_state(f->s, id, LC_MSG_DELIVERED), 1);
+  assert_int_equal(lc__store_set_state(f->s, id, LC_MSG_FAILED), 0);
+  assert_int_equal(lc__store_set_state(f->s, id, LC_MSG_SENT), 0);
+  assert_int_equal(lc__store_set_state(f->s, id, LC_MSG_READ), 1);
+  ts_id(id, 1);
+  assert_int_equal(lc__store_set_state(f->s, id, LC_MSG_FAILED), 1);
+  assert_int_equal(lc__store_set_state(f->s, id, LC_MSG_QUEUED), 1);
+  assert_int_equal(lc__store_set_state(f->s, id, 9), LC_EINVAL);
+  ts_id(id, 99);
+  assert_int_equal(lc__store_set_state(f->s, id, LC_MSG_DELIVERED), 0);
+
+  /* delivered left the outbox; the others are still there, in order */
+  assert_int_equal(lc__store_outbox(f->s, NULL, &m, &n), 0);
+  assert_int_equal(n, 2);
+  assert_string_equal(m[0].text, "m1");
+  assert_string_equal(m[1].text, "m2");
+  lc__store_msgs_free(m, n);
+  lc__stored_msg one;
+  ts_id(id, 0);
+  assert_int_equal(lc__store_get(f->s, id, &one), 1);
+  assert_int_equal(one.state, LC_MSG_READ);
+  assert_true(one.sent_ms == 1000 && one.received_ms == 2000);
+  lc__store_msg_clear(&one);
+  /* outgoing messages are never unread */
+  assert_int_equal(lc__store_unread_total(f->s), 0);
+}
+
+static void test_incoming_unread_conversations(void **state) {
+  ts_fixture *f = *state;
+  uint8_t bob[LC_KEY_BYTES], carol[LC_KEY_BYTES], id[LC_MSGID_BYTES];
+  ts_key(bob, 2);
+  ts_key(carol, 3);
+  for (int i = 0; i < 5; i++) {
+    ts_id(id, 100 + i);
+    assert_int_equal(
+        lc__store_add_incoming(f->s, bob, id, 10 + i, 20 + i, "hi", 2), 1);
+    /* a retransmission changes nothing */
+    assert_int_equal(
+        lc__store_add_incoming(f->s, bob, id, 10 + i, 99, "other", 5), 0);
+  }
+  ts_id(id, 200);
+  assert_int_equal(
+      lc__store_add_incoming(f->s, carol, id, 30, 40, "from carol", 10), 1);
+  ts_id(id, 201);
+  assert_int_equal(
+      lc__store_add_outgoing(f->s, bob, id, 50, 60, "to bob", 6, NULL), 0);
+  assert_int_equal(lc__store_unread_total(f->s), 6);
+
+  lc__conversation *c;
+  size_t n;
+  assert_int_equal(lc__store_conversations(f->s, &c, &n), 0);
+  assert_int_equal(n, 2);
+  /* the most recent first: bob (our reply), then carol */
+  assert_memory_equal(c[0].peer, bob, LC_KEY_BYTES);
+  assert_int_equal(c[0].unread, 5);
+  assert_true(c[0].has_last);
+  assert_string_equal(c[0].last.text, "to bob");
+  assert_memory_equal(c[1].peer, carol, LC_KEY_BYTES);
+  assert_int_equal(c[1].unread, 1);
+  assert_string_equal(c[1].last.text, "from carol");
+  lc__store_conversations_free(c, n);
+
+  /* mark read up to the third of bob's, then all */
+  lc__stored_msg *m;
+  size_t k;
+  assert_int_equal(lc__store_page(f->s, bob, 0, 100, &m, &k), 0);
+  assert_int_equal(k, 6);
+  int64_t third = m[3].id; /* newest first: [5] is the oldest */
+  lc__store_msgs_free(m, k);
+  uint8_t(*ids)[LC_MSGID_BYTES];
+  size_t nid;
+  assert_int_equal(lc__store_mark_read(f->s, bob, third, &ids, &nid), 3);
+  assert_int_equal(nid, 3);
+  ts_id(id, 100);
+  assert_memory_equal(ids[0], id, LC_MSGID_BYTES);
+  free(ids);
+  assert_int_equal(lc__store_unread_total(f->s), 3);
+  assert_int_equal(lc__store_mark_read(f->s, bob, 0, &ids, &nid), 2);
+  free(ids);
+  assert_int_equal(lc__store_mark_read(f->s, bob, 0, &ids, &nid), 0);
+  free(ids);
+  assert_int_equal(lc__store_unread_total(f->s), 1);
+  ts_id(id, 104);
+  lc__stored_msg one;
+  assert_int_equal(lc__store_get(f->s, id, &one), 1);
+  assert_int_equal(one.state, LC_MSG_READ);
+  assert_string_equal(one.text, "hi");
+  lc__store_msg_clear(&one);
+}
+
+static void test_paging(void **state) {
+  ts_fixture *f = *state;
+  uint8_t bob[LC_KEY_BYTES], carol[LC_KEY_BYTES], id[LC_MSGID_BYTES];
+  ts_key(bob, 2);
+  ts_key(carol, 3);
+  assert_int_equal(lc__store_begin(f->s), 0);
+  assert_int_equal(lc__store_begin(f->s), LC_ESTATE);
+  for (int i = 0; i < 120; i++) {
+    char t[16];
+    snprintf(t, sizeof t, "n%03d", i);
+    ts_id(id, i);
+    /* interleave another conversation: pages must not mix them */
+    assert_int_equal(lc__store_add_incoming(f->s, bob, id, (uint64_t)i,
+                                            1000 + (uint64_t)i, t, strlen(t)),
+                     1);
+    ts_id(id, 1000 + i);
+    assert_int_equal(lc__store_add_incoming(f->s, carol, id, 0, 5000, "c", 1),
+                     1);
+  }
+  assert_int_equal(lc__store_commit(f->s), 0);
+  assert_int_equal(lc__store_commit(f->s), LC_ESTATE);
+  lc__stored_msg *m;
+  size_t n;
+  int expect = 119;
+  int64_t before = 0;
+  int pages = 0;
+  for (;;) {
+    assert_int_equal(lc__store_page(f->s, bob, before, 50, &m, &n), 0);
+    if (n == 0) {
+      lc__store_msgs_free(m, n);
+      break;
+    }
+    pages++;
+    for (size_t i = 0; i < n; i++) {
+      char t[16];
+      snprintf(t, sizeof t, "n%03d", expect--);
+      assert_string_equal(m[i].text, t);
+      assert_memory_equal(m[i].peer, bob, LC_KEY_BYTES);
+    }
+    before = m[n - 1].id;
+    lc__store_msgs_free(m, n);
+  }
+  assert_int_equal(pages, 3);
+  assert_int_equal(expect, -1);
+  /* by time: the 10 before received_ms 1050 are n049..n040 */
+  assert_int_equal(lc__store_page_before_time(f->s, bob, 1050, 10, &m, &n), 0);
+  assert_int_equal(n, 10);
+  assert_string_equal(m[0].text, "n049");
+  assert_string_equal(m[9].text, "n040");
+  lc__store_msgs_free(m, n);
+  /* an unknown conversation has no history */
+  uint8_t nobody[LC_KEY_BYTES];
+  ts_key(nobody, 9);
+  assert_int_equal(lc__store_page(f->s, nobody, 0, 10, &m, &n), 0);
+  assert_int_equal(n, 0);
+  lc__store_msgs_free(m, n);
+}
+
+static void test_search_and_delete(void **state) {
+  ts_fixture *f = *state;
+  uint8_t bob[LC_KEY_BYTES], carol[LC_KEY_BYTES], id[LC_MSGID_BYTES];
+  ts_key(bob, 2);
+  ts_key(carol, 3);
+  const char *texts[] = {"lunch at noon?", "the quarterly report is late",
+                         "Lunch tomorrow instead", "réunion à midi",
+                         "report sent"};
+  for (int i = 0; i < 5; i++) {
+    ts_id(id, i);
+    assert_int_equal(lc__store_add_incoming(f->s, i % 2 ? carol : bob, id, 1,
+                                            (uint64_t)i, texts[i],
+                                            strlen(texts[i])),
+                     1);
+  }
+  lc__stored_msg *m;
+  size_t n;
+  assert_int_equal(lc__store_search(f->s, NULL, "lunch", 10, &m, &n), 0);
+  assert_int_equal(n, 2); /* case-insensitive, newest first */
+  assert_string_equal(m[0].text, "Lunch tomorrow instead");
+  lc__store_msgs_free(m, n);
+  assert_int_equal(lc__store_search(f->s, carol, "report", 10, &m, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(m[0].text, "the quarterly report is late");
+  lc__store_msgs_free(m, n);
+  assert_int_equal(lc__store_search(f->s, NULL, "rep*", 10, &m, &n), 0);
+  assert_int_equal(n, 2);
+  lc__store_msgs_free(m, n);
+  assert_int_equal(lc__store_search(f->s, NULL, "\"report is\"", 10, &m, &n),
+                   0);
+  assert_int_equal(n, 1);
+  lc__store_msgs_free(m, n);
+  assert_int_equal(lc__store_search(f->s, NULL, "réunion", 10, &m, &n), 0);
+  assert_int_equal(n, 1);
+  lc__store_msgs_free(m, n);
+  assert_int_equal(lc__store_search(f->s, NULL, "\"unbalanced", 10, &m, &n),
+                   LC_EINVAL);
+  assert_int_equal(lc__store_search(f->s, NULL, "", 10, &m, &n), LC_EINVAL);
+
+  /* delete one message: gone from search, unread and last message follow */
+  assert_int_equal(lc__store_search(f->s, NULL, "sent", 10, &m, &n), 0);
+  assert_int_equal(n, 1);
+  int64_t victim = m[0].id;
+  lc__store_msgs_free(m, n);
+  assert_int_equal(lc__store_unread_total(f->s), 5);
+  assert_int_equal(lc__store_delete_message(f->s, victim), 1);
+  assert_int_equal(lc__store_delete_message(f->s, victim), 0);
+  assert_int_equal(lc__store_unread_total(f->s), 4);
+  assert_int_equal(lc__store_search(f->s, NULL, "sent", 10, &m, &n), 0);
+  assert_int_equal(n, 0);
+  lc__store_msgs_free(m, n);
+  lc__conversation *c;
+  size_t nc;
+  assert_int_equal(lc__store_conversations(f->s, &c, &nc), 0);
+  assert_int_equal(nc, 2);
+  for (size_t i = 0; i < nc; i++)
+    if (!memcmp(c[i].peer, bob, LC_KEY_BYTES))
+      assert_string_equal(c[i].last.text, "Lunch tomorrow instead");
+  lc__store_conversations_free(c, nc);
+  /* delete a conversation: its messages, index entries and unread go */
+  assert_int_equal(lc__store_delete_conversation(f->s, carol), 1);
+  assert_int_equal(lc__store_delete_conversation(f->s, carol), 0);
+  assert_int_equal(lc__store_unread_total(f->s), 2); /* bob's two left */
+  assert_int_equal(lc__store_search(f->s, NULL, "report", 10, &m, &n), 0);
+  assert_int_equal(n, 0);
+  lc__store_msgs_free(m, n);
+  ts_id(id, 1);
+  lc__stored_msg one;
+  assert_int_equal(lc__store_get(f->s, id, &one), 0);
+}
+
+/* ---- schema versions ----------------------------------------------------- */
+
+static void ts_make_db(const char *path, const char *sql) {
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+static int ts_user_version(const char *path) {
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  int v = -1;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
+                   SQLITE_OK);
+  if (sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+static void test_versions(void **state) {
+  ts_fixture *f = *state;
+  char path[128];
+  lc__store *s;
+  char *err;
+  /* version 0: a file with an unrelated table (never used by lanchat):
+   * migrated to the current schema, the old table left alone */
+  snprintf(path, sizeof path, "%s/v0.db", f->dir);
+  ts_make_db(path, "CREATE TABLE keep(x); INSERT INTO keep VALUES (42);");
+  assert_int_equal(lc__store_open(&s, path, &err), 0);
+  uint8_t bob[LC_KEY_BYTES], id[LC_MSGID_BYTES];
+  ts_key(bob, 2);
+  ts_id(id, 1);
+  assert_int_equal(lc__store_add_incoming(s, bob, id, 1, 1, "after", 5), 1);
+  lc__store_close(s);
+  assert_int_equal(ts_user_version(path), LC_STORE_SCHEMA);
+  /* reopened: the message is there, nothing migrates twice */
+  assert_int_equal(lc__store_open(&s, path, &err), 0);
+  lc__stored_msg one;
+  assert_int_equal(lc__store_get(s, id, &one), 1);
+  assert_string_equal(one.text, "after");
+  lc__store_msg_clear(&one);
+  lc__store_close(s);
+  unlink(path);
+
+  /* a newer version than this code knows: refused, untouched */
+  snprintf(path, sizeof path, "%s/v99.db", f->dir);
+  ts_make_db(path, "CREATE TABLE future(x); PRAGMA user_version = 99;");
+  assert_int_equal(lc__store_open(&s, path, &err), LC_ESTORE);
+  assert_null(s);
+  free(err);
+  assert_int_equal(ts_user_version(path), 99);
+  unlink(path);
+
+  /* not a database at all */
+  snprintf(path, sizeof path, "%s/junk.db", f->dir);
+  FILE *fp = fopen(path, "w");
+  assert_non_null(fp);
+  for (int i = 0; i < 200; i++)
+    fputs("this is not an SQLite file ", fp);
+  fclose(fp);
+  err = NULL;
+  assert_int_equal(lc__store_open(&s, path, &err), LC_ESTORE);
+  assert_non_null(err);
+  free(err);
+  unlink(path);
+
+  /* a folder that does not exist */
+  assert_int_equal(lc__store_open(&s, "/nonexistent/dir/x.db", NULL),
+                   LC_ESTORE);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_outbox_and_states, ts_setup,
+                                      ts_teardown),
+      cmocka_unit_test_setup_teardown(test_incoming_unread_conversations,
+                                      ts_setup, ts_teardown),
+      cmocka_unit_test_setup_teardown(test_paging, ts_setup, ts_teardown),
+      cmocka_unit_test_setup_teardown(test_search_and_delete, ts_setup,
+                                      ts_teardown),
+      cmocka_unit_test_setup_teardown(test_versions, ts_setup, ts_teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
