@@ -157,8 +157,10 @@ typedef enum {
   LC_MSG_FAILED = 5     /* could not be delivered; err says why */
 } lc_msg_state;
 
-/* A received chat message.  All pointers are borrowed for the callback. */
+/* A received chat message.  All pointers are borrowed for the callback.
+ * It is committed to the history before this callback runs. */
 typedef struct {
+  int64_t id;            /* its local id in the history */
   const uint8_t *from;   /* LC_KEY_BYTES */
   const uint8_t *msg_id; /* LC_MSGID_BYTES */
   const char *text;      /* UTF-8, NUL-terminated (text[text_len] == 0) */
@@ -236,6 +238,10 @@ typedef struct {
   uint32_t announce_interval_ms;
   uint32_t interface_poll_ms; /* default 2000 */
 
+  /* Read receipts: 1 (default 0 = on) not to tell senders when their
+   * messages were marked read. */
+  int no_read_receipts;
+
   lc_peer_cb *on_peer;
   lc_message_cb *on_message;
   lc_delivery_cb *on_delivery;
@@ -296,14 +302,89 @@ LC_EXTERN int lc_node_add_static_peer(lc_node *node, const char *host_port);
 LC_EXTERN int lc_node_peers(lc_node *node, lc_peer_info **out, size_t *count);
 LC_EXTERN void lc_peers_free(lc_peer_info *peers);
 
-/* Sends a text message (UTF-8, up to 1 MiB) to a present peer.  The text
- * is copied; msg_id (may be NULL) receives the new message's id, which
- * later lc_delivery_cb calls name.  Errors: LC_EINVAL (invalid UTF-8),
- * LC_ETOOBIG, LC_ENOPEER (peer not present), LC_ESTATE (node not
- * running), LC_ELIMIT (send queue full), LC_ENOMEM. */
+/* Sends a text message (UTF-8, up to 1 MiB) to a peer, present or not.
+ * Returns only once the message is committed to the local history (state
+ * QUEUED, in the outbox); the node sends it as soon as the peer is
+ * present, again after either side restarts, until the peer's node has
+ * stored it (then lc_delivery_cb reports DELIVERED; the receiver drops a
+ * copy it already has, by message id).  The text is copied; msg_id (may be
+ * NULL) receives the new message's id.  Callable once lc_node_new
+ * succeeded, until lc_node_stop.  Errors: LC_EINVAL (invalid UTF-8, a key
+ * that is not a usable identity, our own key), LC_ETOOBIG, LC_ESTATE
+ * (stopping or stopped), LC_ESTORE, LC_ENOMEM. */
 LC_EXTERN int lc_send_text(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
                            const char *text, size_t len,
                            uint8_t msg_id[LC_MSGID_BYTES]);
+
+/* ---- history ------------------------------------------------------------
+ * Kept in <data_dir>/history.db (SQLite).  Queries run on the caller's
+ * thread and return owned copies: free them with the matching _free. */
+
+/* A message in the history. */
+typedef struct {
+  int64_t id; /* local order: larger is later */
+  uint8_t msg_id[LC_MSGID_BYTES];
+  uint8_t peer[LC_KEY_BYTES]; /* the conversation */
+  int outgoing;               /* 1: we sent it */
+  uint64_t sent_ms;           /* sender's clock, Unix ms */
+  uint64_t received_ms;       /* ours: when stored */
+  lc_msg_state state;
+  uint64_t edited_ms; /* 0: never edited */
+  int retracted;
+  char *text; /* NUL-terminated UTF-8, owned by the array */
+  size_t text_len;
+} lc_msg_info;
+
+/* A page of history: up to n messages of the conversation with peer older
+ * than before_id (0: from the newest), newest first.  Pass the last id of
+ * a page to get the next one.  *out has *count entries; free it with
+ * lc_msgs_free.  Errors: LC_EINVAL, LC_ESTORE, LC_ENOMEM. */
+LC_EXTERN int lc_history_page(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
+                              int64_t before_id, size_t n, lc_msg_info **out,
+                              size_t *count);
+/* The same, older than a time (our clock, Unix ms). */
+LC_EXTERN int lc_history_before_time(lc_node *node,
+                                     const uint8_t peer[LC_KEY_BYTES],
+                                     uint64_t before_ms, size_t n,
+                                     lc_msg_info **out, size_t *count);
+/* Full-text search (words, "a phrase", prefix*, AND/OR/NOT) in one
+ * conversation (peer) or all (NULL), newest first, at most n.  Errors:
+ * LC_EINVAL (empty or unparsable query), LC_ESTORE, LC_ENOMEM. */
+LC_EXTERN int lc_history_search(lc_node *node, const uint8_t *peer,
+                                const char *query, size_t n, lc_msg_info **out,
+                                size_t *count);
+LC_EXTERN void lc_msgs_free(lc_msg_info *msgs, size_t count);
+
+/* A conversation: the peer, its newest message, its unread count. */
+typedef struct {
+  uint8_t peer[LC_KEY_BYTES];
+  int64_t unread;
+  int has_last;
+  lc_msg_info last; /* its text is owned by the array */
+} lc_conversation_info;
+
+/* Every conversation, the most recently active first.  Free *out with
+ * lc_conversations_free. */
+LC_EXTERN int lc_conversations(lc_node *node, lc_conversation_info **out,
+                               size_t *count);
+LC_EXTERN void lc_conversations_free(lc_conversation_info *c, size_t count);
+/* Messages received and not read yet, in all conversations (>= 0), or
+ * LC_ESTORE. */
+LC_EXTERN int64_t lc_unread_total(lc_node *node);
+
+/* Marks the messages received from peer read: all (up_to_id 0) or those
+ * with id <= up_to_id.  Unless no_read_receipts is set, the peer is told
+ * (a read receipt) if it is present.  Returns how many were marked, or
+ * LC_EINVAL, LC_ESTORE. */
+LC_EXTERN int lc_mark_read(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
+                           int64_t up_to_id);
+
+/* Deletes a message (by local id) or a whole conversation from the local
+ * history only.  Returns 1 if something was deleted, 0 if not, or
+ * LC_ESTORE. */
+LC_EXTERN int lc_delete_message(lc_node *node, int64_t id);
+LC_EXTERN int lc_delete_conversation(lc_node *node,
+                                     const uint8_t peer[LC_KEY_BYTES]);
 
 /* Hex form of a key (lower case, NUL-terminated, 65 bytes of room). */
 LC_EXTERN void lc_key_to_hex(char out[LC_KEY_HEX_LEN + 1],

@@ -16,10 +16,18 @@
 #include "discovery.h"
 #include "lanchat.h"
 #include "net_uv.h"
+#include "store.h"
 #include "transport.h"
 #include "wire.h"
 
-#define NODE_DEDUP 4096 /* message ids remembered against duplicates */
+#define NODE_RETRY_MAX 256       /* peers with an outbox waiting to retry */
+#define NODE_RETRY_US 1000000ull /* after a session ended under a message */
+#define NODE_RECEIPT_IDS LC_CHAT_IDS_MAX
+
+typedef struct {
+  uint8_t peer[LC_KEY_BYTES];
+  uint8_t id[LC_MSGID_BYTES];
+} node_inflight;
 #define NODE_MAX_TEXT (1024 * 1024 - 64)
 
 enum { NODE_NEW, NODE_RUNNING, NODE_STOPPING, NODE_CLOSING, NODE_STOPPED };
@@ -37,6 +45,7 @@ typedef struct node_event {
   uint8_t key[LC_KEY_BYTES];
   uint8_t msg_id[LC_MSGID_BYTES];
   uint64_t sent_ms, received_ms;
+  int64_t id; /* message: its local id */
   size_t len;
   char *text; /* message text or log line, NUL-terminated */
 } node_event;
@@ -66,8 +75,14 @@ struct lc_node {
   node_event *ev_head, *ev_tail;
   int draining;
 
-  uint8_t (*seen)[LC_MSGID_BYTES]; /* ring of received message ids */
-  size_t nseen, seen_pos;
+  lc__store *store;
+  node_inflight *inflight; /* messages the transport holds */
+  size_t ninflight, inflight_cap;
+  struct {
+    uint8_t peer[LC_KEY_BYTES];
+    uint64_t at;
+  } retry[NODE_RETRY_MAX]; /* outboxes to try again */
+  size_t nretry;
 
   lc_stop_cb *stop_cb;
   uint64_t stop_deadline;
@@ -81,6 +96,11 @@ static uint64_t node_now(void) {
 }
 
 static uint64_t node_wall_ms(lc_node *n) {
+  if (!n->clock_offset_us) { /* before start */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+  }
   return (node_now() + n->clock_offset_us) / 1000;
 }
 
@@ -159,6 +179,7 @@ static void node_drain(lc_node *n) {
     case EV_MESSAGE:
       if (n->o.on_message) {
         lc_message m;
+        m.id = e->id;
         m.from = e->key;
         m.msg_id = e->msg_id;
         m.text = e->text;
@@ -200,48 +221,42 @@ static void node_peer_info(const lc__disc_peer *p, lc_peer_info *out) {
 
 /* ---- transport events ---------------------------------------------------- */
 
-static int node_seen(lc_node *n, const uint8_t *id) {
-  for (size_t i = 0; i < n->nseen; i++)
-    if (memcmp(n->seen[i], id, LC_MSGID_BYTES) == 0)
-      return 1;
-  memcpy(n->seen[n->seen_pos], id, LC_MSGID_BYTES);
-  n->seen_pos = (n->seen_pos + 1) % NODE_DEDUP;
-  if (n->nseen < NODE_DEDUP)
-    n->nseen++;
+/* ---- the message lifecycle ------------------------------------------------
+ * Save, then send: lc_send_text commits a message to the store (QUEUED,
+ * in the outbox) and the outbox goes to the transport whenever the peer is
+ * present, oldest first.  `inflight` remembers what the transport holds so
+ * that nothing is queued twice; a session that ends hands its messages
+ * back (message_failed) and they go again, in order, once the peer can be
+ * reached.  The receiver commits before the transport acknowledges (the
+ * message callback is synchronous), and drops a msg_id it already has. */
+
+static int node_inflight_find(const lc_node *n, const uint8_t *id) {
+  for (size_t i = 0; i < n->ninflight; i++)
+    if (memcmp(n->inflight[i].id, id, LC_MSGID_BYTES) == 0)
+      return (int)i;
+  return -1;
+}
+
+static int node_inflight_add(lc_node *n, const uint8_t *peer,
+                             const uint8_t *id) {
+  if (n->ninflight == n->inflight_cap) {
+    size_t cap = n->inflight_cap ? n->inflight_cap * 2 : 64;
+    node_inflight *v = realloc(n->inflight, cap * sizeof *v);
+    if (!v)
+      return LC_ENOMEM;
+    n->inflight = v;
+    n->inflight_cap = cap;
+  }
+  memcpy(n->inflight[n->ninflight].peer, peer, LC_KEY_BYTES);
+  memcpy(n->inflight[n->ninflight].id, id, LC_MSGID_BYTES);
+  n->ninflight++;
   return 0;
 }
 
-static void node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
-                            const uint8_t msg_id[LC_MSG_ID_BYTES],
-                            const uint8_t *data, size_t len) {
-  lc_node *n = user;
-  lc__chat c;
-  int rc = lc__chat_decode(&c, data, len);
-  if (rc < 0 || c.kind != LC_CHAT_TEXT) {
-    n->st.bad_datagrams++;
-    node_log(n, 1, "dropped a message the chat decoder refused: %s",
-             lc_strerror(rc < 0 ? rc : LC_ETYPE));
-    return;
-  }
-  if (node_seen(n, msg_id))
-    return; /* resent after a session restart: delivered already */
-  node_event *e = node_event_new(EV_MESSAGE);
-  char *text = malloc(c.text_len + 1);
-  if (!e || !text) {
-    free(e);
-    free(text);
-    return;
-  }
-  memcpy(text, c.text, c.text_len);
-  text[c.text_len] = 0;
-  e->type = EV_MESSAGE;
-  memcpy(e->key, peer, LC_KEY_BYTES);
-  memcpy(e->msg_id, msg_id, LC_MSGID_BYTES);
-  e->text = text;
-  e->len = c.text_len;
-  e->sent_ms = c.sent_ms;
-  e->received_ms = node_wall_ms(n);
-  node_enqueue(n, e);
+static void node_inflight_del(lc_node *n, const uint8_t *id) {
+  int i = node_inflight_find(n, id);
+  if (i >= 0)
+    n->inflight[i] = n->inflight[--n->ninflight];
 }
 
 static void node_delivery(lc_node *n, const uint8_t *peer, const uint8_t *id,
@@ -249,7 +264,6 @@ static void node_delivery(lc_node *n, const uint8_t *peer, const uint8_t *id,
   node_event *e = node_event_new(EV_DELIVERY);
   if (!e)
     return;
-  e->type = EV_DELIVERY;
   memcpy(e->key, peer, LC_KEY_BYTES);
   memcpy(e->msg_id, id, LC_MSGID_BYTES);
   e->a = state;
@@ -257,14 +271,149 @@ static void node_delivery(lc_node *n, const uint8_t *peer, const uint8_t *id,
   node_enqueue(n, e);
 }
 
-static void node_tp_acked(void *user, const uint8_t peer[LC_PK_BYTES],
-                          const uint8_t msg_id[LC_MSG_ID_BYTES]) {
-  node_delivery(user, peer, msg_id, LC_MSG_DELIVERED, 0);
+/* Retry a peer's outbox at `at` (the earliest wins). */
+static void node_retry_later(lc_node *n, const uint8_t *peer, uint64_t at) {
+  for (size_t i = 0; i < n->nretry; i++)
+    if (memcmp(n->retry[i].peer, peer, LC_KEY_BYTES) == 0) {
+      if (at < n->retry[i].at)
+        n->retry[i].at = at;
+      return;
+    }
+  if (n->nretry == NODE_RETRY_MAX)
+    return; /* the next appearance of the peer flushes it anyway */
+  memcpy(n->retry[n->nretry].peer, peer, LC_KEY_BYTES);
+  n->retry[n->nretry].at = at;
+  n->nretry++;
 }
 
+/* Hands the peer's outbox to the transport, oldest first, skipping what
+ * it already holds.  Only for a peer discovery knows is there. */
+static void node_flush_peer(lc_node *n, const uint8_t *peer) {
+  if (n->state != NODE_RUNNING || !lc__disc_peer_find(n->disc, peer))
+    return;
+  lc__stored_msg *m;
+  size_t count;
+  int rc = lc__store_outbox(n->store, peer, &m, &count);
+  if (rc < 0) {
+    node_log(n, 0, "cannot read the outbox: %s", lc_strerror(rc));
+    return;
+  }
+  uint64_t now = node_now();
+  for (size_t i = 0; i < count; i++) {
+    if (node_inflight_find(n, m[i].msg_id) >= 0)
+      continue;
+    lc__chat c;
+    c.kind = LC_CHAT_TEXT;
+    c.sent_ms = m[i].sent_ms;
+    c.text = m[i].text;
+    c.text_len = m[i].text_len;
+    c.nids = 0;
+    size_t cap = m[i].text_len + 32;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+      break;
+    rc = lc__chat_encode(&c, buf, cap);
+    if (rc >= 0)
+      rc = lc__tp_send_msg(n->tp, peer, m[i].msg_id, buf, (size_t)rc, now);
+    free(buf);
+    if (rc < 0) {
+      /* the send queue is full or the session cannot start yet: later */
+      node_retry_later(n, peer, now + NODE_RETRY_US);
+      break;
+    }
+    node_inflight_add(n, peer, m[i].msg_id);
+    if (lc__store_set_state(n->store, m[i].msg_id, LC_MSG_SENT) == 1)
+      node_delivery(n, peer, m[i].msg_id, LC_MSG_SENT, 0);
+  }
+  lc__store_msgs_free(m, count);
+}
+
+static void node_recv_text(lc_node *n, const uint8_t *peer,
+                           const uint8_t *msg_id, const lc__chat *c) {
+  uint64_t now_ms = node_wall_ms(n);
+  int64_t id = 0;
+  int rc = lc__store_add_incoming(n->store, peer, msg_id, c->sent_ms, now_ms,
+                                  c->text, c->text_len, &id);
+  if (rc < 0) {
+    /* not stored: the transport acknowledges it anyway (a gap noted in the
+     * docs: a full disk loses messages arriving meanwhile) */
+    node_log(n, 0, "cannot store a message received: %s", lc_strerror(rc));
+    return;
+  }
+  if (rc == 0)
+    return; /* a retransmission of one we have */
+  node_event *e = node_event_new(EV_MESSAGE);
+  char *text = malloc(c->text_len + 1);
+  if (!e || !text) {
+    free(e);
+    free(text);
+    return;
+  }
+  memcpy(text, c->text, c->text_len);
+  text[c->text_len] = 0;
+  memcpy(e->key, peer, LC_KEY_BYTES);
+  memcpy(e->msg_id, msg_id, LC_MSGID_BYTES);
+  e->text = text;
+  e->len = c->text_len;
+  e->sent_ms = c->sent_ms;
+  e->received_ms = now_ms;
+  e->id = id;
+  node_enqueue(n, e);
+}
+
+/* The peer read these messages of ours.  Only messages we sent to that
+ * very peer move: a receipt cannot touch anybody else's. */
+static void node_recv_read(lc_node *n, const uint8_t *peer, const lc__chat *c) {
+  for (size_t i = 0; i < c->nids; i++) {
+    lc__stored_msg m;
+    if (lc__store_get(n->store, c->ids[i], &m) != 1)
+      continue;
+    int ours = m.outgoing && memcmp(m.peer, peer, LC_KEY_BYTES) == 0;
+    lc__store_msg_clear(&m);
+    if (!ours) {
+      n->st.bad_datagrams++;
+      continue;
+    }
+    if (lc__store_set_state(n->store, c->ids[i], LC_MSG_READ) == 1)
+      node_delivery(n, peer, c->ids[i], LC_MSG_READ, 0);
+  }
+}
+
+static void node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
+                            const uint8_t msg_id[LC_MSG_ID_BYTES],
+                            const uint8_t *data, size_t len) {
+  lc_node *n = user;
+  static lc__chat c; /* 1 KiB of ids: not on the stack; one loop thread */
+  int rc = lc__chat_decode(&c, data, len);
+  if (rc < 0) {
+    n->st.bad_datagrams++;
+    node_log(n, 1, "dropped a message the chat decoder refused: %s",
+             lc_strerror(rc));
+    return;
+  }
+  if (c.kind == LC_CHAT_TEXT)
+    node_recv_text(n, peer, msg_id, &c);
+  else
+    node_recv_read(n, peer, &c);
+}
+
+static void node_tp_acked(void *user, const uint8_t peer[LC_PK_BYTES],
+                          const uint8_t msg_id[LC_MSG_ID_BYTES]) {
+  lc_node *n = user;
+  node_inflight_del(n, msg_id);
+  if (lc__store_set_state(n->store, msg_id, LC_MSG_DELIVERED) == 1)
+    node_delivery(n, peer, msg_id, LC_MSG_DELIVERED, 0);
+}
+
+/* The session ended before the peer confirmed: the message stays in the
+ * outbox and goes again (same id) when the peer can be reached. */
 static void node_tp_failed(void *user, const uint8_t peer[LC_PK_BYTES],
                            const uint8_t msg_id[LC_MSG_ID_BYTES], int err) {
-  node_delivery(user, peer, msg_id, LC_MSG_FAILED, err);
+  lc_node *n = user;
+  (void)err;
+  node_inflight_del(n, msg_id);
+  if (n->state == NODE_RUNNING)
+    node_retry_later(n, peer, node_now() + NODE_RETRY_US);
 }
 
 static void node_tp_up(void *user, const uint8_t peer[LC_PK_BYTES]) {
@@ -292,6 +441,8 @@ static void node_disc_event(void *user, int ev, const lc__disc_peer *p,
     int rc = lc__tp_peer_moved(n->tp, p->key, &p->addr, now);
     if (rc < 0)
       node_log(n, 1, "transport refused peer %s: %s", p->nick, lc_strerror(rc));
+    else
+      node_flush_peer(n, p->key); /* what waited for it goes now */
   } else if (ev == LC__DISC_CHANGED && (detail & LC__DISC_CH_ADDR)) {
     lc__tp_peer_moved(n->tp, p->key, &p->addr, now);
   }
@@ -507,6 +658,17 @@ static int node_poll(void *user, uint64_t now, lc__addr *to, uint8_t *buf,
                      size_t cap) {
   lc_node *n = user;
   int len = 0;
+  if (n->state == NODE_RUNNING)
+    for (size_t i = 0; i < n->nretry;) {
+      if (n->retry[i].at > now) {
+        i++;
+        continue;
+      }
+      uint8_t peer[LC_KEY_BYTES];
+      memcpy(peer, n->retry[i].peer, LC_KEY_BYTES);
+      n->retry[i] = n->retry[--n->nretry];
+      node_flush_peer(n, peer);
+    }
   if (n->state == NODE_RUNNING && now >= n->next_iface_check) {
     node_refresh_ifaces(n, now);
     n->next_iface_check = now + (uint64_t)n->o.interface_poll_ms * 1000;
@@ -546,6 +708,9 @@ static uint64_t node_next_wakeup(void *user) {
     t = u;
   if (n->next_iface_check < t)
     t = n->next_iface_check;
+  for (size_t i = 0; n->state == NODE_RUNNING && i < n->nretry; i++)
+    if (n->retry[i].at < t)
+      t = n->retry[i].at;
   return t;
 }
 
@@ -747,11 +912,6 @@ int lc_node_new(lc_node **out, struct uv_loop_s *loop,
     node_bad_option(o, "static_peers: comma-separated host:port");
     goto fail;
   }
-  n->seen = calloc(NODE_DEDUP, LC_MSGID_BYTES);
-  if (!n->seen) {
-    rc = LC_ENOMEM;
-    goto fail;
-  }
   if (mkdir(n->o.data_dir, 0700) < 0 && errno != EEXIST) {
     rc = -errno;
     goto fail;
@@ -765,13 +925,26 @@ int lc_node_new(lc_node **out, struct uv_loop_s *loop,
   rc = lc__identity_load_or_create(&n->id, path);
   if (rc < 0)
     goto fail;
+  snprintf(path, sizeof path, "%s/history.db", n->o.data_dir);
+  char *err = NULL;
+  rc = lc__store_open(&n->store, path, &err);
+  if (rc < 0) {
+    if (o->on_log) {
+      char msg[4400];
+      snprintf(msg, sizeof msg, "cannot open the history %s: %s", path,
+               err ? err : "written by a newer lanchat");
+      o->on_log(NULL, 0, msg, o->user_data);
+    }
+    free(err);
+    goto fail;
+  }
   *out = n;
   return 0;
 fail:
+  lc__identity_wipe(&n->id);
   node_free_strings(n);
   free(n->bcast);
   free(n->statics);
-  free(n->seen);
   free(n);
   return rc;
 }
@@ -909,10 +1082,11 @@ void lc_node_free(lc_node *n) {
   lc__disc_free(n->disc);
   lc__tp_free(n->tp);
   lc__identity_wipe(&n->id);
+  lc__store_close(n->store);
   node_free_strings(n);
   free(n->bcast);
   free(n->statics);
-  free(n->seen);
+  free(n->inflight);
   free(n);
 }
 
@@ -1016,37 +1190,188 @@ int lc_send_text(lc_node *n, const uint8_t peer[LC_KEY_BYTES], const char *text,
                  size_t len, uint8_t msg_id[LC_MSGID_BYTES]) {
   if (!n || !peer || (!text && len))
     return LC_EINVAL;
-  if (n->state != NODE_RUNNING)
+  if (n->state != NODE_NEW && n->state != NODE_RUNNING)
     return LC_ESTATE;
   if (len > NODE_MAX_TEXT)
     return LC_ETOOBIG;
-  if (!lc__utf8_valid(text ? text : "", len))
+  if (!lc__utf8_valid(text ? text : "", len) ||
+      memcmp(peer, n->id.pk, LC_KEY_BYTES) == 0 || lc__pk_check(peer) < 0)
     return LC_EINVAL;
-  const lc__disc_peer *p = lc__disc_peer_find(n->disc, peer);
-  if (!p)
-    return LC_ENOPEER;
   uint8_t id[LC_MSGID_BYTES];
   lc__crypto_random(id, sizeof id);
-  lc__chat c;
-  memset(&c, 0, sizeof c);
-  c.kind = LC_CHAT_TEXT;
-  c.sent_ms = node_wall_ms(n);
-  c.text = text ? text : "";
-  c.text_len = len;
-  size_t cap = len + 32;
-  uint8_t *buf = malloc(cap);
-  if (!buf)
-    return LC_ENOMEM;
-  int rc = lc__chat_encode(&c, buf, cap);
-  if (rc >= 0)
-    rc = lc__tp_send_msg(n->tp, peer, id, buf, (size_t)rc, node_now());
-  free(buf);
+  uint64_t now_ms = node_wall_ms(n);
+  int rc = lc__store_add_outgoing(n->store, peer, id, now_ms, now_ms,
+                                  text ? text : "", len, NULL);
   if (rc < 0)
     return rc;
   if (msg_id)
     memcpy(msg_id, id, LC_MSGID_BYTES);
-  lc__net_uv_kick(n->net);
+  if (n->state == NODE_RUNNING) {
+    node_flush_peer(n, peer);
+    lc__net_uv_kick(n->net);
+  }
   return 0;
+}
+
+/* ---- history ---------------------------------------------------------------
+ */
+
+static void node_msg_info(lc__stored_msg *m, lc_msg_info *v) {
+  v->id = m->id;
+  memcpy(v->msg_id, m->msg_id, LC_MSGID_BYTES);
+  memcpy(v->peer, m->peer, LC_KEY_BYTES);
+  v->outgoing = m->outgoing;
+  v->sent_ms = m->sent_ms;
+  v->received_ms = m->received_ms;
+  v->state = (lc_msg_state)m->state;
+  v->edited_ms = m->edited_ms;
+  v->retracted = m->retracted;
+  v->text = m->text; /* moved */
+  v->text_len = m->text_len;
+  m->text = NULL;
+}
+
+/* Moves the store's messages into the public form (texts change owner). */
+static int node_msgs_out(lc__stored_msg *m, size_t count, lc_msg_info **out,
+                         size_t *n) {
+  lc_msg_info *v = calloc(count ? count : 1, sizeof *v);
+  if (!v) {
+    lc__store_msgs_free(m, count);
+    return LC_ENOMEM;
+  }
+  for (size_t i = 0; i < count; i++)
+    node_msg_info(&m[i], &v[i]);
+  lc__store_msgs_free(m, count); /* texts are NULL now */
+  *out = v;
+  *n = count;
+  return 0;
+}
+
+int lc_history_page(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
+                    int64_t before_id, size_t count, lc_msg_info **out,
+                    size_t *got) {
+  if (!n || !peer || !out || !got)
+    return LC_EINVAL;
+  lc__stored_msg *m;
+  size_t k;
+  int rc = lc__store_page(n->store, peer, before_id, count, &m, &k);
+  return rc < 0 ? rc : node_msgs_out(m, k, out, got);
+}
+
+int lc_history_before_time(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
+                           uint64_t before_ms, size_t count, lc_msg_info **out,
+                           size_t *got) {
+  if (!n || !peer || !out || !got)
+    return LC_EINVAL;
+  lc__stored_msg *m;
+  size_t k;
+  int rc = lc__store_page_before_time(n->store, peer, before_ms, count, &m, &k);
+  return rc < 0 ? rc : node_msgs_out(m, k, out, got);
+}
+
+int lc_history_search(lc_node *n, const uint8_t *peer, const char *query,
+                      size_t count, lc_msg_info **out, size_t *got) {
+  if (!n || !query || !out || !got)
+    return LC_EINVAL;
+  lc__stored_msg *m;
+  size_t k;
+  int rc = lc__store_search(n->store, peer, query, count, &m, &k);
+  return rc < 0 ? rc : node_msgs_out(m, k, out, got);
+}
+
+void lc_msgs_free(lc_msg_info *msgs, size_t count) {
+  for (size_t i = 0; msgs && i < count; i++)
+    free(msgs[i].text);
+  free(msgs);
+}
+
+int lc_conversations(lc_node *n, lc_conversation_info **out, size_t *count) {
+  if (!n || !out || !count)
+    return LC_EINVAL;
+  lc__conversation *c;
+  size_t k;
+  int rc = lc__store_conversations(n->store, &c, &k);
+  if (rc < 0)
+    return rc;
+  lc_conversation_info *v = calloc(k ? k : 1, sizeof *v);
+  if (!v) {
+    lc__store_conversations_free(c, k);
+    return LC_ENOMEM;
+  }
+  for (size_t i = 0; i < k; i++) {
+    memcpy(v[i].peer, c[i].peer, LC_KEY_BYTES);
+    v[i].unread = c[i].unread;
+    v[i].has_last = c[i].has_last;
+    if (c[i].has_last)
+      node_msg_info(&c[i].last, &v[i].last);
+  }
+  lc__store_conversations_free(c, k);
+  *out = v;
+  *count = k;
+  return 0;
+}
+
+void lc_conversations_free(lc_conversation_info *c, size_t count) {
+  for (size_t i = 0; c && i < count; i++)
+    free(c[i].last.text);
+  free(c);
+}
+
+int64_t lc_unread_total(lc_node *n) {
+  return n ? lc__store_unread_total(n->store) : LC_EINVAL;
+}
+
+/* Tells peer, by reliable messages of read receipts (not stored: they are
+ * not part of the history), that we read these. */
+static void node_send_receipts(lc_node *n, const uint8_t *peer,
+                               uint8_t (*ids)[LC_MSGID_BYTES], size_t count) {
+  static lc__chat c;
+  uint8_t buf[64 + NODE_RECEIPT_IDS * (LC_MSGID_BYTES + 2)];
+  uint64_t now = node_now();
+  for (size_t at = 0; at < count; at += NODE_RECEIPT_IDS) {
+    size_t k = count - at < NODE_RECEIPT_IDS ? count - at : NODE_RECEIPT_IDS;
+    c.kind = LC_CHAT_READ;
+    c.sent_ms = node_wall_ms(n);
+    c.text = NULL;
+    c.text_len = 0;
+    c.nids = k;
+    memcpy(c.ids, ids + at, k * LC_MSGID_BYTES);
+    int len = lc__chat_encode(&c, buf, sizeof buf);
+    uint8_t rid[LC_MSGID_BYTES];
+    lc__crypto_random(rid, sizeof rid);
+    if (len < 0 ||
+        lc__tp_send_msg(n->tp, peer, rid, buf, (size_t)len, now) < 0) {
+      node_log(n, 1, "a read receipt could not be sent");
+      break;
+    }
+  }
+  lc__net_uv_kick(n->net);
+}
+
+int lc_mark_read(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
+                 int64_t up_to_id) {
+  if (!n || !peer || up_to_id < 0)
+    return LC_EINVAL;
+  uint8_t(*ids)[LC_MSGID_BYTES];
+  size_t k;
+  int rc = lc__store_mark_read(n->store, peer, up_to_id, &ids, &k);
+  if (rc < 0)
+    return rc;
+  /* receipts go only to a peer that is there; offline, it is not told
+   * (its messages stay DELIVERED on its side) */
+  if (k && !n->o.no_read_receipts && n->state == NODE_RUNNING &&
+      lc__disc_peer_find(n->disc, peer))
+    node_send_receipts(n, peer, ids, k);
+  free(ids);
+  return (int)k;
+}
+
+int lc_delete_message(lc_node *n, int64_t id) {
+  return n ? lc__store_delete_message(n->store, id) : LC_EINVAL;
+}
+
+int lc_delete_conversation(lc_node *n, const uint8_t peer[LC_KEY_BYTES]) {
+  return n && peer ? lc__store_delete_conversation(n->store, peer) : LC_EINVAL;
 }
 
 void lc_node_stats_get(const lc_node *n, lc_node_stats *st) {

@@ -427,19 +427,21 @@ int lc__store_add_outgoing(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
 int lc__store_add_incoming(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
                            const uint8_t msg_id[LC_MSGID_BYTES],
                            uint64_t sent_ms, uint64_t now_ms, const char *text,
-                           size_t len) {
+                           size_t len, int64_t *id) {
   if (len > INT32_MAX)
     return LC_ETOOBIG;
   int rc = store_tx_begin(s);
   if (rc < 0)
     return rc;
-  int64_t rowid;
+  int64_t rowid = 0;
   rc = store_insert(s, peer, msg_id, 0, LC_MSG_DELIVERED, sent_ms, now_ms, text,
                     len, &rowid);
   int fresh = rc == 0;
   if (rc == LC_EEXIST)
     rc = 0; /* a retransmission: already stored, nothing to do */
   rc = store_tx_end(s, rc);
+  if (rc == 0 && fresh && id)
+    *id = rowid;
   return rc < 0 ? rc : fresh;
 }
 

@@ -60,12 +60,12 @@ int lc__store_add_outgoing(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
                            size_t len, int64_t *id);
 
 /* Saves a message received (state DELIVERED, unread).  Returns 1 if it is
- * new, 0 if that msg_id was stored already (a retransmission: nothing
- * changes), or LC_ESTORE. */
+ * new (its local id in *id, if id is not NULL), 0 if that msg_id was
+ * stored already (a retransmission: nothing changes), or LC_ESTORE. */
 int lc__store_add_incoming(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
                            const uint8_t msg_id[LC_MSGID_BYTES],
                            uint64_t sent_ms, uint64_t now_ms, const char *text,
-                           size_t len);
+                           size_t len, int64_t *id);
 
 /* Moves a message forward: QUEUED < SENT < DELIVERED < READ (FAILED only
  * from QUEUED or SENT; QUEUED again from FAILED).  Reaching DELIVERED

@@ -1123,16 +1123,28 @@ int lc__disc_decode(lc__disc_datagram *dg, const uint8_t *buf, size_t len,
 
 int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
   assert(c != NULL);
-  if (c->kind != LC_CHAT_TEXT || (c->text_len && !c->text) ||
-      !lc__utf8_valid(c->text, c->text_len))
+  if (c->kind == LC_CHAT_TEXT) {
+    if ((c->text_len && !c->text) || !lc__utf8_valid(c->text, c->text_len))
+      return LC_EINVAL;
+  } else if (c->kind == LC_CHAT_READ) {
+    if (c->nids == 0 || c->nids > LC_CHAT_IDS_MAX)
+      return LC_EINVAL;
+  } else {
     return LC_EINVAL;
+  }
   wire_out o = {out, cap, 0, 0};
   msgpack_packer pk;
   msgpack_packer_init(&pk, &o, wire_out_write);
   msgpack_pack_array(&pk, 3);
   msgpack_pack_uint64(&pk, (uint64_t)c->kind);
   msgpack_pack_uint64(&pk, c->sent_ms);
-  wire_pack_str(&pk, c->text, c->text_len);
+  if (c->kind == LC_CHAT_TEXT) {
+    wire_pack_str(&pk, c->text, c->text_len);
+  } else {
+    msgpack_pack_array(&pk, c->nids);
+    for (size_t i = 0; i < c->nids; i++)
+      wire_pack_bin(&pk, c->ids[i], LC_MSG_ID_BYTES);
+  }
   return o.overflow ? LC_ETOOBIG : (int)o.len;
 }
 
@@ -1143,15 +1155,28 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
   wire_in in = {buf, len, 0};
   uint32_t n;
   uint64_t kind;
-  memset(c, 0, sizeof *c);
+  c->kind = 0;
+  c->text = NULL;
+  c->text_len = 0;
+  c->nids = 0;
   WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
   if (n != 3)
     return LC_EPROTO;
   WIRE_TRY(wire_read_uint(&in, 255, &kind));
-  if (kind != LC_CHAT_TEXT)
+  if (kind != LC_CHAT_TEXT && kind != LC_CHAT_READ)
     return LC_ETYPE;
   WIRE_TRY(wire_read_u64(&in, &c->sent_ms));
-  WIRE_TRY(wire_read_str(&in, SIZE_MAX, &c->text, &c->text_len));
+  if (kind == LC_CHAT_TEXT) {
+    WIRE_TRY(wire_read_str(&in, SIZE_MAX, &c->text, &c->text_len));
+  } else {
+    uint32_t k;
+    WIRE_TRY(wire_read_array(&in, &k, LC_EFIELD));
+    if (k == 0 || k > LC_CHAT_IDS_MAX)
+      return LC_ERANGE;
+    for (uint32_t i = 0; i < k; i++)
+      WIRE_TRY(wire_read_fixed(&in, c->ids[i], LC_MSG_ID_BYTES));
+    c->nids = k;
+  }
   if (in.pos != in.len)
     return LC_ETRAILING;
   c->kind = (int)kind;

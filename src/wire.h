@@ -285,21 +285,29 @@ int lc__disc_decode(lc__disc_datagram *dg, const uint8_t *buf, size_t len,
                     lc__peer_entry *entries);
 
 /* ---- the chat envelope: the body of a transport message --------------
- * [kind u8, sent_ms u64, text str]   kind 1 = TEXT.  sent_ms is the
- * sender's wall clock in milliseconds.  Later kinds extend this. */
-enum { LC_CHAT_TEXT = 1 };
+ * [kind u8, sent_ms u64, ...]  sent_ms is the sender's wall clock in
+ * milliseconds.
+ *   TEXT (1): [1, sent_ms, text str]
+ *   READ (2): [2, sent_ms, [msg_id bin16, ...]]  (1..LC_CHAT_IDS_MAX ids):
+ *             the sender of this envelope read these messages of ours. */
+enum { LC_CHAT_TEXT = 1, LC_CHAT_READ = 2 };
+#define LC_CHAT_IDS_MAX 64
 
 typedef struct {
   int kind;
   uint64_t sent_ms;
-  const char *text; /* valid UTF-8, not NUL-terminated; decode: into buf */
+  const char *text; /* TEXT: valid UTF-8, not NUL-terminated; decode: into
+                       buf */
   size_t text_len;
+  size_t nids; /* READ */
+  uint8_t ids[LC_CHAT_IDS_MAX][LC_MSG_ID_BYTES];
 } lc__chat;
 
 /* Returns the encoded length, LC_ETOOBIG or LC_EINVAL (unknown kind,
- * invalid UTF-8). */
+ * invalid UTF-8, no or too many ids). */
 int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap);
-/* Errors as lc__wire_decode; invalid UTF-8 is LC_EFIELD. */
+/* Errors as lc__wire_decode; invalid UTF-8 is LC_EFIELD, an unknown kind
+ * LC_ETYPE. */
 int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len);
 
 /* 1 if s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */

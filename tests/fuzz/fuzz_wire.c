@@ -143,15 +143,18 @@ static void fuzz_disc(const uint8_t *data, size_t size) {
 
 static void fuzz_chat(const uint8_t *data, size_t size) {
   static uint8_t e[FUZZ_BUF];
-  lc__chat c, again;
+  static lc__chat c, again;
   if (lc__chat_decode(&c, data, size) != 0)
     return;
   if (!lc__utf8_valid(c.text, c.text_len))
     fuzz_fail("chat text is not UTF-8", size);
   int n = lc__chat_encode(&c, e, sizeof e);
   if (n < 0 || lc__chat_decode(&again, e, (size_t)n) != 0 ||
-      again.sent_ms != c.sent_ms || again.text_len != c.text_len ||
-      memcmp(again.text, c.text, c.text_len) != 0)
+      again.kind != c.kind || again.sent_ms != c.sent_ms ||
+      again.text_len != c.text_len ||
+      (c.text_len && memcmp(again.text, c.text, c.text_len) != 0) ||
+      again.nids != c.nids ||
+      memcmp(again.ids, c.ids, c.nids * sizeof c.ids[0]) != 0)
     fuzz_fail("chat round trip failed", size);
 }
 

@@ -107,10 +107,12 @@ static void peer_on_delivery(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
   if (st == LC_MSG_DELIVERED) {
     a->delivered++;
     peer_out("delivered %s", hex);
-  } else {
+  } else if (st == LC_MSG_READ) {
+    peer_out("read %s", hex);
+  } else if (st == LC_MSG_FAILED) {
     a->failed_deliveries++;
     peer_out("failed %s %s", hex, lc_strerror(err));
-  }
+  } /* SENT: on its way; not printed */
 }
 
 static void peer_on_network(lc_node *node, lc_network_event ev, void *user) {

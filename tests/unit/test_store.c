@@ -130,14 +130,16 @@ static void test_incoming_unread_conversations(void **state) {
   for (int i = 0; i < 5; i++) {
     ts_id(id, 100 + i);
     assert_int_equal(
-        lc__store_add_incoming(f->s, bob, id, 10 + i, 20 + i, "hi", 2), 1);
+        lc__store_add_incoming(f->s, bob, id, 10 + i, 20 + i, "hi", 2, NULL),
+        1);
     /* a retransmission changes nothing */
     assert_int_equal(
-        lc__store_add_incoming(f->s, bob, id, 10 + i, 99, "other", 5), 0);
+        lc__store_add_incoming(f->s, bob, id, 10 + i, 99, "other", 5, NULL), 0);
   }
   ts_id(id, 200);
   assert_int_equal(
-      lc__store_add_incoming(f->s, carol, id, 30, 40, "from carol", 10), 1);
+      lc__store_add_incoming(f->s, carol, id, 30, 40, "from carol", 10, NULL),
+      1);
   ts_id(id, 201);
   assert_int_equal(
       lc__store_add_outgoing(f->s, bob, id, 50, 60, "to bob", 6, NULL), 0);
@@ -198,11 +200,12 @@ static void test_paging(void **state) {
     ts_id(id, i);
     /* interleave another conversation: pages must not mix them */
     assert_int_equal(lc__store_add_incoming(f->s, bob, id, (uint64_t)i,
-                                            1000 + (uint64_t)i, t, strlen(t)),
+                                            1000 + (uint64_t)i, t, strlen(t),
+                                            NULL),
                      1);
     ts_id(id, 1000 + i);
-    assert_int_equal(lc__store_add_incoming(f->s, carol, id, 0, 5000, "c", 1),
-                     1);
+    assert_int_equal(
+        lc__store_add_incoming(f->s, carol, id, 0, 5000, "c", 1, NULL), 1);
   }
   assert_int_equal(lc__store_commit(f->s), 0);
   assert_int_equal(lc__store_commit(f->s), LC_ESTATE);
@@ -255,7 +258,7 @@ static void test_search_and_delete(void **state) {
     ts_id(id, i);
     assert_int_equal(lc__store_add_incoming(f->s, i % 2 ? carol : bob, id, 1,
                                             (uint64_t)i, texts[i],
-                                            strlen(texts[i])),
+                                            strlen(texts[i]), NULL),
                      1);
   }
   lc__stored_msg *m;
@@ -350,7 +353,8 @@ static void test_versions(void **state) {
   uint8_t bob[LC_KEY_BYTES], id[LC_MSGID_BYTES];
   ts_key(bob, 2);
   ts_id(id, 1);
-  assert_int_equal(lc__store_add_incoming(s, bob, id, 1, 1, "after", 5), 1);
+  assert_int_equal(lc__store_add_incoming(s, bob, id, 1, 1, "after", 5, NULL),
+                   1);
   lc__store_close(s);
   assert_int_equal(ts_user_version(path), LC_STORE_SCHEMA);
   /* reopened: the message is there, nothing migrates twice */

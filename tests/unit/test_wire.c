@@ -1373,7 +1373,7 @@ static void test_kat_peers_and_chat(void **state) {
   /* a PEERS needs room for its entries */
   assert_int_equal(lc__disc_decode(&got, want, wn, NULL), LC_EINVAL);
 
-  lc__chat c = {LC_CHAT_TEXT, 1795000000000ull, "hi", 2}, cg;
+  lc__chat c = {LC_CHAT_TEXT, 1795000000000ull, "hi", 2, 0, {{0}}}, cg;
   wn = hex(KAT_CHAT, want, sizeof want);
   n = lc__chat_encode(&c, buf, sizeof buf);
   assert_int_equal(n, (int)wn);
@@ -1384,6 +1384,43 @@ static void test_kat_peers_and_chat(void **state) {
   assert_int_equal(cg.text_len, 2);
   assert_memory_equal(cg.text, "hi", 2);
   assert_int_equal(lc__chat_encode(&c, buf, 5), LC_ETOOBIG);
+}
+
+static void test_chat_read(void **state) {
+  (void)state;
+  static lc__chat c, g;
+  uint8_t buf[2048];
+  memset(&c, 0, sizeof c);
+  c.kind = LC_CHAT_READ;
+  c.sent_ms = 7;
+  for (size_t n = 1; n <= LC_CHAT_IDS_MAX; n += 21) {
+    c.nids = n;
+    for (size_t i = 0; i < n; i++)
+      memset(c.ids[i], (int)i + 1, LC_MSG_ID_BYTES);
+    int len = lc__chat_encode(&c, buf, sizeof buf);
+    assert_true(len > 0);
+    assert_int_equal(lc__chat_decode(&g, buf, (size_t)len), 0);
+    assert_int_equal(g.kind, LC_CHAT_READ);
+    assert_int_equal(g.nids, n);
+    assert_memory_equal(g.ids, c.ids, n * LC_MSG_ID_BYTES);
+    for (size_t k = 0; k < (size_t)len; k++)
+      assert_true(lc__chat_decode(&g, buf, k) < 0);
+  }
+  c.nids = 0;
+  assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
+  c.nids = LC_CHAT_IDS_MAX + 1;
+  assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
+  /* [2, 7, []], [2, 7, [bin15]], 65 ids, ids as a str */
+  size_t n = hex("93 02 07 90", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_ERANGE);
+  n = hex("93 02 07 91 c4 0f 000000000000000000000000000000", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_ERANGE);
+  n = hex("93 02 07 dc 00 41", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_ERANGE);
+  n = hex("93 02 07 a1 41", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_EFIELD);
+  n = hex("93 03 07 a1 41", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_ETYPE);
 }
 
 static void test_disc_max_sizes(void **state) {
@@ -1499,7 +1536,7 @@ static void test_disc_encode_refuses(void **state) {
   assert_int_equal(lc__disc_encode_body(&dg, buf, sizeof buf), LC_EINVAL);
   dg.type = LC_DG_DATA;
   assert_int_equal(lc__disc_encode_body(&dg, buf, sizeof buf), LC_EINVAL);
-  lc__chat c = {2, 0, "x", 1};
+  lc__chat c = {9, 0, "x", 1, 0, {{0}}};
   assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
   c.kind = LC_CHAT_TEXT;
   c.text = "\xed\xa0\x80"; /* a surrogate */
@@ -1671,6 +1708,7 @@ int main(void) {
       cmocka_unit_test(test_random_mutations),
       cmocka_unit_test(test_kat_announce),
       cmocka_unit_test(test_kat_peers_and_chat),
+      cmocka_unit_test(test_chat_read),
       cmocka_unit_test(test_disc_max_sizes),
       cmocka_unit_test(test_disc_encode_refuses),
       cmocka_unit_test(test_disc_malformed),
