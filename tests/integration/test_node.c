@@ -33,7 +33,8 @@ typedef struct tn_node {
   char nick[32];
   uint8_t key[LC_KEY_BYTES];
   int appeared, changed, left_goodbye, left_expired, stopped;
-  int delivered, failed;
+  int delivered, failed, sent, read;
+  int stopping;
   int nmsgs;
   char msgs[MAXMSG][64];
   uint8_t msg_from[MAXMSG][LC_KEY_BYTES];
@@ -105,6 +106,10 @@ static void tn_on_delivery(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
     t->delivered++;
   else if (st == LC_MSG_FAILED)
     t->failed++;
+  else if (st == LC_MSG_SENT)
+    t->sent++;
+  else if (st == LC_MSG_READ)
+    t->read++;
 }
 
 static void tn_on_stop(lc_node *node, void *user) {
@@ -131,15 +136,26 @@ typedef struct {
   const char *broadcast;
   const char *statics;
   uint16_t dport; /* 0: the net's */
+  int dir;        /* 1: reuse the slot's data folder (a restart) */
+  int no_start;
 } tn_opts;
 
-static void tn_add(tn_net *net, const char *nick, const tn_opts *to) {
-  tn_node *t = &net->n[net->count++];
+/* Creates node `slot` (a new data folder, or to->dir again), and starts it
+ * unless to->no_start. */
+static void tn_make(tn_net *net, int slot, const char *nick,
+                    const tn_opts *to) {
+  tn_node *t = &net->n[slot];
+  char dir[64];
+  snprintf(dir, sizeof dir, "%s", t->dir);
   memset(t, 0, sizeof *t);
   t->net = net;
   snprintf(t->nick, sizeof t->nick, "%s", nick);
-  snprintf(t->dir, sizeof t->dir, "/tmp/lc-test-node-XXXXXX");
-  assert_non_null(mkdtemp(t->dir));
+  if (to && to->dir) {
+    snprintf(t->dir, sizeof t->dir, "%s", dir);
+  } else {
+    snprintf(t->dir, sizeof t->dir, "/tmp/lc-test-node-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+  }
   lc_node_options o;
   lc_node_options_init(&o);
   o.data_dir = t->dir;
@@ -157,8 +173,14 @@ static void tn_add(tn_net *net, const char *nick, const tn_opts *to) {
   o.user_data = net;
   assert_int_equal(lc_node_new(&t->node, &net->loop, &o), 0);
   lc_node_key(t->node, t->key);
+  if (to && to->no_start)
+    return;
   assert_int_equal(lc_node_start(t->node), 0);
   assert_true(lc_node_port(t->node) > 0);
+}
+
+static void tn_add(tn_net *net, const char *nick, const tn_opts *to) {
+  tn_make(net, net->count++, nick, to);
 }
 
 static void tn_init(tn_net *net) {
@@ -182,10 +204,14 @@ static void tn_stop(tn_node *t) {
 }
 
 static void tn_rmdir(const char *dir) {
+  const char *files[] = {"identity.key", "history.db", "history.db-wal",
+                         "history.db-shm"};
   char path[128];
-  snprintf(path, sizeof path, "%s/identity.key", dir);
-  unlink(path);
-  rmdir(dir);
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+    unlink(path);
+  }
+  assert_int_equal(rmdir(dir), 0);
 }
 
 static void tn_done(tn_net *net) {
@@ -486,6 +512,127 @@ static void test_static_peer_and_lists(void **state) {
   tn_done(&net);
 }
 
+/* ---- history: offline delivery, restarts, receipts, queries ------------- */
+
+static int tn_bob_has_three(tn_net *net) {
+  return net->n[1].nmsgs == 3 && net->n[0].delivered == 3;
+}
+
+static int tn_alice_read3(tn_net *net) {
+  return net->n[0].read == 3;
+}
+
+static int tn_one_stopped(tn_net *net) {
+  for (int i = 0; i < net->count; i++)
+    if (net->n[i].stopping && !net->n[i].stopped)
+      return 0;
+  return 1;
+}
+
+static void tn_stop_free(tn_net *net, int i) {
+  net->n[i].stopping = 1;
+  tn_stop(&net->n[i]);
+  tn_run_until(net, tn_one_stopped, "the node stopped");
+  lc_node_free(net->n[i].node);
+  net->n[i].node = NULL;
+}
+
+static int tn_alice_has_two(tn_net *net) {
+  return net->n[0].nmsgs == 2 && net->n[1].delivered == 2;
+}
+
+static void test_offline_restart_receipts(void **state) {
+  (void)state;
+  tn_net net;
+  tn_init(&net);
+  tn_add(&net, "alice", NULL);
+  tn_opts later = {.no_start = 1};
+  tn_add(&net, "bob", &later); /* has a key, not on the LAN yet */
+  uint8_t ids[3][LC_MSGID_BYTES];
+  for (int i = 0; i < 3; i++) {
+    char t[8];
+    snprintf(t, sizeof t, "m%d", i + 1);
+    assert_int_equal(lc_send_text(net.n[0].node, net.n[1].key, t, 2, ids[i]),
+                     0);
+  }
+  /* committed before the call returned, queued while bob is away */
+  lc_msg_info *m;
+  size_t n;
+  assert_int_equal(lc_history_page(net.n[0].node, net.n[1].key, 0, 10, &m, &n),
+                   0);
+  assert_int_equal(n, 3);
+  assert_string_equal(m[0].text, "m3");
+  assert_int_equal(m[0].outgoing, 1);
+  assert_int_equal(m[0].state, LC_MSG_QUEUED);
+  assert_memory_equal(m[2].msg_id, ids[0], LC_MSGID_BYTES);
+  lc_msgs_free(m, n);
+
+  /* bob comes: the outbox goes, in order, once */
+  assert_int_equal(lc_node_start(net.n[1].node), 0);
+  tn_run_until(&net, tn_bob_has_three, "bob receives the three");
+  assert_string_equal(net.n[1].msgs[0], "m1");
+  assert_string_equal(net.n[1].msgs[2], "m3");
+  assert_int_equal(net.n[0].sent, 3);
+  assert_int_equal(lc_unread_total(net.n[1].node), 3);
+  lc_conversation_info *c;
+  size_t nc;
+  assert_int_equal(lc_conversations(net.n[1].node, &c, &nc), 0);
+  assert_int_equal(nc, 1);
+  assert_memory_equal(c[0].peer, net.n[0].key, LC_KEY_BYTES);
+  assert_int_equal(c[0].unread, 3);
+  assert_string_equal(c[0].last.text, "m3");
+  assert_int_equal(c[0].last.outgoing, 0);
+  lc_conversations_free(c, nc);
+
+  /* bob reads: alice sees READ for all three */
+  assert_int_equal(lc_mark_read(net.n[1].node, net.n[0].key, 0), 3);
+  assert_int_equal(lc_unread_total(net.n[1].node), 0);
+  tn_run_until(&net, tn_alice_read3, "alice sees the read receipts");
+  assert_int_equal(lc_history_page(net.n[0].node, net.n[1].key, 0, 10, &m, &n),
+                   0);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(m[i].state, LC_MSG_READ);
+  lc_msgs_free(m, n);
+
+  /* alice leaves; bob writes twice and stops too: both restart, and the
+   * two arrive once, from bob's outbox on disk */
+  tn_stop_free(&net, 0);
+  assert_int_equal(
+      lc_send_text(net.n[1].node, net.n[0].key, "are you", 7, NULL), 0);
+  assert_int_equal(lc_send_text(net.n[1].node, net.n[0].key, "there?", 6, NULL),
+                   0);
+  tn_stop_free(&net, 1);
+  tn_opts again = {.dir = 1};
+  tn_make(&net, 1, "bob", &again);
+  tn_make(&net, 0, "alice", &again);
+  tn_run_until(&net, tn_alice_has_two, "alice gets bob's two after restarts");
+  assert_string_equal(net.n[0].msgs[0], "are you");
+  assert_string_equal(net.n[0].msgs[1], "there?");
+  /* alice's history kept everything, in order */
+  assert_int_equal(lc_history_page(net.n[0].node, net.n[1].key, 0, 10, &m, &n),
+                   0);
+  assert_int_equal(n, 5);
+  const char *want[] = {"there?", "are you", "m3", "m2", "m1"};
+  for (size_t i = 0; i < n; i++)
+    assert_string_equal(m[i].text, want[i]);
+  int64_t older = m[1].id;
+  lc_msgs_free(m, n);
+  assert_int_equal(
+      lc_history_page(net.n[0].node, net.n[1].key, older, 2, &m, &n), 0);
+  assert_int_equal(n, 2);
+  assert_string_equal(m[0].text, "m3");
+  lc_msgs_free(m, n);
+  assert_int_equal(lc_history_search(net.n[0].node, NULL, "there", 10, &m, &n),
+                   0);
+  assert_int_equal(n, 1);
+  assert_int_equal(m[0].outgoing, 0);
+  lc_msgs_free(m, n);
+  assert_int_equal(lc_history_search(net.n[0].node, NULL, "\"", 10, &m, &n),
+                   LC_EINVAL);
+  assert_int_equal(lc_unread_total(net.n[0].node), 2);
+  tn_done(&net);
+}
+
 static void tn_log_ignore(lc_node *node, int level, const char *msg,
                           void *user) {
   (void)node;
@@ -553,6 +700,7 @@ int main(void) {
       cmocka_unit_test(test_presence_and_goodbye),
       cmocka_unit_test(test_expiry_and_bad_input),
       cmocka_unit_test(test_static_peer_and_lists),
+      cmocka_unit_test(test_offline_restart_receipts),
       cmocka_unit_test(test_bad_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
