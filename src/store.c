@@ -40,6 +40,7 @@ static const char *const store_migrations[] = {
     "CREATE INDEX outbox_by_peer ON outbox(peer, msg);"
     "CREATE VIRTUAL TABLE messages_fts USING fts5("
     "  body, content='messages', content_rowid='id');"
+
     /* the unread count and the newest message follow the messages */
     "CREATE TRIGGER messages_ins AFTER INSERT ON messages BEGIN"
     "  INSERT INTO messages_fts(rowid, body) VALUES (new.id, new.body);"
@@ -141,12 +142,12 @@ static const char *const store_sql[Q_COUNT] = {
                      " JOIN messages m ON m.id = f.rowid"
                      " JOIN conversations c ON c.id = m.conv"
                      " WHERE messages_fts MATCH ?1 AND m.retracted = 0"
-                     " ORDER BY m.id DESC LIMIT ?2",
+                     " ORDER BY f.rowid DESC LIMIT ?2",
     [Q_SEARCH_CONV] = "SELECT " MSG_COLS " FROM messages_fts f"
                       " JOIN messages m ON m.id = f.rowid"
                       " JOIN conversations c ON c.id = m.conv"
                       " WHERE messages_fts MATCH ?1 AND c.peer = ?3"
-                      " AND m.retracted = 0 ORDER BY m.id DESC LIMIT ?2",
+                      " AND m.retracted = 0 ORDER BY f.rowid DESC LIMIT ?2",
     [Q_DEL_MSG] = "DELETE FROM messages WHERE id = ?1",
     [Q_DEL_CONV] = "DELETE FROM conversations WHERE peer = ?1",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -158,6 +159,9 @@ struct lc__store {
   sqlite3 *db;
   sqlite3_stmt *q[Q_COUNT];
   int in_batch; /* lc__store_begin was called */
+  /* the last conversation looked up: messages come in runs per peer */
+  uint8_t last_peer[LC_KEY_BYTES];
+  int64_t last_conv; /* 0: none */
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -189,9 +193,15 @@ static int store_tx_end(lc__store *s, int rc) {
     return rc;
   if (rc < 0) {
     store_exec(s, Q_ROLLBACK);
+    s->last_conv = 0; /* a conversation created meanwhile is gone */
     return rc;
   }
-  return store_exec(s, Q_COMMIT) < 0 ? LC_ESTORE : rc;
+  if (store_exec(s, Q_COMMIT) < 0) {
+    store_exec(s, Q_ROLLBACK);
+    s->last_conv = 0;
+    return LC_ESTORE;
+  }
+  return rc;
 }
 
 static void store_read_msg(sqlite3_stmt *st, int col, lc__stored_msg *m) {
@@ -262,22 +272,29 @@ static int store_collect(sqlite3_stmt *st, lc__stored_msg **out,
 
 /* The conversation id for peer, created if create is set (0 if none). */
 static int64_t store_conv(lc__store *s, const uint8_t *peer, int create) {
+  if (s->last_conv && memcmp(s->last_peer, peer, LC_KEY_BYTES) == 0)
+    return s->last_conv;
+  int64_t id = 0;
   sqlite3_stmt *st = store_q(s, Q_CONV_GET);
   sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
-  int64_t id = 0;
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW)
     id = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE)
     return LC_ESTORE;
-  if (id || !create)
-    return id;
-  st = store_q(s, Q_CONV_ADD);
-  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
-  if (store_done(st) < 0)
-    return LC_ESTORE;
-  return sqlite3_last_insert_rowid(s->db);
+  if (!id && create) {
+    st = store_q(s, Q_CONV_ADD);
+    sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+    if (store_done(st) < 0)
+      return LC_ESTORE;
+    id = sqlite3_last_insert_rowid(s->db);
+  }
+  if (id) {
+    memcpy(s->last_peer, peer, LC_KEY_BYTES);
+    s->last_conv = id;
+  }
+  return id;
 }
 
 /* ---- open, migrate, close ------------------------------------------------ */
@@ -349,7 +366,7 @@ int lc__store_open(lc__store **out, const char *path, char **errmsg) {
   sqlite3_busy_timeout(s->db, 2000);
   if (sqlite3_exec(s->db,
                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-                   "PRAGMA foreign_keys = ON;",
+                   "PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;",
                    NULL, NULL, NULL) != SQLITE_OK)
     return store_fail(s, errmsg, "cannot configure the store");
   int rc = store_migrate(s, errmsg);
@@ -563,6 +580,7 @@ int lc__store_delete_conversation(lc__store *s,
   if (conv < 0) {
     rc = LC_ESTORE;
   } else if (conv > 0) {
+    s->last_conv = 0; /* the cached id is about to go */
     sqlite3_stmt *st = store_q(s, Q_DEL_CONV);
     sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
     rc = store_done(st);
@@ -586,8 +604,10 @@ int lc__store_commit(lc__store *s) {
     return LC_ESTATE;
   s->in_batch = 0;
   int rc = store_exec(s, Q_COMMIT);
-  if (rc < 0)
+  if (rc < 0) {
     store_exec(s, Q_ROLLBACK);
+    s->last_conv = 0;
+  }
   return rc;
 }
 

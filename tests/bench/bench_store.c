@@ -1,0 +1,228 @@
+/* bench_store.c: lanchat-bench-store, the history figures of the README on
+ * a generated history of 1,000,000 messages (200 conversations): stored in
+ * batches, then a page of 50, the conversation list with unread counts,
+ * and full-text searches, each timed many times (median and 99th
+ * percentile).  The reference, measured in the same run on the same file:
+ * a lookup of one message by its id. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rng_state = 88172645463325252ull;
+static uint64_t rng(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+/* Words with a skewed frequency, as in real chat. */
+#define NWORDS 4000
+static char words[NWORDS][12];
+
+static void make_words(void) {
+  static const char *const common[] = {"the",    "ok",      "lunch", "meeting",
+                                       "report", "thanks",  "yes",   "no",
+                                       "today",  "tomorrow"};
+  for (int i = 0; i < NWORDS; i++) {
+    if (i < 10) {
+      snprintf(words[i], sizeof words[i], "%s", common[i]);
+      continue;
+    }
+    int len = 3 + (int)(rng() % 7);
+    for (int k = 0; k < len; k++)
+      words[i][k] = (char)('a' + rng() % 26);
+    words[i][len] = 0;
+  }
+}
+
+static const char *pick_word(void) {
+  /* Zipf-like: the index is the square of a uniform fraction */
+  double u = (double)(rng() % 1000000) / 1000000.0;
+  return words[(int)(u * u * u * NWORDS) % NWORDS];
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+typedef struct {
+  double med_ms, p99_ms;
+} timing;
+
+static timing summarize(uint64_t *t, size_t n) {
+  qsort(t, n, sizeof *t, cmp_u64);
+  timing r = {(double)t[n / 2] / 1e6, (double)t[n * 99 / 100] / 1e6};
+  return r;
+}
+
+int main(int argc, char **argv) {
+  long total = argc > 1 ? atol(argv[1]) : 1000000;
+  int convs = 200;
+  if (total < 10000) {
+    fprintf(stderr, "usage: lanchat-bench-store [MESSAGES >= 10000]\n");
+    return 2;
+  }
+  char dir[] = "/tmp/lc-bench-store-XXXXXX";
+  if (!mkdtemp(dir))
+    return 2;
+  char path[96];
+  snprintf(path, sizeof path, "%s/history.db", dir);
+  lc__store *s;
+  if (lc__store_open(&s, path, NULL) < 0)
+    return 2;
+  make_words();
+  uint8_t peers[200][LC_KEY_BYTES];
+  for (int i = 0; i < convs; i++) {
+    memset(peers[i], 0, LC_KEY_BYTES);
+    peers[i][0] = (uint8_t)i;
+    peers[i][1] = 0xbe;
+  }
+
+  /* ---- storing, in batches of 10,000 ---- */
+  uint64_t t0 = now_ns();
+  char text[256];
+  for (long i = 0; i < total; i++) {
+    if (i % 10000 == 0 && lc__store_begin(s) < 0)
+      return 2;
+    size_t len = 0;
+    int nw = 3 + (int)(rng() % 15);
+    for (int w = 0; w < nw && len < sizeof text - 16; w++)
+      len += (size_t)snprintf(text + len, sizeof text - len, "%s%s",
+                              w ? " " : "", pick_word());
+    uint8_t id[LC_MSGID_BYTES];
+    memcpy(id, &i, sizeof i);
+    memset(id + sizeof i, 0x77, LC_MSGID_BYTES - sizeof i);
+    const uint8_t *peer = peers[rng() % (uint64_t)convs];
+    uint64_t ms = 1700000000000ull + (uint64_t)i * 1000;
+    int rc = (i % 3 == 0)
+                 ? lc__store_add_outgoing(s, peer, id, ms, ms, text, len, NULL)
+                 : lc__store_add_incoming(s, peer, id, ms, ms, text, len, NULL);
+    if (rc < 0) {
+      fprintf(stderr, "store failed at %ld: %s\n", i, lc_strerror(rc));
+      return 1;
+    }
+    if (i % 10000 == 9999 || i == total - 1)
+      if (lc__store_commit(s) < 0)
+        return 2;
+  }
+  double insert_s = (double)(now_ns() - t0) / 1e9;
+  double rate = (double)total / insert_s;
+  /* most conversations read up to some point: unread counts vary */
+  for (int i = 0; i < convs; i++) {
+    if (i % 4 == 0)
+      continue;
+    uint8_t(*ids)[LC_MSGID_BYTES];
+    size_t n;
+    lc__stored_msg *m;
+    size_t k;
+    if (lc__store_page(s, peers[i], 0, 30, &m, &k) == 0 && k == 30) {
+      lc__store_mark_read(s, peers[i], m[29].id, &ids, &n);
+      free(ids);
+    }
+    lc__store_msgs_free(m, k);
+  }
+
+  enum { ROUNDS = 1000 };
+  static uint64_t t[ROUNDS];
+  /* reference: one message by its id */
+  for (int r = 0; r < ROUNDS; r++) {
+    long i = (long)(rng() % (uint64_t)total);
+    uint8_t id[LC_MSGID_BYTES];
+    memcpy(id, &i, sizeof i);
+    memset(id + sizeof i, 0x77, LC_MSGID_BYTES - sizeof i);
+    lc__stored_msg m;
+    uint64_t a = now_ns();
+    if (lc__store_get(s, id, &m) != 1)
+      return 1;
+    t[r] = now_ns() - a;
+    lc__store_msg_clear(&m);
+  }
+  timing ref = summarize(t, ROUNDS);
+
+  /* a page of 50: the newest, or older than a random message */
+  for (int r = 0; r < ROUNDS; r++) {
+    const uint8_t *peer = peers[rng() % (uint64_t)convs];
+    int64_t before = r % 2 ? (int64_t)(rng() % (uint64_t)total) : 0;
+    lc__stored_msg *m;
+    size_t k;
+    uint64_t a = now_ns();
+    if (lc__store_page(s, peer, before, 50, &m, &k) < 0)
+      return 1;
+    t[r] = now_ns() - a;
+    lc__store_msgs_free(m, k);
+  }
+  timing page = summarize(t, ROUNDS);
+
+  /* the conversation list with unread counts, and the total */
+  for (int r = 0; r < 200; r++) {
+    lc__conversation *c;
+    size_t k;
+    uint64_t a = now_ns();
+    if (lc__store_conversations(s, &c, &k) < 0 || k != (size_t)convs)
+      return 1;
+    int64_t u = lc__store_unread_total(s);
+    t[r] = now_ns() - a;
+    lc__store_conversations_free(c, k);
+    if (u <= 0)
+      return 1;
+  }
+  timing list = summarize(t, 200);
+
+  /* searches: a common word, a rare word, a prefix, two words */
+  const char *queries[] = {"lunch", words[3000], "mee*", "report today"};
+  timing search[4];
+  size_t hits[4];
+  for (int q = 0; q < 4; q++) {
+    for (int r = 0; r < 50; r++) {
+      lc__stored_msg *m;
+      size_t k;
+      uint64_t a = now_ns();
+      if (lc__store_search(s, NULL, queries[q], 50, &m, &k) < 0)
+        return 1;
+      t[r] = now_ns() - a;
+      hits[q] = k;
+      lc__store_msgs_free(m, k);
+    }
+    search[q] = summarize(t, 50);
+  }
+
+  lc__store_close(s);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "could not remove %s\n", dir);
+
+  printf("| figure (%ld messages, %d conversations) | target | measured "
+         "(median / p99) |\n",
+         total, convs);
+  printf("| --- | --- | --- |\n");
+  printf("| stored in batches of 10,000 | >= 100,000 msg/s | %.0f msg/s |\n",
+         rate);
+  printf("| reference: one message by its id | - | %.3f / %.3f ms |\n",
+         ref.med_ms, ref.p99_ms);
+  printf("| a page of 50 | < 1 ms | %.3f / %.3f ms |\n", page.med_ms,
+         page.p99_ms);
+  printf("| conversation list with unread counts, and the total | < 5 ms | "
+         "%.3f / %.3f ms |\n",
+         list.med_ms, list.p99_ms);
+  for (int q = 0; q < 4; q++)
+    printf("| search \"%s\" (first 50 of the newest) | < 50 ms | %.3f / %.3f "
+           "ms (%zu hits) |\n",
+           queries[q], search[q].med_ms, search[q].p99_ms, hits[q]);
+  int ok = rate >= 100000 && page.med_ms < 1 && list.med_ms < 5;
+  for (int q = 0; q < 4; q++)
+    ok &= search[q].med_ms < 50;
+  return ok ? 0 : 1;
+}
