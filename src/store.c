@@ -14,14 +14,17 @@
  * Migrations run in order from the file's user_version; each is one
  * transaction.  A later release appends to this list, never edits it. */
 static const char *const store_migrations[] = {
-    /* 1: conversations, messages, outbox, full-text index */
+    /* 1: conversations, messages, outbox, full-text index.  Message ids
+     * are never reused (AUTOINCREMENT): the full-text index is built in
+     * bulk at each commit for the ids above meta.fts_indexed, which is
+     * many times faster than a trigger per row. */
     "CREATE TABLE conversations ("
     "  id INTEGER PRIMARY KEY,"
     "  peer BLOB NOT NULL UNIQUE,"
     "  last_msg INTEGER,"
     "  unread INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE messages ("
-    "  id INTEGER PRIMARY KEY,"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  msg_id BLOB NOT NULL UNIQUE,"
     "  conv INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,"
     "  outgoing INTEGER NOT NULL,"
@@ -33,34 +36,43 @@ static const char *const store_migrations[] = {
     "  retracted INTEGER NOT NULL DEFAULT 0,"
     "  body TEXT NOT NULL);"
     "CREATE INDEX messages_by_conv ON messages(conv, id);"
-    "CREATE INDEX messages_by_time ON messages(conv, received_ms);"
+    /* our clock at storage only grows, so this index only appends: a
+     * page before a time is a page before the last message stored then */
+    "CREATE INDEX messages_by_time ON messages(received_ms);"
     "CREATE TABLE outbox ("
     "  msg INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,"
     "  peer BLOB NOT NULL);"
     "CREATE INDEX outbox_by_peer ON outbox(peer, msg);"
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "INSERT INTO meta VALUES ('fts_indexed', 0);"
     "CREATE VIRTUAL TABLE messages_fts USING fts5("
     "  body, content='messages', content_rowid='id');"
-
     /* the unread count and the newest message follow the messages */
     "CREATE TRIGGER messages_ins AFTER INSERT ON messages BEGIN"
-    "  INSERT INTO messages_fts(rowid, body) VALUES (new.id, new.body);"
     "  UPDATE conversations SET last_msg = new.id,"
     "    unread = unread + (new.outgoing = 0 AND new.state < 4)"
     "    WHERE id = new.conv;"
     "END;"
     "CREATE TRIGGER messages_del AFTER DELETE ON messages BEGIN"
-    "  INSERT INTO messages_fts(messages_fts, rowid, body)"
-    "    VALUES ('delete', old.id, old.body);"
     "  UPDATE conversations SET"
     "    unread = unread - (old.outgoing = 0 AND old.state < 4),"
     "    last_msg = (SELECT max(id) FROM messages WHERE conv = old.conv)"
     "    WHERE id = old.conv;"
     "END;"
+    /* only a row already indexed has index entries to remove */
+    "CREATE TRIGGER messages_del_fts AFTER DELETE ON messages"
+    "  WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_indexed')"
+    "  BEGIN"
+    "  INSERT INTO messages_fts(messages_fts, rowid, body)"
+    "    VALUES ('delete', old.id, old.body);"
+    "END;"
     "CREATE TRIGGER messages_read AFTER UPDATE OF state ON messages"
     "  WHEN new.outgoing = 0 AND old.state < 4 AND new.state >= 4 BEGIN"
     "  UPDATE conversations SET unread = unread - 1 WHERE id = new.conv;"
     "END;"
-    "CREATE TRIGGER messages_body AFTER UPDATE OF body ON messages BEGIN"
+    "CREATE TRIGGER messages_body AFTER UPDATE OF body ON messages"
+    "  WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_indexed')"
+    "  BEGIN"
     "  INSERT INTO messages_fts(messages_fts, rowid, body)"
     "    VALUES ('delete', old.id, old.body);"
     "  INSERT INTO messages_fts(rowid, body) VALUES (new.id, new.body);"
@@ -98,6 +110,8 @@ enum {
   Q_SEARCH_CONV,
   Q_DEL_MSG,
   Q_DEL_CONV,
+  Q_FTS_INDEX,
+  Q_FTS_MARK,
   Q_BEGIN,
   Q_COMMIT,
   Q_ROLLBACK,
@@ -123,10 +137,8 @@ static const char *const store_sql[Q_COUNT] = {
     [Q_PAGE] = "SELECT " MSG_COLS " FROM messages m"
                " JOIN conversations c ON c.id = m.conv"
                " WHERE c.peer = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3",
-    [Q_PAGE_TIME] = "SELECT " MSG_COLS " FROM messages m"
-                    " JOIN conversations c ON c.id = m.conv"
-                    " WHERE c.peer = ?1 AND m.received_ms < ?2"
-                    " ORDER BY m.received_ms DESC, m.id DESC LIMIT ?3",
+    [Q_PAGE_TIME] = "SELECT id FROM messages WHERE received_ms < ?1"
+                    " ORDER BY received_ms DESC, id DESC LIMIT 1",
     [Q_GET] = "SELECT " MSG_COLS " FROM messages m"
               " JOIN conversations c ON c.id = m.conv WHERE m.msg_id = ?1",
     [Q_CONVS] = "SELECT c.peer, c.unread, " MSG_COLS " FROM conversations c"
@@ -150,6 +162,12 @@ static const char *const store_sql[Q_COUNT] = {
                       " AND m.retracted = 0 ORDER BY f.rowid DESC LIMIT ?2",
     [Q_DEL_MSG] = "DELETE FROM messages WHERE id = ?1",
     [Q_DEL_CONV] = "DELETE FROM conversations WHERE peer = ?1",
+    [Q_FTS_INDEX] = "INSERT INTO messages_fts(rowid, body) SELECT id, body"
+                    " FROM messages WHERE id >"
+                    " (SELECT value FROM meta WHERE key = 'fts_indexed')",
+    [Q_FTS_MARK] = "UPDATE meta SET value ="
+                   " (SELECT coalesce(max(id), value) FROM messages)"
+                   " WHERE key = 'fts_indexed'",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
@@ -158,7 +176,8 @@ static const char *const store_sql[Q_COUNT] = {
 struct lc__store {
   sqlite3 *db;
   sqlite3_stmt *q[Q_COUNT];
-  int in_batch; /* lc__store_begin was called */
+  int in_batch;  /* lc__store_begin was called */
+  int unindexed; /* messages added in this transaction: index at commit */
   /* the last conversation looked up: messages come in runs per peer */
   uint8_t last_peer[LC_KEY_BYTES];
   int64_t last_conv; /* 0: none */
@@ -183,6 +202,24 @@ static int store_exec(lc__store *s, int which) {
   return store_done(store_q(s, which));
 }
 
+/* Commits, indexing first the messages this transaction added. */
+static int store_commit_now(lc__store *s) {
+  int rc = 0;
+  if (s->unindexed) {
+    rc = store_exec(s, Q_FTS_INDEX);
+    if (rc == 0)
+      rc = store_exec(s, Q_FTS_MARK);
+  }
+  if (rc == 0)
+    rc = store_exec(s, Q_COMMIT);
+  s->unindexed = 0;
+  if (rc < 0) {
+    store_exec(s, Q_ROLLBACK);
+    s->last_conv = 0; /* a conversation created meanwhile is gone */
+  }
+  return rc;
+}
+
 /* A transaction unless the caller already runs one (lc__store_begin). */
 static int store_tx_begin(lc__store *s) {
   return s->in_batch ? 0 : store_exec(s, Q_BEGIN);
@@ -193,15 +230,11 @@ static int store_tx_end(lc__store *s, int rc) {
     return rc;
   if (rc < 0) {
     store_exec(s, Q_ROLLBACK);
+    s->unindexed = 0;
     s->last_conv = 0; /* a conversation created meanwhile is gone */
     return rc;
   }
-  if (store_exec(s, Q_COMMIT) < 0) {
-    store_exec(s, Q_ROLLBACK);
-    s->last_conv = 0;
-    return LC_ESTORE;
-  }
-  return rc;
+  return store_commit_now(s) < 0 ? LC_ESTORE : rc;
 }
 
 static void store_read_msg(sqlite3_stmt *st, int col, lc__stored_msg *m) {
@@ -414,6 +447,7 @@ static int store_insert(lc__store *s, const uint8_t *peer, const uint8_t *id,
   if (rc != SQLITE_DONE)
     return LC_ESTORE;
   *rowid = sqlite3_last_insert_rowid(s->db);
+  s->unindexed = 1;
   return 0;
 }
 
@@ -603,12 +637,7 @@ int lc__store_commit(lc__store *s) {
   if (!s->in_batch)
     return LC_ESTATE;
   s->in_batch = 0;
-  int rc = store_exec(s, Q_COMMIT);
-  if (rc < 0) {
-    store_exec(s, Q_ROLLBACK);
-    s->last_conv = 0;
-  }
-  return rc;
+  return store_commit_now(s);
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -639,11 +668,19 @@ int lc__store_page_before_time(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
                                uint64_t before_ms, size_t n,
                                lc__stored_msg **out, size_t *count) {
   sqlite3_stmt *st = store_q(s, Q_PAGE_TIME);
-  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2,
+  sqlite3_bind_int64(st, 1,
                      before_ms > INT64_MAX ? INT64_MAX : (int64_t)before_ms);
-  sqlite3_bind_int64(st, 3, store_limit(n));
-  return store_collect(st, out, count);
+  int rc = sqlite3_step(st);
+  int64_t boundary = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return LC_ESTORE;
+  if (boundary == 0) { /* nothing that old */
+    *out = calloc(1, sizeof **out);
+    *count = 0;
+    return *out ? 0 : LC_ENOMEM;
+  }
+  return lc__store_page(s, peer, boundary + 1, n, out, count);
 }
 
 int lc__store_get(lc__store *s, const uint8_t msg_id[LC_MSGID_BYTES],
