@@ -193,6 +193,17 @@ typedef void lc_delivery_cb(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
                             const uint8_t msg_id[LC_MSGID_BYTES],
                             lc_msg_state state, int err, void *user);
 typedef void lc_network_cb(lc_node *node, lc_network_event event, void *user);
+
+/* Typing notices (never stored). */
+typedef enum {
+  LC_TYPING_IDLE = 0,      /* stopped, or sent the message */
+  LC_TYPING_COMPOSING = 1, /* typing now */
+  LC_TYPING_PAUSED = 2     /* a draft, not typing */
+} lc_typing;
+/* A peer's typing state changed.  Notices are not retransmitted: an
+ * application shows "typing" for a few seconds after the last one. */
+typedef void lc_typing_cb(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
+                          lc_typing state, void *user);
 /* level: 0 error, 1 warning, 2 notice, 3 debug.  msg is borrowed. */
 typedef void lc_log_cb(lc_node *node, int level, const char *msg, void *user);
 typedef void lc_stop_cb(lc_node *node, void *user);
@@ -246,6 +257,7 @@ typedef struct {
   lc_message_cb *on_message;
   lc_delivery_cb *on_delivery;
   lc_network_cb *on_network;
+  lc_typing_cb *on_typing;
   lc_log_cb *on_log;
   void *user_data;
 } lc_node_options;
@@ -315,6 +327,14 @@ LC_EXTERN void lc_peers_free(lc_peer_info *peers);
 LC_EXTERN int lc_send_text(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
                            const char *text, size_t len,
                            uint8_t msg_id[LC_MSGID_BYTES]);
+
+/* Tells a present peer whether we are typing to it: one unreliable
+ * datagram, never stored, never retransmitted (send it again every few
+ * seconds while typing).  Errors: LC_EINVAL, LC_ESTATE (not running),
+ * LC_ENOPEER (not present), LC_ENOSESSION (no session yet: one is being
+ * set up, so the next notice goes). */
+LC_EXTERN int lc_send_typing(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
+                             lc_typing state);
 
 /* ---- history ------------------------------------------------------------
  * Kept in <data_dir>/history.db (SQLite).  Queries run on the caller's

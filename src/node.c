@@ -35,7 +35,7 @@ enum { NODE_NEW, NODE_RUNNING, NODE_STOPPING, NODE_CLOSING, NODE_STOPPED };
 #define NODE_STOP_WAIT_US 20000      /* a CLOSE paced this soon is awaited */
 #define NODE_STOP_DEADLINE_US 200000 /* but a stop never takes longer */
 
-enum { EV_PEER, EV_MESSAGE, EV_DELIVERY, EV_NETWORK, EV_LOG };
+enum { EV_PEER, EV_MESSAGE, EV_DELIVERY, EV_NETWORK, EV_LOG, EV_TYPING };
 
 typedef struct node_event {
   struct node_event *next;
@@ -200,6 +200,10 @@ static void node_drain(lc_node *n) {
     case EV_LOG:
       if (n->o.on_log)
         n->o.on_log(n, e->a, e->text, u);
+      break;
+    case EV_TYPING:
+      if (n->o.on_typing)
+        n->o.on_typing(n, e->key, (lc_typing)e->a, u);
       break;
     }
     node_event_free(e);
@@ -395,6 +399,22 @@ static void node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
     node_recv_text(n, peer, msg_id, &c);
   else
     node_recv_read(n, peer, &c);
+}
+
+static void node_tp_unreliable(void *user, const uint8_t peer[LC_PK_BYTES],
+                               const uint8_t *data, size_t len) {
+  lc_node *n = user;
+  static lc__chat c;
+  if (lc__chat_decode(&c, data, len) < 0 || c.kind != LC_CHAT_TYPING) {
+    n->st.bad_datagrams++;
+    return;
+  }
+  node_event *e = node_event_new(EV_TYPING);
+  if (!e)
+    return;
+  memcpy(e->key, peer, LC_KEY_BYTES);
+  e->a = c.typing;
+  node_enqueue(n, e);
 }
 
 static void node_tp_acked(void *user, const uint8_t peer[LC_PK_BYTES],
@@ -976,6 +996,7 @@ int lc_node_start(lc_node *n) {
   tc.cb.message = node_tp_message;
   tc.cb.message_acked = node_tp_acked;
   tc.cb.message_failed = node_tp_failed;
+  tc.cb.unreliable = node_tp_unreliable;
   tc.cb.session_up = node_tp_up;
   tc.cb.session_down = node_tp_down;
   tc.user = n;
@@ -1211,6 +1232,31 @@ int lc_send_text(lc_node *n, const uint8_t peer[LC_KEY_BYTES], const char *text,
     lc__net_uv_kick(n->net);
   }
   return 0;
+}
+
+int lc_send_typing(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
+                   lc_typing state) {
+  if (!n || !peer || (int)state < 0 || state > LC_TYPING_PAUSED)
+    return LC_EINVAL;
+  if (n->state != NODE_RUNNING)
+    return LC_ESTATE;
+  if (!lc__disc_peer_find(n->disc, peer))
+    return LC_ENOPEER;
+  static lc__chat c;
+  memset(&c, 0, sizeof c);
+  c.kind = LC_CHAT_TYPING;
+  c.sent_ms = node_wall_ms(n);
+  c.typing = (int)state;
+  uint8_t buf[32];
+  int len = lc__chat_encode(&c, buf, sizeof buf);
+  if (len < 0)
+    return len;
+  uint64_t now = node_now();
+  int rc = lc__tp_send_unreliable(n->tp, peer, buf, (size_t)len, now);
+  if (rc == LC_ENOSESSION)
+    lc__tp_connect(n->tp, peer, now); /* so that the next one goes */
+  lc__net_uv_kick(n->net);
+  return rc;
 }
 
 /* ---- history ---------------------------------------------------------------

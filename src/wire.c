@@ -1129,6 +1129,9 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
   } else if (c->kind == LC_CHAT_READ) {
     if (c->nids == 0 || c->nids > LC_CHAT_IDS_MAX)
       return LC_EINVAL;
+  } else if (c->kind == LC_CHAT_TYPING) {
+    if (c->typing < 0 || c->typing > 2)
+      return LC_EINVAL;
   } else {
     return LC_EINVAL;
   }
@@ -1140,6 +1143,8 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
   msgpack_pack_uint64(&pk, c->sent_ms);
   if (c->kind == LC_CHAT_TEXT) {
     wire_pack_str(&pk, c->text, c->text_len);
+  } else if (c->kind == LC_CHAT_TYPING) {
+    msgpack_pack_uint64(&pk, (uint64_t)c->typing);
   } else {
     msgpack_pack_array(&pk, c->nids);
     for (size_t i = 0; i < c->nids; i++)
@@ -1159,15 +1164,20 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
   c->text = NULL;
   c->text_len = 0;
   c->nids = 0;
+  c->typing = 0;
   WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
   if (n != 3)
     return LC_EPROTO;
   WIRE_TRY(wire_read_uint(&in, 255, &kind));
-  if (kind != LC_CHAT_TEXT && kind != LC_CHAT_READ)
+  if (kind != LC_CHAT_TEXT && kind != LC_CHAT_READ && kind != LC_CHAT_TYPING)
     return LC_ETYPE;
   WIRE_TRY(wire_read_u64(&in, &c->sent_ms));
   if (kind == LC_CHAT_TEXT) {
     WIRE_TRY(wire_read_str(&in, SIZE_MAX, &c->text, &c->text_len));
+  } else if (kind == LC_CHAT_TYPING) {
+    uint64_t t;
+    WIRE_TRY(wire_read_uint(&in, 2, &t));
+    c->typing = (int)t;
   } else {
     uint32_t k;
     WIRE_TRY(wire_read_array(&in, &k, LC_EFIELD));

@@ -289,8 +289,10 @@ int lc__disc_decode(lc__disc_datagram *dg, const uint8_t *buf, size_t len,
  * milliseconds.
  *   TEXT (1): [1, sent_ms, text str]
  *   READ (2): [2, sent_ms, [msg_id bin16, ...]]  (1..LC_CHAT_IDS_MAX ids):
- *             the sender of this envelope read these messages of ours. */
-enum { LC_CHAT_TEXT = 1, LC_CHAT_READ = 2 };
+ *             the sender of this envelope read these messages of ours.
+ *   TYPING (3): [3, sent_ms, state uint 0..2]  idle, composing, paused;
+ *             sent unreliably, never stored. */
+enum { LC_CHAT_TEXT = 1, LC_CHAT_READ = 2, LC_CHAT_TYPING = 3 };
 #define LC_CHAT_IDS_MAX 64
 
 typedef struct {
@@ -299,6 +301,7 @@ typedef struct {
   const char *text; /* TEXT: valid UTF-8, not NUL-terminated; decode: into
                        buf */
   size_t text_len;
+  int typing;  /* TYPING: 0..2 */
   size_t nids; /* READ */
   uint8_t ids[LC_CHAT_IDS_MAX][LC_MSG_ID_BYTES];
 } lc__chat;

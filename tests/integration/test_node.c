@@ -34,6 +34,7 @@ typedef struct tn_node {
   uint8_t key[LC_KEY_BYTES];
   int appeared, changed, left_goodbye, left_expired, stopped;
   int delivered, failed, sent, read;
+  int typing_seen, typing_state;
   int stopping;
   int nmsgs;
   char msgs[MAXMSG][64];
@@ -112,6 +113,14 @@ static void tn_on_delivery(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
     t->read++;
 }
 
+static void tn_on_typing(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
+                         lc_typing state, void *user) {
+  (void)peer;
+  tn_node *t = tn_self(user, node);
+  t->typing_seen++;
+  t->typing_state = (int)state;
+}
+
 static void tn_on_stop(lc_node *node, void *user) {
   tn_self(user, node)->stopped = 1;
 }
@@ -170,6 +179,7 @@ static void tn_make(tn_net *net, int slot, const char *nick,
   o.on_peer = tn_on_peer;
   o.on_message = tn_on_message;
   o.on_delivery = tn_on_delivery;
+  o.on_typing = tn_on_typing;
   o.user_data = net;
   assert_int_equal(lc_node_new(&t->node, &net->loop, &o), 0);
   lc_node_key(t->node, t->key);
@@ -250,6 +260,10 @@ static int tn_chat_done(tn_net *net) {
          net->n[0].delivered == 1 && net->n[1].delivered == 1;
 }
 
+static int tn_bob_sees_typing(tn_net *net) {
+  return net->n[1].typing_seen > 0;
+}
+
 static void test_discover_and_chat(void **state) {
   (void)state;
   tn_net net;
@@ -290,6 +304,18 @@ static void test_discover_and_chat(void **state) {
   assert_memory_equal(net.n[1].msg_from[0], net.n[0].key, LC_KEY_BYTES);
   assert_string_equal(net.n[0].msgs[0], "hi alice");
   assert_int_equal(net.n[2].nmsgs, 0);
+
+  /* typing notices, once a session exists */
+  assert_int_equal(
+      lc_send_typing(net.n[0].node, net.n[1].key, LC_TYPING_COMPOSING), 0);
+  tn_run_until(&net, tn_bob_sees_typing, "bob sees alice typing");
+  assert_int_equal(net.n[1].typing_state, LC_TYPING_COMPOSING);
+  assert_int_equal(lc_send_typing(net.n[0].node, net.n[1].key, 7), LC_EINVAL);
+  uint8_t absent[LC_KEY_BYTES];
+  memcpy(absent, net.n[2].key, LC_KEY_BYTES);
+  absent[5] ^= 1;
+  assert_int_equal(lc_send_typing(net.n[0].node, absent, LC_TYPING_COMPOSING),
+                   LC_ENOPEER);
 
   /* refusals: a key that is no identity, bad UTF-8, ourselves */
   uint8_t nobody[LC_KEY_BYTES] = {1};

@@ -1373,7 +1373,11 @@ static void test_kat_peers_and_chat(void **state) {
   /* a PEERS needs room for its entries */
   assert_int_equal(lc__disc_decode(&got, want, wn, NULL), LC_EINVAL);
 
-  lc__chat c = {LC_CHAT_TEXT, 1795000000000ull, "hi", 2, 0, {{0}}}, cg;
+  lc__chat c = {.kind = LC_CHAT_TEXT,
+                .sent_ms = 1795000000000ull,
+                .text = "hi",
+                .text_len = 2},
+           cg;
   wn = hex(KAT_CHAT, want, sizeof want);
   n = lc__chat_encode(&c, buf, sizeof buf);
   assert_int_equal(n, (int)wn);
@@ -1419,8 +1423,26 @@ static void test_chat_read(void **state) {
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_ERANGE);
   n = hex("93 02 07 a1 41", buf, sizeof buf);
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_EFIELD);
-  n = hex("93 03 07 a1 41", buf, sizeof buf);
+  n = hex("93 04 07 a1 41", buf, sizeof buf);
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_ETYPE);
+  /* TYPING: [3, 7, state] */
+  for (int t = 0; t <= 2; t++) {
+    memset(&c, 0, sizeof c);
+    c.kind = LC_CHAT_TYPING;
+    c.sent_ms = 7;
+    c.typing = t;
+    int len = lc__chat_encode(&c, buf, sizeof buf);
+    assert_int_equal(len, 4);
+    assert_int_equal(lc__chat_decode(&g, buf, (size_t)len), 0);
+    assert_int_equal(g.kind, LC_CHAT_TYPING);
+    assert_int_equal(g.typing, t);
+  }
+  c.typing = 3;
+  assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
+  n = hex("93 03 07 03", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_ERANGE);
+  n = hex("93 03 07 a1 41", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_EFIELD);
 }
 
 static void test_disc_max_sizes(void **state) {
@@ -1536,7 +1558,7 @@ static void test_disc_encode_refuses(void **state) {
   assert_int_equal(lc__disc_encode_body(&dg, buf, sizeof buf), LC_EINVAL);
   dg.type = LC_DG_DATA;
   assert_int_equal(lc__disc_encode_body(&dg, buf, sizeof buf), LC_EINVAL);
-  lc__chat c = {9, 0, "x", 1, 0, {{0}}};
+  lc__chat c = {.kind = 9, .text = "x", .text_len = 1};
   assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
   c.kind = LC_CHAT_TEXT;
   c.text = "\xed\xa0\x80"; /* a surrogate */
