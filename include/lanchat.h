@@ -194,6 +194,14 @@ typedef void lc_delivery_cb(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
                             lc_msg_state state, int err, void *user);
 typedef void lc_network_cb(lc_node *node, lc_network_event event, void *user);
 
+/* A message of the history was edited or retracted, by us (from this or
+ * another program using the same node) or by its author.  msg is borrowed
+ * for the callback; its text is the new one ("" once retracted).  The
+ * struct is declared below with the history API. */
+struct lc_msg_info_s;
+typedef void lc_changed_cb(lc_node *node, const struct lc_msg_info_s *msg,
+                           void *user);
+
 /* Typing notices (never stored). */
 typedef enum {
   LC_TYPING_IDLE = 0,      /* stopped, or sent the message */
@@ -258,6 +266,7 @@ typedef struct {
   lc_delivery_cb *on_delivery;
   lc_network_cb *on_network;
   lc_typing_cb *on_typing;
+  lc_changed_cb *on_changed;
   lc_log_cb *on_log;
   void *user_data;
 } lc_node_options;
@@ -341,7 +350,7 @@ LC_EXTERN int lc_send_typing(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
  * thread and return owned copies: free them with the matching _free. */
 
 /* A message in the history. */
-typedef struct {
+typedef struct lc_msg_info_s {
   int64_t id; /* local order: larger is later */
   uint8_t msg_id[LC_MSGID_BYTES];
   uint8_t peer[LC_KEY_BYTES]; /* the conversation */
@@ -398,6 +407,19 @@ LC_EXTERN int64_t lc_unread_total(lc_node *node);
  * LC_EINVAL, LC_ESTORE. */
 LC_EXTERN int lc_mark_read(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
                            int64_t up_to_id);
+
+/* Edits or retracts a message we sent (by its msg_id).  The history
+ * changes at once (lc_changed_cb reports it); the peer's copy changes when
+ * the peer is reached, even after restarts of either side, and the peer
+ * applies only the author's changes, newest last.  A retracted message
+ * keeps its place with an empty text and can no longer be edited.
+ * Errors: LC_EINVAL (not a message we sent, already retracted, invalid
+ * UTF-8), LC_ETOOBIG, LC_ESTATE (stopping or stopped), LC_ESTORE. */
+LC_EXTERN int lc_edit_message(lc_node *node,
+                              const uint8_t msg_id[LC_MSGID_BYTES],
+                              const char *text, size_t len);
+LC_EXTERN int lc_retract_message(lc_node *node,
+                                 const uint8_t msg_id[LC_MSGID_BYTES]);
 
 /* Deletes a message (by local id) or a whole conversation from the local
  * history only.  Returns 1 if something was deleted, 0 if not, or

@@ -35,7 +35,15 @@ enum { NODE_NEW, NODE_RUNNING, NODE_STOPPING, NODE_CLOSING, NODE_STOPPED };
 #define NODE_STOP_WAIT_US 20000      /* a CLOSE paced this soon is awaited */
 #define NODE_STOP_DEADLINE_US 200000 /* but a stop never takes longer */
 
-enum { EV_PEER, EV_MESSAGE, EV_DELIVERY, EV_NETWORK, EV_LOG, EV_TYPING };
+enum {
+  EV_PEER,
+  EV_MESSAGE,
+  EV_DELIVERY,
+  EV_NETWORK,
+  EV_LOG,
+  EV_TYPING,
+  EV_CHANGED
+};
 
 typedef struct node_event {
   struct node_event *next;
@@ -45,7 +53,8 @@ typedef struct node_event {
   uint8_t key[LC_KEY_BYTES];
   uint8_t msg_id[LC_MSGID_BYTES];
   uint64_t sent_ms, received_ms;
-  int64_t id; /* message: its local id */
+  int64_t id;      /* message: its local id */
+  lc_msg_info msg; /* changed: the message (its text is `text`) */
   size_t len;
   char *text; /* message text or log line, NUL-terminated */
 } node_event;
@@ -205,6 +214,10 @@ static void node_drain(lc_node *n) {
       if (n->o.on_typing)
         n->o.on_typing(n, e->key, (lc_typing)e->a, u);
       break;
+    case EV_CHANGED:
+      if (n->o.on_changed)
+        n->o.on_changed(n, &e->msg, u);
+      break;
     }
     node_event_free(e);
   }
@@ -290,6 +303,8 @@ static void node_retry_later(lc_node *n, const uint8_t *peer, uint64_t at) {
   n->nretry++;
 }
 
+static void node_flush_actions(lc_node *n, const uint8_t *peer, uint64_t now);
+
 /* Hands the peer's outbox to the transport, oldest first, skipping what
  * it already holds.  Only for a peer discovery knows is there. */
 static void node_flush_peer(lc_node *n, const uint8_t *peer) {
@@ -329,7 +344,82 @@ static void node_flush_peer(lc_node *n, const uint8_t *peer) {
     if (lc__store_set_state(n->store, m[i].msg_id, LC_MSG_SENT) == 1)
       node_delivery(n, peer, m[i].msg_id, LC_MSG_SENT, 0);
   }
+  int all_out = 1;
+  for (size_t i = 0; i < count; i++)
+    all_out &= node_inflight_find(n, m[i].msg_id) >= 0;
   lc__store_msgs_free(m, count);
+  if (all_out)
+    node_flush_actions(n, peer, now);
+}
+
+/* Reports a message of the history as it now is. */
+static void node_changed(lc_node *n, const uint8_t *msg_id) {
+  if (!n->o.on_changed)
+    return;
+  lc__stored_msg m;
+  if (lc__store_get(n->store, msg_id, &m) != 1)
+    return;
+  node_event *e = node_event_new(EV_CHANGED);
+  if (!e) {
+    lc__store_msg_clear(&m);
+    return;
+  }
+  e->msg.id = m.id;
+  memcpy(e->msg.msg_id, m.msg_id, LC_MSGID_BYTES);
+  memcpy(e->msg.peer, m.peer, LC_KEY_BYTES);
+  e->msg.outgoing = m.outgoing;
+  e->msg.sent_ms = m.sent_ms;
+  e->msg.received_ms = m.received_ms;
+  e->msg.state = (lc_msg_state)m.state;
+  e->msg.edited_ms = m.edited_ms;
+  e->msg.retracted = m.retracted;
+  e->msg.text = e->text = m.text; /* the event owns it now */
+  e->msg.text_len = m.text_len;
+  node_enqueue(n, e);
+}
+
+/* Hands the peer's pending edits and retractions to the transport, after
+ * its messages (so an edit never overtakes the message it changes). */
+static void node_flush_actions(lc_node *n, const uint8_t *peer, uint64_t now) {
+  lc__store_action *a;
+  size_t count;
+  if (lc__store_actions(n->store, peer, &a, &count) < 0)
+    return;
+  static lc__chat c;
+  for (size_t i = 0; i < count; i++) {
+    if (node_inflight_find(n, a[i].action_id) >= 0)
+      continue;
+    memset(&c, 0, sizeof c);
+    c.kind = a[i].kind;
+    c.sent_ms = a[i].sent_ms;
+    memcpy(c.target, a[i].target, LC_MSGID_BYTES);
+    c.text = a[i].text;
+    c.text_len = a[i].text_len;
+    size_t cap = a[i].text_len + 64;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+      break;
+    int rc = lc__chat_encode(&c, buf, cap);
+    if (rc >= 0)
+      rc = lc__tp_send_msg(n->tp, peer, a[i].action_id, buf, (size_t)rc, now);
+    free(buf);
+    if (rc < 0) {
+      node_retry_later(n, peer, now + NODE_RETRY_US);
+      break;
+    }
+    node_inflight_add(n, peer, a[i].action_id);
+  }
+  lc__store_actions_free(a, count);
+}
+
+static void node_recv_change(lc_node *n, const uint8_t *peer,
+                             const lc__chat *c) {
+  int rc = lc__store_apply_change(n->store, peer, c->kind, c->target,
+                                  c->sent_ms, c->text, c->text_len);
+  if (rc == 1)
+    node_changed(n, c->target);
+  else if (rc < 0)
+    node_log(n, 0, "cannot store a change: %s", lc_strerror(rc));
 }
 
 static void node_recv_text(lc_node *n, const uint8_t *peer,
@@ -397,8 +487,12 @@ static void node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
   }
   if (c.kind == LC_CHAT_TEXT)
     node_recv_text(n, peer, msg_id, &c);
-  else
+  else if (c.kind == LC_CHAT_READ)
     node_recv_read(n, peer, &c);
+  else if (c.kind == LC_CHAT_EDIT || c.kind == LC_CHAT_RETRACT)
+    node_recv_change(n, peer, &c);
+  else
+    n->st.bad_datagrams++; /* typing belongs in unreliable frames */
 }
 
 static void node_tp_unreliable(void *user, const uint8_t peer[LC_PK_BYTES],
@@ -423,6 +517,8 @@ static void node_tp_acked(void *user, const uint8_t peer[LC_PK_BYTES],
   node_inflight_del(n, msg_id);
   if (lc__store_set_state(n->store, msg_id, LC_MSG_DELIVERED) == 1)
     node_delivery(n, peer, msg_id, LC_MSG_DELIVERED, 0);
+  else
+    lc__store_action_done(n->store, msg_id); /* an edit or retraction */
 }
 
 /* The session ended before the peer confirmed: the message stays in the
@@ -1410,6 +1506,41 @@ int lc_mark_read(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
     node_send_receipts(n, peer, ids, k);
   free(ids);
   return (int)k;
+}
+
+static int node_change_own(lc_node *n, int kind, const uint8_t *msg_id,
+                           const char *text, size_t len) {
+  if (!n || !msg_id || (!text && len))
+    return LC_EINVAL;
+  if (n->state != NODE_NEW && n->state != NODE_RUNNING)
+    return LC_ESTATE;
+  if (len > NODE_MAX_TEXT)
+    return LC_ETOOBIG;
+  if (!lc__utf8_valid(text ? text : "", len))
+    return LC_EINVAL;
+  uint8_t action_id[LC_MSGID_BYTES], peer[LC_KEY_BYTES];
+  lc__crypto_random(action_id, sizeof action_id);
+  int rc = lc__store_change_own(n->store, kind, msg_id, action_id,
+                                node_wall_ms(n), text, len, peer);
+  if (rc < 0)
+    return rc;
+  if (rc == 0)
+    return LC_EINVAL; /* unknown, not ours, or retracted */
+  node_changed(n, msg_id);
+  if (n->state == NODE_RUNNING) {
+    node_flush_peer(n, peer);
+    lc__net_uv_kick(n->net);
+  }
+  return 0;
+}
+
+int lc_edit_message(lc_node *n, const uint8_t msg_id[LC_MSGID_BYTES],
+                    const char *text, size_t len) {
+  return node_change_own(n, LC_CHAT_EDIT, msg_id, text, len);
+}
+
+int lc_retract_message(lc_node *n, const uint8_t msg_id[LC_MSGID_BYTES]) {
+  return node_change_own(n, LC_CHAT_RETRACT, msg_id, NULL, 0);
 }
 
 int lc_delete_message(lc_node *n, int64_t id) {

@@ -43,6 +43,16 @@ static const char *const store_migrations[] = {
     "  msg INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,"
     "  peer BLOB NOT NULL);"
     "CREATE INDEX outbox_by_peer ON outbox(peer, msg);"
+    /* edits and retractions of our messages, until the peer has them */
+    "CREATE TABLE actions ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  peer BLOB NOT NULL,"
+    "  action_id BLOB NOT NULL UNIQUE,"
+    "  kind INTEGER NOT NULL,"
+    "  target BLOB NOT NULL,"
+    "  sent_ms INTEGER NOT NULL,"
+    "  body TEXT NOT NULL);"
+    "CREATE INDEX actions_by_peer ON actions(peer, id);"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT INTO meta VALUES ('fts_indexed', 0);"
     "CREATE VIRTUAL TABLE messages_fts USING fts5("
@@ -110,6 +120,12 @@ enum {
   Q_SEARCH_CONV,
   Q_DEL_MSG,
   Q_DEL_CONV,
+  Q_MSG_ROW,
+  Q_EDIT,
+  Q_RETRACT,
+  Q_ACTION_ADD,
+  Q_ACTION_DEL,
+  Q_ACTIONS,
   Q_FTS_INDEX,
   Q_FTS_MARK,
   Q_BEGIN,
@@ -162,6 +178,17 @@ static const char *const store_sql[Q_COUNT] = {
                       " AND m.retracted = 0 ORDER BY f.rowid DESC LIMIT ?2",
     [Q_DEL_MSG] = "DELETE FROM messages WHERE id = ?1",
     [Q_DEL_CONV] = "DELETE FROM conversations WHERE peer = ?1",
+    [Q_MSG_ROW] = "SELECT m.id, m.outgoing, m.retracted, m.edited_ms, c.peer"
+                  " FROM messages m JOIN conversations c ON c.id = m.conv"
+                  " WHERE m.msg_id = ?1",
+    [Q_EDIT] = "UPDATE messages SET body = ?2, edited_ms = ?3 WHERE id = ?1",
+    [Q_RETRACT] = "UPDATE messages SET body = '', retracted = 1,"
+                  " edited_ms = ?2 WHERE id = ?1",
+    [Q_ACTION_ADD] = "INSERT INTO actions(peer, action_id, kind, target,"
+                     " sent_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_ACTION_DEL] = "DELETE FROM actions WHERE action_id = ?1",
+    [Q_ACTIONS] = "SELECT action_id, kind, target, sent_ms, body FROM actions"
+                  " WHERE peer = ?1 ORDER BY id",
     [Q_FTS_INDEX] = "INSERT INTO messages_fts(rowid, body) SELECT id, body"
                     " FROM messages WHERE id >"
                     " (SELECT value FROM meta WHERE key = 'fts_indexed')",
@@ -640,6 +667,182 @@ int lc__store_commit(lc__store *s) {
   return store_commit_now(s);
 }
 
+/* ---- edits and retractions ------------------------------------------------
+ */
+
+typedef struct {
+  int64_t id;
+  int outgoing, retracted;
+  uint64_t edited_ms;
+  uint8_t peer[LC_KEY_BYTES];
+} store_row;
+
+/* 1 and *r if the message exists, 0 if not, LC_ESTORE. */
+static int store_row_get(lc__store *s, const uint8_t *msg_id, store_row *r) {
+  sqlite3_stmt *st = store_q(s, Q_MSG_ROW);
+  sqlite3_bind_blob(st, 1, msg_id, LC_MSGID_BYTES, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    r->id = sqlite3_column_int64(st, 0);
+    r->outgoing = sqlite3_column_int(st, 1);
+    r->retracted = sqlite3_column_int(st, 2);
+    r->edited_ms = (uint64_t)sqlite3_column_int64(st, 3);
+    memset(r->peer, 0, LC_KEY_BYTES);
+    const void *b = sqlite3_column_blob(st, 4);
+    if (b && sqlite3_column_bytes(st, 4) == LC_KEY_BYTES)
+      memcpy(r->peer, b, LC_KEY_BYTES);
+  }
+  sqlite3_reset(st);
+  if (rc == SQLITE_ROW)
+    return 1;
+  return rc == SQLITE_DONE ? 0 : LC_ESTORE;
+}
+
+static int store_change(lc__store *s, const store_row *r, int kind, uint64_t ms,
+                        const char *text, size_t len) {
+  sqlite3_stmt *st = store_q(s, kind == LC_CHAT_EDIT ? Q_EDIT : Q_RETRACT);
+  sqlite3_bind_int64(st, 1, r->id);
+  if (kind == LC_CHAT_EDIT) {
+    sqlite3_bind_text(st, 2, text ? text : "", (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)ms);
+  } else {
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)ms);
+  }
+  return store_done(st);
+}
+
+int lc__store_change_own(lc__store *s, int kind,
+                         const uint8_t target[LC_MSGID_BYTES],
+                         const uint8_t action_id[LC_MSGID_BYTES],
+                         uint64_t now_ms, const char *text, size_t len,
+                         uint8_t peer[LC_KEY_BYTES]) {
+  if ((kind != LC_CHAT_EDIT && kind != LC_CHAT_RETRACT) || len > INT32_MAX)
+    return LC_EINVAL;
+  int rc = store_tx_begin(s);
+  if (rc < 0)
+    return rc;
+  store_row r;
+  int found = store_row_get(s, target, &r);
+  int changed = 0;
+  if (found < 0) {
+    rc = found;
+  } else if (found && r.outgoing && !r.retracted) {
+    /* never earlier than the last change: clocks may step back */
+    uint64_t ms = now_ms > r.edited_ms ? now_ms : r.edited_ms + 1;
+    rc = store_change(s, &r, kind, ms, text, len);
+    if (rc == 0) {
+      sqlite3_stmt *st = store_q(s, Q_ACTION_ADD);
+      sqlite3_bind_blob(st, 1, r.peer, LC_KEY_BYTES, SQLITE_STATIC);
+      sqlite3_bind_blob(st, 2, action_id, LC_MSGID_BYTES, SQLITE_STATIC);
+      sqlite3_bind_int(st, 3, kind);
+      sqlite3_bind_blob(st, 4, target, LC_MSGID_BYTES, SQLITE_STATIC);
+      sqlite3_bind_int64(st, 5, (sqlite3_int64)ms);
+      sqlite3_bind_text(st, 6, kind == LC_CHAT_EDIT && text ? text : "",
+                        kind == LC_CHAT_EDIT ? (int)len : 0, SQLITE_STATIC);
+      rc = store_done(st);
+    }
+    changed = rc == 0;
+    if (changed)
+      memcpy(peer, r.peer, LC_KEY_BYTES);
+  }
+  rc = store_tx_end(s, rc);
+  return rc < 0 ? rc : changed;
+}
+
+int lc__store_apply_change(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                           int kind, const uint8_t target[LC_MSGID_BYTES],
+                           uint64_t sent_ms, const char *text, size_t len) {
+  if ((kind != LC_CHAT_EDIT && kind != LC_CHAT_RETRACT) || len > INT32_MAX)
+    return LC_EINVAL;
+  int rc = store_tx_begin(s);
+  if (rc < 0)
+    return rc;
+  store_row r;
+  int found = store_row_get(s, target, &r);
+  int changed = 0;
+  if (found < 0)
+    rc = found;
+  /* only the author changes a message, only forward in its time, and a
+   * retracted message stays retracted */
+  else if (found && !r.outgoing && !r.retracted &&
+           memcmp(r.peer, peer, LC_KEY_BYTES) == 0 && sent_ms > r.edited_ms) {
+    rc = store_change(s, &r, kind, sent_ms, text, len);
+    changed = rc == 0;
+  }
+  rc = store_tx_end(s, rc);
+  return rc < 0 ? rc : changed;
+}
+
+int lc__store_actions(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                      lc__store_action **out, size_t *count) {
+  *out = NULL;
+  *count = 0;
+  sqlite3_stmt *st = store_q(s, Q_ACTIONS);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  size_t n = 0, cap = 0;
+  lc__store_action *v = NULL;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      cap = cap ? 2 * cap : 8;
+      lc__store_action *nv = realloc(v, cap * sizeof *v);
+      if (!nv) {
+        lc__store_actions_free(v, n);
+        sqlite3_reset(st);
+        return LC_ENOMEM;
+      }
+      v = nv;
+    }
+    lc__store_action *a = &v[n];
+    memset(a, 0, sizeof *a);
+    memcpy(a->peer, peer, LC_KEY_BYTES);
+    const void *b = sqlite3_column_blob(st, 0);
+    if (b && sqlite3_column_bytes(st, 0) == LC_MSGID_BYTES)
+      memcpy(a->action_id, b, LC_MSGID_BYTES);
+    a->kind = sqlite3_column_int(st, 1);
+    b = sqlite3_column_blob(st, 2);
+    if (b && sqlite3_column_bytes(st, 2) == LC_MSGID_BYTES)
+      memcpy(a->target, b, LC_MSGID_BYTES);
+    a->sent_ms = (uint64_t)sqlite3_column_int64(st, 3);
+    size_t len = (size_t)sqlite3_column_bytes(st, 4);
+    const unsigned char *t = sqlite3_column_text(st, 4);
+    a->text = malloc(len + 1);
+    if (!a->text) {
+      lc__store_actions_free(v, n);
+      sqlite3_reset(st);
+      return LC_ENOMEM;
+    }
+    if (len)
+      memcpy(a->text, t, len);
+    a->text[len] = 0;
+    a->text_len = len;
+    n++;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) {
+    lc__store_actions_free(v, n);
+    return LC_ESTORE;
+  }
+  *out = v;
+  *count = n;
+  return 0;
+}
+
+void lc__store_actions_free(lc__store_action *a, size_t count) {
+  for (size_t i = 0; a && i < count; i++)
+    free(a[i].text);
+  free(a);
+}
+
+int lc__store_action_done(lc__store *s,
+                          const uint8_t action_id[LC_MSGID_BYTES]) {
+  sqlite3_stmt *st = store_q(s, Q_ACTION_DEL);
+  sqlite3_bind_blob(st, 1, action_id, LC_MSGID_BYTES, SQLITE_STATIC);
+  if (store_done(st) < 0)
+    return LC_ESTORE;
+  return sqlite3_changes(s->db) > 0;
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 int lc__store_outbox(lc__store *s, const uint8_t *peer, lc__stored_msg **out,
@@ -771,6 +974,28 @@ int lc__store_search(lc__store *s, const uint8_t *peer, const char *query,
   if (rc == LC_ESTORE && sqlite3_errcode(s->db) == SQLITE_ERROR)
     return LC_EINVAL;
   return rc;
+}
+
+int lc__store_check(lc__store *s) {
+  /* this SQL is fixed text: nothing from outside goes into it */
+  sqlite3_stmt *st;
+  int ok = 0;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) !=
+      SQLITE_OK)
+    return LC_ESTORE;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    const unsigned char *t = sqlite3_column_text(st, 0);
+    ok = t && strcmp((const char *)t, "ok") == 0;
+  }
+  sqlite3_finalize(st);
+  if (!ok)
+    return LC_ESTORE;
+  if (sqlite3_exec(s->db,
+                   "INSERT INTO messages_fts(messages_fts, rank)"
+                   " VALUES ('integrity-check', 1)",
+                   NULL, NULL, NULL) != SQLITE_OK)
+    return LC_ESTORE;
+  return 0;
 }
 
 void lc__store_msg_clear(lc__stored_msg *m) {

@@ -123,6 +123,49 @@ int lc__store_delete_message(lc__store *s, int64_t id);
 int lc__store_delete_conversation(lc__store *s,
                                   const uint8_t peer[LC_KEY_BYTES]);
 
+/* ---- edits and retractions ----
+ * An edit replaces a message's text (edited_ms records when); a
+ * retraction empties it and marks it retracted, for good. */
+
+/* Changes one of our own messages (kind LC_CHAT_EDIT with text, or
+ * LC_CHAT_RETRACT) and records the action, under its own transport id,
+ * for the peer (*peer).  Returns 1, 0 if the message is unknown, not ours
+ * or retracted already, or LC_ESTORE. */
+int lc__store_change_own(lc__store *s, int kind,
+                         const uint8_t target[LC_MSGID_BYTES],
+                         const uint8_t action_id[LC_MSGID_BYTES],
+                         uint64_t now_ms, const char *text, size_t len,
+                         uint8_t peer[LC_KEY_BYTES]);
+
+/* Applies a peer's change to a message it sent us.  Returns 1 if the
+ * message changed, 0 if not (unknown, not from that peer, retracted, or
+ * an older change than the last one applied), or LC_ESTORE. */
+int lc__store_apply_change(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                           int kind, const uint8_t target[LC_MSGID_BYTES],
+                           uint64_t sent_ms, const char *text, size_t len);
+
+typedef struct {
+  uint8_t peer[LC_KEY_BYTES];
+  uint8_t action_id[LC_MSGID_BYTES];
+  int kind;
+  uint8_t target[LC_MSGID_BYTES];
+  uint64_t sent_ms;
+  char *text; /* EDIT: the new text */
+  size_t text_len;
+} lc__store_action;
+
+/* The changes waiting for peer, oldest first. */
+int lc__store_actions(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                      lc__store_action **out, size_t *count);
+void lc__store_actions_free(lc__store_action *a, size_t count);
+/* The peer has it: forget it.  Returns 1, 0 (unknown), LC_ESTORE. */
+int lc__store_action_done(lc__store *s,
+                          const uint8_t action_id[LC_MSGID_BYTES]);
+
+/* Checks the whole file and the full-text index against the messages.
+ * 0 if sound, LC_ESTORE if not. */
+int lc__store_check(lc__store *s);
+
 void lc__store_msg_clear(lc__stored_msg *m);
 void lc__store_msgs_free(lc__stored_msg *m, size_t count);
 

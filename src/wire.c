@@ -1132,16 +1132,23 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
   } else if (c->kind == LC_CHAT_TYPING) {
     if (c->typing < 0 || c->typing > 2)
       return LC_EINVAL;
-  } else {
+  } else if (c->kind == LC_CHAT_EDIT) {
+    if ((c->text_len && !c->text) || !lc__utf8_valid(c->text, c->text_len))
+      return LC_EINVAL;
+  } else if (c->kind != LC_CHAT_RETRACT) {
     return LC_EINVAL;
   }
   wire_out o = {out, cap, 0, 0};
   msgpack_packer pk;
   msgpack_packer_init(&pk, &o, wire_out_write);
-  msgpack_pack_array(&pk, 3);
+  msgpack_pack_array(&pk, c->kind == LC_CHAT_EDIT ? 4 : 3);
   msgpack_pack_uint64(&pk, (uint64_t)c->kind);
   msgpack_pack_uint64(&pk, c->sent_ms);
-  if (c->kind == LC_CHAT_TEXT) {
+  if (c->kind == LC_CHAT_EDIT || c->kind == LC_CHAT_RETRACT) {
+    wire_pack_bin(&pk, c->target, LC_MSG_ID_BYTES);
+    if (c->kind == LC_CHAT_EDIT)
+      wire_pack_str(&pk, c->text, c->text_len);
+  } else if (c->kind == LC_CHAT_TEXT) {
     wire_pack_str(&pk, c->text, c->text_len);
   } else if (c->kind == LC_CHAT_TYPING) {
     msgpack_pack_uint64(&pk, (uint64_t)c->typing);
@@ -1166,13 +1173,19 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
   c->nids = 0;
   c->typing = 0;
   WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
-  if (n != 3)
+  if (n < 3)
     return LC_EPROTO;
   WIRE_TRY(wire_read_uint(&in, 255, &kind));
-  if (kind != LC_CHAT_TEXT && kind != LC_CHAT_READ && kind != LC_CHAT_TYPING)
+  if (kind < LC_CHAT_TEXT || kind > LC_CHAT_RETRACT)
     return LC_ETYPE;
+  if (n != (kind == LC_CHAT_EDIT ? 4u : 3u))
+    return LC_EPROTO;
   WIRE_TRY(wire_read_u64(&in, &c->sent_ms));
-  if (kind == LC_CHAT_TEXT) {
+  if (kind == LC_CHAT_EDIT || kind == LC_CHAT_RETRACT) {
+    WIRE_TRY(wire_read_fixed(&in, c->target, LC_MSG_ID_BYTES));
+    if (kind == LC_CHAT_EDIT)
+      WIRE_TRY(wire_read_str(&in, SIZE_MAX, &c->text, &c->text_len));
+  } else if (kind == LC_CHAT_TEXT) {
     WIRE_TRY(wire_read_str(&in, SIZE_MAX, &c->text, &c->text_len));
   } else if (kind == LC_CHAT_TYPING) {
     uint64_t t;

@@ -291,18 +291,27 @@ int lc__disc_decode(lc__disc_datagram *dg, const uint8_t *buf, size_t len,
  *   READ (2): [2, sent_ms, [msg_id bin16, ...]]  (1..LC_CHAT_IDS_MAX ids):
  *             the sender of this envelope read these messages of ours.
  *   TYPING (3): [3, sent_ms, state uint 0..2]  idle, composing, paused;
- *             sent unreliably, never stored. */
-enum { LC_CHAT_TEXT = 1, LC_CHAT_READ = 2, LC_CHAT_TYPING = 3 };
+ *             sent unreliably, never stored.
+ *   EDIT (4): [4, sent_ms, target msg_id bin16, text str]
+ *   RETRACT (5): [5, sent_ms, target msg_id bin16] */
+enum {
+  LC_CHAT_TEXT = 1,
+  LC_CHAT_READ = 2,
+  LC_CHAT_TYPING = 3,
+  LC_CHAT_EDIT = 4,
+  LC_CHAT_RETRACT = 5
+};
 #define LC_CHAT_IDS_MAX 64
 
 typedef struct {
   int kind;
   uint64_t sent_ms;
-  const char *text; /* TEXT: valid UTF-8, not NUL-terminated; decode: into
-                       buf */
+  const char *text; /* TEXT, EDIT: valid UTF-8, not NUL-terminated; decode:
+                       into buf */
   size_t text_len;
-  int typing;  /* TYPING: 0..2 */
-  size_t nids; /* READ */
+  int typing;                      /* TYPING: 0..2 */
+  uint8_t target[LC_MSG_ID_BYTES]; /* EDIT, RETRACT */
+  size_t nids;                     /* READ */
   uint8_t ids[LC_CHAT_IDS_MAX][LC_MSG_ID_BYTES];
 } lc__chat;
 

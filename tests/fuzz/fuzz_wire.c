@@ -151,7 +151,9 @@ static void fuzz_chat(const uint8_t *data, size_t size) {
   int n = lc__chat_encode(&c, e, sizeof e);
   if (n < 0 || lc__chat_decode(&again, e, (size_t)n) != 0 ||
       again.kind != c.kind || again.sent_ms != c.sent_ms ||
-      again.typing != c.typing || again.text_len != c.text_len ||
+      again.typing != c.typing ||
+      memcmp(again.target, c.target, sizeof c.target) != 0 ||
+      again.text_len != c.text_len ||
       (c.text_len && memcmp(again.text, c.text, c.text_len) != 0) ||
       again.nids != c.nids ||
       memcmp(again.ids, c.ids, c.nids * sizeof c.ids[0]) != 0)

@@ -35,6 +35,8 @@ typedef struct tn_node {
   int appeared, changed, left_goodbye, left_expired, stopped;
   int delivered, failed, sent, read;
   int typing_seen, typing_state;
+  int changes; /* on_changed calls */
+  char last_change[64];
   int stopping;
   int nmsgs;
   char msgs[MAXMSG][64];
@@ -121,6 +123,13 @@ static void tn_on_typing(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
   t->typing_state = (int)state;
 }
 
+static void tn_on_changed(lc_node *node, const lc_msg_info *m, void *user) {
+  tn_node *t = tn_self(user, node);
+  t->changes++;
+  snprintf(t->last_change, sizeof t->last_change, "%s%s",
+           m->retracted ? "retracted:" : "", m->text);
+}
+
 static void tn_on_stop(lc_node *node, void *user) {
   tn_self(user, node)->stopped = 1;
 }
@@ -180,6 +189,7 @@ static void tn_make(tn_net *net, int slot, const char *nick,
   o.on_message = tn_on_message;
   o.on_delivery = tn_on_delivery;
   o.on_typing = tn_on_typing;
+  o.on_changed = tn_on_changed;
   o.user_data = net;
   assert_int_equal(lc_node_new(&t->node, &net->loop, &o), 0);
   lc_node_key(t->node, t->key);
@@ -567,6 +577,10 @@ static int tn_alice_has_two(tn_net *net) {
   return net->n[0].nmsgs == 2 && net->n[1].delivered == 2;
 }
 
+static int tn_alice_two_changes(tn_net *net) {
+  return net->n[0].changes == 2;
+}
+
 static void test_offline_restart_receipts(void **state) {
   (void)state;
   tn_net net;
@@ -656,6 +670,31 @@ static void test_offline_restart_receipts(void **state) {
   assert_int_equal(lc_history_search(net.n[0].node, NULL, "\"", 10, &m, &n),
                    LC_EINVAL);
   assert_int_equal(lc_unread_total(net.n[0].node), 2);
+
+  /* bob edits one and retracts the other while alice is away: her copies
+   * change when she is back */
+  assert_int_equal(lc_history_page(net.n[1].node, net.n[0].key, 0, 2, &m, &n),
+                   0);
+  uint8_t there[LC_MSGID_BYTES], areyou[LC_MSGID_BYTES];
+  memcpy(there, m[0].msg_id, LC_MSGID_BYTES);
+  memcpy(areyou, m[1].msg_id, LC_MSGID_BYTES);
+  lc_msgs_free(m, n);
+  tn_stop_free(&net, 0);
+  assert_int_equal(lc_edit_message(net.n[1].node, there, "still there?", 12),
+                   0);
+  assert_int_equal(lc_retract_message(net.n[1].node, areyou), 0);
+  assert_int_equal(lc_edit_message(net.n[1].node, areyou, "x", 1), LC_EINVAL);
+  assert_int_equal(lc_edit_message(net.n[1].node, ids[0], "x", 1),
+                   LC_EINVAL); /* alice's message, not bob's */
+  tn_make(&net, 0, "alice", &again);
+  tn_run_until(&net, tn_alice_two_changes, "alice sees the edit and retract");
+  assert_int_equal(lc_history_page(net.n[0].node, net.n[1].key, 0, 2, &m, &n),
+                   0);
+  assert_string_equal(m[0].text, "still there?");
+  assert_true(m[0].edited_ms > 0);
+  assert_string_equal(m[1].text, "");
+  assert_int_equal(m[1].retracted, 1);
+  lc_msgs_free(m, n);
   tn_done(&net);
 }
 

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "wire.h"
 
 typedef struct {
   char dir[64];
@@ -36,6 +37,8 @@ static int ts_setup(void **state) {
 
 static int ts_teardown(void **state) {
   ts_fixture *f = *state;
+  /* whatever a test did, the file and its full-text index are sound */
+  assert_int_equal(lc__store_check(f->s), 0);
   lc__store_close(f->s);
   char p[128];
   const char *suffix[] = {"", "-wal", "-shm"};
@@ -317,6 +320,110 @@ static void test_search_and_delete(void **state) {
   assert_int_equal(lc__store_get(f->s, id, &one), 0);
 }
 
+static void test_edit_retract(void **state) {
+  ts_fixture *f = *state;
+  uint8_t bob[LC_KEY_BYTES], carol[LC_KEY_BYTES];
+  uint8_t mine[LC_MSGID_BYTES], theirs[LC_MSGID_BYTES], act[LC_MSGID_BYTES];
+  uint8_t peer[LC_KEY_BYTES];
+  ts_key(bob, 2);
+  ts_key(carol, 3);
+  ts_id(mine, 1);
+  ts_id(theirs, 2);
+  assert_int_equal(
+      lc__store_add_outgoing(f->s, bob, mine, 100, 100, "helo wrld", 9, NULL),
+      0);
+  assert_int_equal(
+      lc__store_add_incoming(f->s, bob, theirs, 100, 101, "original", 8, NULL),
+      1);
+  /* our own message: edited, the action recorded for bob */
+  ts_id(act, 10);
+  assert_int_equal(lc__store_change_own(f->s, LC_CHAT_EDIT, mine, act, 200,
+                                        "hello world", 11, peer),
+                   1);
+  assert_memory_equal(peer, bob, LC_KEY_BYTES);
+  lc__stored_msg m;
+  assert_int_equal(lc__store_get(f->s, mine, &m), 1);
+  assert_string_equal(m.text, "hello world");
+  assert_true(m.edited_ms == 200);
+  lc__store_msg_clear(&m);
+  /* the index follows the edit */
+  lc__stored_msg *v;
+  size_t n;
+  assert_int_equal(lc__store_search(f->s, NULL, "wrld", 10, &v, &n), 0);
+  assert_int_equal(n, 0);
+  lc__store_msgs_free(v, n);
+  assert_int_equal(lc__store_search(f->s, NULL, "world", 10, &v, &n), 0);
+  assert_int_equal(n, 1);
+  lc__store_msgs_free(v, n);
+  /* not ours: refused */
+  ts_id(act, 11);
+  assert_int_equal(lc__store_change_own(f->s, LC_CHAT_EDIT, theirs, act, 200,
+                                        "forged", 6, peer),
+                   0);
+  /* retract: empty, marked, and no edit after it */
+  ts_id(act, 12);
+  assert_int_equal(lc__store_change_own(f->s, LC_CHAT_RETRACT, mine, act, 150,
+                                        NULL, 0, peer),
+                   1);
+  assert_int_equal(lc__store_get(f->s, mine, &m), 1);
+  assert_string_equal(m.text, "");
+  assert_int_equal(m.retracted, 1);
+  assert_true(m.edited_ms == 201); /* never before the last change */
+  lc__store_msg_clear(&m);
+  ts_id(act, 13);
+  assert_int_equal(lc__store_change_own(f->s, LC_CHAT_EDIT, mine, act, 300,
+                                        "again", 5, peer),
+                   0);
+  lc__store_action *a;
+  assert_int_equal(lc__store_actions(f->s, bob, &a, &n), 0);
+  assert_int_equal(n, 2);
+  assert_int_equal(a[0].kind, LC_CHAT_EDIT);
+  assert_string_equal(a[0].text, "hello world");
+  assert_memory_equal(a[0].target, mine, LC_MSGID_BYTES);
+  assert_int_equal(a[1].kind, LC_CHAT_RETRACT);
+  ts_id(act, 10);
+  assert_memory_equal(a[0].action_id, act, LC_MSGID_BYTES);
+  lc__store_actions_free(a, n);
+  assert_int_equal(lc__store_action_done(f->s, act), 1);
+  assert_int_equal(lc__store_action_done(f->s, act), 0);
+  assert_int_equal(lc__store_actions(f->s, bob, &a, &n), 0);
+  assert_int_equal(n, 1);
+  lc__store_actions_free(a, n);
+
+  /* the peer's changes: only from the author, only newer */
+  assert_int_equal(lc__store_apply_change(f->s, carol, LC_CHAT_EDIT, theirs,
+                                          500, "forged", 6),
+                   0);
+  assert_int_equal(
+      lc__store_apply_change(f->s, bob, LC_CHAT_EDIT, theirs, 500, "edited", 6),
+      1);
+  assert_int_equal(
+      lc__store_apply_change(f->s, bob, LC_CHAT_EDIT, theirs, 400, "older", 5),
+      0);
+  assert_int_equal(lc__store_apply_change(f->s, bob, LC_CHAT_EDIT, mine, 900,
+                                          "not yours", 9),
+                   0);
+  assert_int_equal(lc__store_get(f->s, theirs, &m), 1);
+  assert_string_equal(m.text, "edited");
+  lc__store_msg_clear(&m);
+  assert_int_equal(
+      lc__store_apply_change(f->s, bob, LC_CHAT_RETRACT, theirs, 600, NULL, 0),
+      1);
+  assert_int_equal(
+      lc__store_apply_change(f->s, bob, LC_CHAT_EDIT, theirs, 700, "back", 4),
+      0);
+  assert_int_equal(lc__store_search(f->s, NULL, "edited", 10, &v, &n), 0);
+  assert_int_equal(n, 0);
+  lc__store_msgs_free(v, n);
+  /* deleting an edited message keeps the index consistent */
+  assert_int_equal(lc__store_get(f->s, theirs, &m), 1);
+  assert_int_equal(lc__store_delete_message(f->s, m.id), 1);
+  lc__store_msg_clear(&m);
+  assert_int_equal(lc__store_search(f->s, NULL, "hello", 10, &v, &n), 0);
+  assert_int_equal(n, 0); /* retracted: not searchable */
+  lc__store_msgs_free(v, n);
+}
+
 /* ---- schema versions ----------------------------------------------------- */
 
 static void ts_make_db(const char *path, const char *sql) {
@@ -402,6 +509,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_paging, ts_setup, ts_teardown),
       cmocka_unit_test_setup_teardown(test_search_and_delete, ts_setup,
                                       ts_teardown),
+      cmocka_unit_test_setup_teardown(test_edit_retract, ts_setup, ts_teardown),
       cmocka_unit_test_setup_teardown(test_versions, ts_setup, ts_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

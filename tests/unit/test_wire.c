@@ -1423,15 +1423,47 @@ static void test_chat_read(void **state) {
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_ERANGE);
   n = hex("93 02 07 a1 41", buf, sizeof buf);
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_EFIELD);
-  n = hex("93 04 07 a1 41", buf, sizeof buf);
+  n = hex("93 06 07 a1 41", buf, sizeof buf);
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_ETYPE);
+  /* EDIT [4, 7, target, text] and RETRACT [5, 7, target] */
+  memset(&c, 0, sizeof c);
+  c.kind = LC_CHAT_EDIT;
+  c.sent_ms = 7;
+  memset(c.target, 0xab, LC_MSG_ID_BYTES);
+  c.text = "fixed typo";
+  c.text_len = 10;
+  int len = lc__chat_encode(&c, buf, sizeof buf);
+  assert_true(len > 0);
+  assert_int_equal(buf[0], 0x94);
+  assert_int_equal(lc__chat_decode(&g, buf, (size_t)len), 0);
+  assert_int_equal(g.kind, LC_CHAT_EDIT);
+  assert_memory_equal(g.target, c.target, LC_MSG_ID_BYTES);
+  assert_int_equal(g.text_len, 10);
+  assert_memory_equal(g.text, "fixed typo", 10);
+  c.kind = LC_CHAT_RETRACT;
+  len = lc__chat_encode(&c, buf, sizeof buf);
+  assert_int_equal(len, 3 + 2 + LC_MSG_ID_BYTES);
+  assert_int_equal(lc__chat_decode(&g, buf, (size_t)len), 0);
+  assert_int_equal(g.kind, LC_CHAT_RETRACT);
+  assert_memory_equal(g.target, c.target, LC_MSG_ID_BYTES);
+  c.kind = LC_CHAT_EDIT;
+  c.text = "\xc0\x80";
+  c.text_len = 2;
+  assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
+  n = hex("93 04 07 c4 10 00000000000000000000000000000000", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_EPROTO); /* no text */
+  n = hex("94 05 07 c4 10 00000000000000000000000000000000 a0", buf,
+          sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_EPROTO); /* extra */
+  n = hex("93 05 07 c4 0f 000000000000000000000000000000", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_ERANGE);
   /* TYPING: [3, 7, state] */
   for (int t = 0; t <= 2; t++) {
     memset(&c, 0, sizeof c);
     c.kind = LC_CHAT_TYPING;
     c.sent_ms = 7;
     c.typing = t;
-    int len = lc__chat_encode(&c, buf, sizeof buf);
+    len = lc__chat_encode(&c, buf, sizeof buf);
     assert_int_equal(len, 4);
     assert_int_equal(lc__chat_decode(&g, buf, (size_t)len), 0);
     assert_int_equal(g.kind, LC_CHAT_TYPING);
