@@ -421,6 +421,23 @@ LC_EXTERN int lc_edit_message(lc_node *node,
 LC_EXTERN int lc_retract_message(lc_node *node,
                                  const uint8_t msg_id[LC_MSGID_BYTES]);
 
+/* Export formats (lc_export_conversation). */
+typedef enum {
+  LC_EXPORT_JSONL = 1, /* one JSON object a line: id, msg_id, peer,
+                          direction, sent_ms, received_ms, state, edited_ms,
+                          retracted, text */
+  LC_EXPORT_TEXT = 2   /* "[2026-11-23 10:15:03] me: text", local time */
+} lc_export_format;
+
+/* Writes the conversation with peer, oldest first, to the file at path
+ * (written aside, then renamed into place: an existing file is replaced
+ * only by a complete export).  A blocking write: for a user's command, not
+ * for the middle of a busy loop.  Returns the number of messages written,
+ * or LC_EINVAL, LC_ESTORE, a negative errno. */
+LC_EXTERN int lc_export_conversation(lc_node *node,
+                                     const uint8_t peer[LC_KEY_BYTES],
+                                     lc_export_format format, const char *path);
+
 /* Deletes a message (by local id) or a whole conversation from the local
  * history only.  Returns 1 if something was deleted, 0 if not, or
  * LC_ESTORE. */

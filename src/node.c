@@ -12,8 +12,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "discovery.h"
+#include "export.h"
 #include "lanchat.h"
 #include "net_uv.h"
 #include "store.h"
@@ -1541,6 +1543,59 @@ int lc_edit_message(lc_node *n, const uint8_t msg_id[LC_MSGID_BYTES],
 
 int lc_retract_message(lc_node *n, const uint8_t msg_id[LC_MSGID_BYTES]) {
   return node_change_own(n, LC_CHAT_RETRACT, msg_id, NULL, 0);
+}
+
+int lc_export_conversation(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
+                           lc_export_format format, const char *path) {
+  if (!n || !peer || !path || !*path ||
+      (format != LC_EXPORT_JSONL && format != LC_EXPORT_TEXT))
+    return LC_EINVAL;
+  char tmp[4200];
+  if (snprintf(tmp, sizeof tmp, "%s.part", path) >= (int)sizeof tmp)
+    return LC_EINVAL;
+  FILE *f = fopen(tmp, "w");
+  if (!f)
+    return -errno;
+  /* the peer as the text names it: its nickname if present, else its key */
+  char who[LC_NICK_MAX + 1];
+  const lc__disc_peer *dp = n->disc ? lc__disc_peer_find(n->disc, peer) : 0;
+  if (dp) {
+    snprintf(who, sizeof who, "%s", dp->nick);
+  } else {
+    char hex[LC_KEY_HEX_LEN + 1];
+    lc_key_to_hex(hex, peer);
+    snprintf(who, sizeof who, "%.16s", hex);
+  }
+  int rc = 0, total = 0;
+  int64_t after = 0;
+  for (;;) {
+    lc__stored_msg *m;
+    size_t k;
+    rc = lc__store_page_after(n->store, peer, after, 500, &m, &k);
+    if (rc < 0 || k == 0) {
+      if (rc == 0)
+        lc__store_msgs_free(m, k);
+      break;
+    }
+    for (size_t i = 0; i < k && rc == 0; i++) {
+      rc = format == LC_EXPORT_JSONL ? lc__export_jsonl(f, &m[i])
+                                     : lc__export_text(f, &m[i], who);
+      total++;
+    }
+    after = m[k - 1].id;
+    lc__store_msgs_free(m, k);
+    if (rc < 0)
+      break;
+  }
+  if (fclose(f) != 0 && rc == 0)
+    rc = -errno;
+  if (rc == 0 && rename(tmp, path) != 0)
+    rc = -errno;
+  if (rc < 0) {
+    unlink(tmp);
+    return rc;
+  }
+  return total;
 }
 
 int lc_delete_message(lc_node *n, int64_t id) {

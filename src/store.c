@@ -111,6 +111,7 @@ enum {
   Q_OUTBOX_PEER,
   Q_PAGE,
   Q_PAGE_TIME,
+  Q_PAGE_AFTER,
   Q_GET,
   Q_CONVS,
   Q_UNREAD,
@@ -155,6 +156,9 @@ static const char *const store_sql[Q_COUNT] = {
                " WHERE c.peer = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3",
     [Q_PAGE_TIME] = "SELECT id FROM messages WHERE received_ms < ?1"
                     " ORDER BY received_ms DESC, id DESC LIMIT 1",
+    [Q_PAGE_AFTER] = "SELECT " MSG_COLS " FROM messages m"
+                     " JOIN conversations c ON c.id = m.conv"
+                     " WHERE c.peer = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3",
     [Q_GET] = "SELECT " MSG_COLS " FROM messages m"
               " JOIN conversations c ON c.id = m.conv WHERE m.msg_id = ?1",
     [Q_CONVS] = "SELECT c.peer, c.unread, " MSG_COLS " FROM conversations c"
@@ -863,6 +867,16 @@ int lc__store_page(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
   sqlite3_stmt *st = store_q(s, Q_PAGE);
   sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, before_id > 0 ? before_id : INT64_MAX);
+  sqlite3_bind_int64(st, 3, store_limit(n));
+  return store_collect(st, out, count);
+}
+
+int lc__store_page_after(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                         int64_t after_id, size_t n, lc__stored_msg **out,
+                         size_t *count) {
+  sqlite3_stmt *st = store_q(s, Q_PAGE_AFTER);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, after_id);
   sqlite3_bind_int64(st, 3, store_limit(n));
   return store_collect(st, out, count);
 }

@@ -84,6 +84,10 @@ int lc__store_outbox(lc__store *s, const uint8_t *peer, lc__stored_msg **out,
 int lc__store_page(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
                    int64_t before_id, size_t n, lc__stored_msg **out,
                    size_t *count);
+/* Up to n messages newer than after_id, oldest first (exports). */
+int lc__store_page_after(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                         int64_t after_id, size_t n, lc__stored_msg **out,
+                         size_t *count);
 /* The same, stored before a time: older than the last message (of any
  * conversation) stored before before_ms by our clock. */
 int lc__store_page_before_time(lc__store *s, const uint8_t peer[LC_KEY_BYTES],

@@ -3,6 +3,7 @@
  * port picked free for this run): discovery, chat both ways, presence,
  * nickname, goodbye, expiry, peer lists beyond the broadcast domain, bad
  * input.  Nothing leaves the machine. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -695,6 +696,56 @@ static void test_offline_restart_receipts(void **state) {
   assert_string_equal(m[1].text, "");
   assert_int_equal(m[1].retracted, 1);
   lc_msgs_free(m, n);
+
+  /* exports, oldest first */
+  char path[128], line[512];
+  snprintf(path, sizeof path, "%s/export.jsonl", net.n[0].dir);
+  assert_int_equal(lc_export_conversation(net.n[0].node, net.n[1].key,
+                                          LC_EXPORT_JSONL, path),
+                   5);
+  FILE *fp = fopen(path, "r");
+  assert_non_null(fp);
+  int lines = 0;
+  while (fgets(line, sizeof line, fp)) {
+    lines++;
+    assert_true(line[0] == '{' && strstr(line, "}\n"));
+    if (lines == 1)
+      assert_non_null(strstr(line, "\"direction\":\"out\""));
+    if (lines == 1)
+      assert_non_null(strstr(line, "\"text\":\"m1\""));
+    if (lines == 4)
+      assert_non_null(strstr(line, "\"retracted\":true,\"text\":\"\"}"));
+    if (lines == 5)
+      assert_non_null(strstr(line, "\"text\":\"still there?\""));
+  }
+  fclose(fp);
+  assert_int_equal(lines, 5);
+  unlink(path);
+  snprintf(path, sizeof path, "%s/export.txt", net.n[0].dir);
+  assert_int_equal(
+      lc_export_conversation(net.n[0].node, net.n[1].key, LC_EXPORT_TEXT, path),
+      5);
+  fp = fopen(path, "r");
+  assert_non_null(fp);
+  lines = 0;
+  while (fgets(line, sizeof line, fp)) {
+    lines++;
+    if (lines == 1)
+      assert_non_null(strstr(line, "] me: m1\n"));
+    if (lines == 4)
+      assert_non_null(strstr(line, "] bob: (retracted)\n"));
+    if (lines == 5)
+      assert_non_null(strstr(line, "] bob: still there? (edited)\n"));
+  }
+  fclose(fp);
+  assert_int_equal(lines, 5);
+  unlink(path);
+  assert_int_equal(lc_export_conversation(net.n[0].node, net.n[1].key, 9, path),
+                   LC_EINVAL);
+  assert_int_equal(lc_export_conversation(net.n[0].node, net.n[1].key,
+                                          LC_EXPORT_TEXT,
+                                          "/nonexistent/dir/x.txt"),
+                   -ENOENT);
   tn_done(&net);
 }
 

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "export.h"
 #include "store.h"
 #include "wire.h"
 
@@ -424,6 +425,37 @@ static void test_edit_retract(void **state) {
   lc__store_msgs_free(v, n);
 }
 
+static void test_export_escaping(void **state) {
+  (void)state;
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  assert_non_null(f);
+  const char s[] = "a\"b\\c\nd\te\x01"
+                   "f\x7f é €";
+  assert_int_equal(lc__export_json_string(f, s, sizeof s - 1), 0);
+  fclose(f);
+  assert_string_equal(buf, "\"a\\\"b\\\\c\\nd\\te\\u0001f\\u007f é €\"");
+  free(buf);
+  lc__stored_msg m;
+  memset(&m, 0, sizeof m);
+  m.id = 7;
+  m.outgoing = 0;
+  m.state = LC_MSG_READ;
+  m.sent_ms = 1000;
+  m.text = (char *)"two\nlines";
+  m.text_len = 9;
+  m.edited_ms = 5;
+  f = open_memstream(&buf, &len);
+  assert_int_equal(lc__export_jsonl(f, &m), 0);
+  assert_int_equal(lc__export_text(f, &m, "bob"), 0);
+  fclose(f);
+  assert_non_null(strstr(buf, "\"state\":\"read\""));
+  assert_non_null(strstr(buf, "\"text\":\"two\\nlines\"}\n"));
+  assert_non_null(strstr(buf, "] bob: two\n    lines (edited)\n"));
+  free(buf);
+}
+
 /* ---- schema versions ----------------------------------------------------- */
 
 static void ts_make_db(const char *path, const char *sql) {
@@ -511,6 +543,7 @@ int main(void) {
                                       ts_teardown),
       cmocka_unit_test_setup_teardown(test_edit_retract, ts_setup, ts_teardown),
       cmocka_unit_test_setup_teardown(test_versions, ts_setup, ts_teardown),
+      cmocka_unit_test(test_export_escaping),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
