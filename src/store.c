@@ -204,17 +204,26 @@ static const char *const store_sql[Q_COUNT] = {
     [Q_ROLLBACK] = "ROLLBACK",
 };
 
+#define STORE_CONV_CACHE 256
+
 struct lc__store {
   sqlite3 *db;
   sqlite3_stmt *q[Q_COUNT];
   int in_batch;  /* lc__store_begin was called */
   int unindexed; /* messages added in this transaction: index at commit */
-  /* the last conversation looked up: messages come in runs per peer */
-  uint8_t last_peer[LC_KEY_BYTES];
-  int64_t last_conv; /* 0: none */
+  /* conversation ids by peer, direct-mapped (keys are uniformly random
+   * bytes): a conversation is looked up for every message stored */
+  struct {
+    uint8_t peer[LC_KEY_BYTES];
+    int64_t conv; /* 0: empty */
+  } convs[STORE_CONV_CACHE];
 };
 
 /* ---- helpers ------------------------------------------------------------ */
+
+static void store_forget_convs(lc__store *s) {
+  memset(s->convs, 0, sizeof s->convs);
+}
 
 static sqlite3_stmt *store_q(lc__store *s, int which) {
   sqlite3_stmt *st = s->q[which];
@@ -246,7 +255,7 @@ static int store_commit_now(lc__store *s) {
   s->unindexed = 0;
   if (rc < 0) {
     store_exec(s, Q_ROLLBACK);
-    s->last_conv = 0; /* a conversation created meanwhile is gone */
+    store_forget_convs(s); /* one created meanwhile is gone */
   }
   return rc;
 }
@@ -262,7 +271,7 @@ static int store_tx_end(lc__store *s, int rc) {
   if (rc < 0) {
     store_exec(s, Q_ROLLBACK);
     s->unindexed = 0;
-    s->last_conv = 0; /* a conversation created meanwhile is gone */
+    store_forget_convs(s); /* one created meanwhile is gone */
     return rc;
   }
   return store_commit_now(s) < 0 ? LC_ESTORE : rc;
@@ -336,8 +345,10 @@ static int store_collect(sqlite3_stmt *st, lc__stored_msg **out,
 
 /* The conversation id for peer, created if create is set (0 if none). */
 static int64_t store_conv(lc__store *s, const uint8_t *peer, int create) {
-  if (s->last_conv && memcmp(s->last_peer, peer, LC_KEY_BYTES) == 0)
-    return s->last_conv;
+  size_t slot = (size_t)(peer[0] ^ peer[1] << 1 ^ peer[31]) % STORE_CONV_CACHE;
+  if (s->convs[slot].conv &&
+      memcmp(s->convs[slot].peer, peer, LC_KEY_BYTES) == 0)
+    return s->convs[slot].conv;
   int64_t id = 0;
   sqlite3_stmt *st = store_q(s, Q_CONV_GET);
   sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
@@ -355,8 +366,8 @@ static int64_t store_conv(lc__store *s, const uint8_t *peer, int create) {
     id = sqlite3_last_insert_rowid(s->db);
   }
   if (id) {
-    memcpy(s->last_peer, peer, LC_KEY_BYTES);
-    s->last_conv = id;
+    memcpy(s->convs[slot].peer, peer, LC_KEY_BYTES);
+    s->convs[slot].conv = id;
   }
   return id;
 }
@@ -645,7 +656,7 @@ int lc__store_delete_conversation(lc__store *s,
   if (conv < 0) {
     rc = LC_ESTORE;
   } else if (conv > 0) {
-    s->last_conv = 0; /* the cached id is about to go */
+    store_forget_convs(s); /* its cached id is about to go */
     sqlite3_stmt *st = store_q(s, Q_DEL_CONV);
     sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
     rc = store_done(st);
