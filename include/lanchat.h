@@ -438,6 +438,12 @@ LC_EXTERN int lc_export_conversation(lc_node *node,
                                      const uint8_t peer[LC_KEY_BYTES],
                                      lc_export_format format, const char *path);
 
+/* Marks one received message read (by msg_id), with a receipt as
+ * lc_mark_read.  Returns 1 if it was unread, 0 if read already, or
+ * LC_EINVAL (unknown, or a message we sent), LC_ESTORE. */
+LC_EXTERN int lc_mark_message_read(lc_node *node,
+                                   const uint8_t msg_id[LC_MSGID_BYTES]);
+
 /* Deletes a message (by local id) or a whole conversation from the local
  * history only.  Returns 1 if something was deleted, 0 if not, or
  * LC_ESTORE. */

@@ -1598,6 +1598,29 @@ int lc_export_conversation(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
   return total;
 }
 
+int lc_mark_message_read(lc_node *n, const uint8_t msg_id[LC_MSGID_BYTES]) {
+  if (!n || !msg_id)
+    return LC_EINVAL;
+  lc__stored_msg m;
+  int rc = lc__store_get(n->store, msg_id, &m);
+  if (rc <= 0)
+    return rc < 0 ? rc : LC_EINVAL;
+  int outgoing = m.outgoing;
+  uint8_t peer[LC_KEY_BYTES];
+  memcpy(peer, m.peer, LC_KEY_BYTES);
+  lc__store_msg_clear(&m);
+  if (outgoing)
+    return LC_EINVAL;
+  rc = lc__store_set_state(n->store, msg_id, LC_MSG_READ);
+  if (rc == 1 && !n->o.no_read_receipts && n->state == NODE_RUNNING &&
+      lc__disc_peer_find(n->disc, peer)) {
+    uint8_t ids[1][LC_MSGID_BYTES];
+    memcpy(ids[0], msg_id, LC_MSGID_BYTES);
+    node_send_receipts(n, peer, ids, 1);
+  }
+  return rc;
+}
+
 int lc_delete_message(lc_node *n, int64_t id) {
   return n ? lc__store_delete_message(n->store, id) : LC_EINVAL;
 }
