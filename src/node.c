@@ -115,6 +115,17 @@ static uint64_t node_wall_ms(lc_node *n) {
   return (node_now() + n->clock_offset_us) / 1000;
 }
 
+/* A new message id: our clock in milliseconds (6 bytes, big-endian), then
+ * 10 random bytes.  Unique all the same (80 random bits a millisecond),
+ * and ids made later sort later, so the history's id index grows at its
+ * end instead of everywhere at random. */
+static void node_new_msg_id(lc_node *n, uint8_t id[LC_MSGID_BYTES]) {
+  uint64_t ms = node_wall_ms(n);
+  for (int k = 0; k < 6; k++)
+    id[k] = (uint8_t)(ms >> (40 - 8 * k));
+  lc__crypto_random(id + 6, LC_MSGID_BYTES - 6);
+}
+
 static char *node_strdup(const char *s) {
   if (!s)
     return NULL;
@@ -1317,7 +1328,7 @@ int lc_send_text(lc_node *n, const uint8_t peer[LC_KEY_BYTES], const char *text,
       memcmp(peer, n->id.pk, LC_KEY_BYTES) == 0 || lc__pk_check(peer) < 0)
     return LC_EINVAL;
   uint8_t id[LC_MSGID_BYTES];
-  lc__crypto_random(id, sizeof id);
+  node_new_msg_id(n, id);
   uint64_t now_ms = node_wall_ms(n);
   int rc = lc__store_add_outgoing(n->store, peer, id, now_ms, now_ms,
                                   text ? text : "", len, NULL);
@@ -1482,7 +1493,7 @@ static void node_send_receipts(lc_node *n, const uint8_t *peer,
     memcpy(c.ids, ids + at, k * LC_MSGID_BYTES);
     int len = lc__chat_encode(&c, buf, sizeof buf);
     uint8_t rid[LC_MSGID_BYTES];
-    lc__crypto_random(rid, sizeof rid);
+    node_new_msg_id(n, rid);
     if (len < 0 ||
         lc__tp_send_msg(n->tp, peer, rid, buf, (size_t)len, now) < 0) {
       node_log(n, 1, "a read receipt could not be sent");
@@ -1521,7 +1532,7 @@ static int node_change_own(lc_node *n, int kind, const uint8_t *msg_id,
   if (!lc__utf8_valid(text ? text : "", len))
     return LC_EINVAL;
   uint8_t action_id[LC_MSGID_BYTES], peer[LC_KEY_BYTES];
-  lc__crypto_random(action_id, sizeof action_id);
+  node_new_msg_id(n, action_id);
   int rc = lc__store_change_own(n->store, kind, msg_id, action_id,
                                 node_wall_ms(n), text, len, peer);
   if (rc < 0)

@@ -52,6 +52,18 @@ static const char *pick_word(void) {
   return words[(int)(u * u * u * NWORDS) % NWORDS];
 }
 
+/* Message ids as the node makes them: the time first (big-endian
+ * milliseconds, here one message a millisecond), then random bytes. */
+static void bench_msg_id(uint8_t id[LC_MSGID_BYTES], long i) {
+  uint64_t ms = 1700000000000ull + (uint64_t)i;
+  for (int k = 0; k < 6; k++)
+    id[k] = (uint8_t)(ms >> (40 - 8 * k));
+  uint64_t r = (uint64_t)i * 0x9e3779b97f4a7c15ull;
+  memcpy(id + 6, &r, 8);
+  id[14] = (uint8_t)(i >> 3);
+  id[15] = 0x77;
+}
+
 static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;
@@ -102,8 +114,7 @@ int main(int argc, char **argv) {
       len += (size_t)snprintf(text + len, sizeof text - len, "%s%s",
                               w ? " " : "", pick_word());
     uint8_t id[LC_MSGID_BYTES];
-    memcpy(id, &i, sizeof i);
-    memset(id + sizeof i, 0x77, LC_MSGID_BYTES - sizeof i);
+    bench_msg_id(id, i);
     /* conversations come in runs, as in an import or a busy chat */
     static const uint8_t *peer;
     if (i % 20 == 0)
@@ -143,8 +154,7 @@ int main(int argc, char **argv) {
   for (int r = 0; r < ROUNDS; r++) {
     long i = (long)(rng() % (uint64_t)total);
     uint8_t id[LC_MSGID_BYTES];
-    memcpy(id, &i, sizeof i);
-    memset(id + sizeof i, 0x77, LC_MSGID_BYTES - sizeof i);
+    bench_msg_id(id, i);
     lc__stored_msg m;
     uint64_t a = now_ns();
     if (lc__store_get(s, id, &m) != 1)
