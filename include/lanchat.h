@@ -154,7 +154,8 @@ typedef enum {
   LC_MSG_DELIVERED = 3, /* the peer's node has it (for a message received:
                            stored, not read yet) */
   LC_MSG_READ = 4,      /* the reader marked it read */
-  LC_MSG_FAILED = 5     /* could not be delivered; err says why */
+  LC_MSG_FAILED = 5     /* could not be delivered (reserved: this version
+                           retries until delivered) */
 } lc_msg_state;
 
 /* A received chat message.  All pointers are borrowed for the callback.
@@ -187,8 +188,11 @@ typedef void lc_peer_cb(lc_node *node, lc_peer_event event,
  * (the last 4096 ids are remembered; history across restarts comes with
  * the store). */
 typedef void lc_message_cb(lc_node *node, const lc_message *msg, void *user);
-/* A message sent with lc_send_text changed state.  err is 0, or for
- * LC_MSG_FAILED the reason (LC_ECLOSED, LC_ETIMEDOUT, ...). */
+/* A message sent with lc_send_text changed state: SENT (handed to the
+ * network), DELIVERED (the peer's node stored it), READ (its reader marked
+ * it read).  A message is never given up: one the peer has not confirmed
+ * stays queued and goes again whenever the peer can be reached, so FAILED
+ * is not reported by this version.  err is 0. */
 typedef void lc_delivery_cb(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
                             const uint8_t msg_id[LC_MSGID_BYTES],
                             lc_msg_state state, int err, void *user);
