@@ -456,6 +456,62 @@ static void test_export_escaping(void **state) {
   free(buf);
 }
 
+/* In one batch: messages added, some read, one deleted, before the commit
+ * sums them into their conversations and the index: the counts agree. */
+static void test_batch_consistency(void **state) {
+  ts_fixture *f = *state;
+  uint8_t bob[LC_KEY_BYTES], carol[LC_KEY_BYTES], id[LC_MSGID_BYTES];
+  ts_key(bob, 2);
+  ts_key(carol, 3);
+  ts_id(id, 500);
+  assert_int_equal(
+      lc__store_add_incoming(f->s, bob, id, 1, 1, "before batch", 12, NULL), 1);
+  assert_int_equal(lc__store_begin(f->s), 0);
+  int64_t last_bob = 0, victim = 0;
+  for (int i = 0; i < 10; i++) {
+    ts_id(id, 600 + i);
+    int64_t rowid;
+    assert_int_equal(lc__store_add_incoming(f->s, i % 2 ? carol : bob, id, 2, 2,
+                                            "in batch", 8, &rowid),
+                     1);
+    if (i % 2 == 0)
+      last_bob = rowid;
+    if (i == 3)
+      victim = rowid;
+  }
+  /* read bob's up to the third of the batch, delete one of carol's */
+  uint8_t(*ids)[LC_MSGID_BYTES];
+  size_t n;
+  ts_id(id, 604);
+  lc__stored_msg m;
+  assert_int_equal(lc__store_get(f->s, id, &m), 1);
+  int64_t upto = m.id;
+  lc__store_msg_clear(&m);
+  assert_int_equal(lc__store_mark_read(f->s, bob, upto, &ids, &n), 4);
+  free(ids);
+  assert_int_equal(lc__store_delete_message(f->s, victim), 1);
+  assert_int_equal(lc__store_commit(f->s), 0);
+  /* bob: 1 + 5 received, 4 read -> 2 unread; carol: 5 - 1 deleted */
+  lc__conversation *c;
+  size_t nc;
+  assert_int_equal(lc__store_conversations(f->s, &c, &nc), 0);
+  assert_int_equal(nc, 2);
+  for (size_t i = 0; i < nc; i++) {
+    if (!memcmp(c[i].peer, bob, LC_KEY_BYTES)) {
+      assert_int_equal(c[i].unread, 2);
+      assert_true(c[i].last.id == last_bob);
+    } else {
+      assert_int_equal(c[i].unread, 4);
+    }
+  }
+  lc__store_conversations_free(c, nc);
+  assert_int_equal(lc__store_unread_total(f->s), 6);
+  lc__stored_msg *v;
+  assert_int_equal(lc__store_search(f->s, NULL, "batch", 20, &v, &n), 0);
+  assert_int_equal(n, 10); /* 9 in the batch + "before batch" */
+  lc__store_msgs_free(v, n);
+}
+
 /* ---- schema versions ----------------------------------------------------- */
 
 static void ts_make_db(const char *path, const char *sql) {
@@ -544,6 +600,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_edit_retract, ts_setup, ts_teardown),
       cmocka_unit_test_setup_teardown(test_versions, ts_setup, ts_teardown),
       cmocka_unit_test(test_export_escaping),
+      cmocka_unit_test_setup_teardown(test_batch_consistency, ts_setup,
+                                      ts_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
