@@ -207,8 +207,9 @@ static const char *const store_sql[Q_COUNT] = {
     [Q_FTS_INDEX] = "INSERT INTO messages_fts(rowid, body) SELECT id, body"
                     " FROM messages WHERE id >"
                     " (SELECT value FROM meta WHERE key = 'fts_indexed')",
+    /* only forward: ids are never reused, even after a delete */
     [Q_FTS_MARK] = "UPDATE meta SET value ="
-                   " (SELECT coalesce(max(id), value) FROM messages)"
+                   " max(value, (SELECT coalesce(max(id), 0) FROM messages))"
                    " WHERE key = 'fts_indexed'",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
