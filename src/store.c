@@ -291,15 +291,14 @@ static int store_tx_end(lc__store *s, int rc) {
   return store_commit_now(s) < 0 ? LC_ESTORE : rc;
 }
 
+static char *store_text(sqlite3_stmt *st, int col, size_t *len);
+static void store_blob(sqlite3_stmt *st, int col, uint8_t *out, size_t n);
+
 static void store_read_msg(sqlite3_stmt *st, int col, lc__stored_msg *m) {
   memset(m, 0, sizeof *m);
   m->id = sqlite3_column_int64(st, col);
-  const void *b = sqlite3_column_blob(st, col + 1);
-  if (b && sqlite3_column_bytes(st, col + 1) == LC_MSGID_BYTES)
-    memcpy(m->msg_id, b, LC_MSGID_BYTES);
-  b = sqlite3_column_blob(st, col + 2);
-  if (b && sqlite3_column_bytes(st, col + 2) == LC_KEY_BYTES)
-    memcpy(m->peer, b, LC_KEY_BYTES);
+  store_blob(st, col + 1, m->msg_id, LC_MSGID_BYTES);
+  store_blob(st, col + 2, m->peer, LC_KEY_BYTES);
   m->outgoing = sqlite3_column_int(st, col + 3);
   m->kind = sqlite3_column_int(st, col + 4);
   m->sent_ms = (uint64_t)sqlite3_column_int64(st, col + 5);
@@ -307,54 +306,86 @@ static void store_read_msg(sqlite3_stmt *st, int col, lc__stored_msg *m) {
   m->state = sqlite3_column_int(st, col + 7);
   m->edited_ms = (uint64_t)sqlite3_column_int64(st, col + 8);
   m->retracted = sqlite3_column_int(st, col + 9);
-  const unsigned char *t = sqlite3_column_text(st, col + 10);
-  size_t n = (size_t)sqlite3_column_bytes(st, col + 10);
-  m->text = malloc(n + 1);
-  if (m->text) {
-    if (n)
-      memcpy(m->text, t, n);
-    m->text[n] = 0;
-    m->text_len = n;
-  }
+  m->text = store_text(st, col + 10, &m->text_len);
 }
 
-/* Steps st and collects every row as a message. */
-static int store_collect(sqlite3_stmt *st, lc__stored_msg **out,
-                         size_t *count) {
-  size_t cap = 16, n = 0;
-  lc__stored_msg *v = malloc(cap * sizeof *v);
-  int rc;
-  if (!v) {
-    sqlite3_reset(st);
-    return LC_ENOMEM;
+/* Copies a blob column of exactly n bytes (zeros otherwise). */
+static void store_blob(sqlite3_stmt *st, int col, uint8_t *out, size_t n) {
+  const void *b = sqlite3_column_blob(st, col);
+  if (b && (size_t)sqlite3_column_bytes(st, col) == n)
+    memcpy(out, b, n);
+  else
+    memset(out, 0, n);
+}
+
+/* A text column as a malloc'd NUL-terminated copy (NULL: no memory). */
+static char *store_text(sqlite3_stmt *st, int col, size_t *len) {
+  const unsigned char *t = sqlite3_column_text(st, col);
+  size_t n = (size_t)sqlite3_column_bytes(st, col);
+  char *c = malloc(n + 1);
+  if (c) {
+    if (n)
+      memcpy(c, t, n);
+    c[n] = 0;
+    *len = n;
   }
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  return c;
+}
+
+/* Reads the current row into elem: 0, or LC_ENOMEM. */
+typedef int store_read_fn(sqlite3_stmt *st, void *elem);
+/* Frees an array of n elements (and what they own). */
+typedef void store_free_fn(void *array, size_t n);
+
+/* Steps st to the end and collects every row, elements of `size` bytes,
+ * into a malloc'd array. */
+static int store_rows(sqlite3_stmt *st, size_t size, store_read_fn *read,
+                      store_free_fn *release, void **out, size_t *count) {
+  size_t cap = 16, n = 0;
+  char *v = malloc(cap * size);
+  int rc = v ? 0 : LC_ENOMEM, step = SQLITE_DONE;
+  while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
     if (n == cap) {
-      lc__stored_msg *nv = realloc(v, 2 * cap * sizeof *v);
+      char *nv = realloc(v, 2 * cap * size);
       if (!nv) {
-        lc__store_msgs_free(v, n);
-        sqlite3_reset(st);
-        return LC_ENOMEM;
+        rc = LC_ENOMEM;
+        break;
       }
       v = nv;
       cap *= 2;
     }
-    store_read_msg(st, 0, &v[n]);
-    if (!v[n].text) {
-      lc__store_msgs_free(v, n);
-      sqlite3_reset(st);
-      return LC_ENOMEM;
-    }
-    n++;
+    memset(v + n * size, 0, size);
+    rc = read(st, v + n * size);
+    if (rc == 0)
+      n++;
   }
   sqlite3_reset(st);
-  if (rc != SQLITE_DONE) {
-    lc__store_msgs_free(v, n);
-    return LC_ESTORE;
+  if (rc == 0 && step != SQLITE_DONE)
+    rc = LC_ESTORE;
+  if (rc < 0) {
+    if (v)
+      release(v, n);
+    return rc;
   }
   *out = v;
   *count = n;
   return 0;
+}
+
+static int store_read_msg_row(sqlite3_stmt *st, void *elem) {
+  lc__stored_msg *m = elem;
+  store_read_msg(st, 0, m);
+  return m->text ? 0 : LC_ENOMEM;
+}
+
+static void store_free_msgs(void *a, size_t n) {
+  lc__store_msgs_free(a, n);
+}
+
+static int store_collect(sqlite3_stmt *st, lc__stored_msg **out,
+                         size_t *count) {
+  return store_rows(st, sizeof **out, store_read_msg_row, store_free_msgs,
+                    (void **)out, count);
 }
 
 /* The conversation id for peer, created if create is set (0 if none). */
@@ -626,10 +657,7 @@ int lc__store_mark_read(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
       }
     }
     rows[k] = sqlite3_column_int64(st, 0);
-    const void *b = sqlite3_column_blob(st, 1);
-    memset(v[k], 0, LC_MSGID_BYTES);
-    if (b && sqlite3_column_bytes(st, 1) == LC_MSGID_BYTES)
-      memcpy(v[k], b, LC_MSGID_BYTES);
+    store_blob(st, 1, v[k], LC_MSGID_BYTES);
     k++;
   }
   sqlite3_reset(st);
@@ -716,10 +744,7 @@ static int store_row_get(lc__store *s, const uint8_t *msg_id, store_row *r) {
     r->outgoing = sqlite3_column_int(st, 1);
     r->retracted = sqlite3_column_int(st, 2);
     r->edited_ms = (uint64_t)sqlite3_column_int64(st, 3);
-    memset(r->peer, 0, LC_KEY_BYTES);
-    const void *b = sqlite3_column_blob(st, 4);
-    if (b && sqlite3_column_bytes(st, 4) == LC_KEY_BYTES)
-      memcpy(r->peer, b, LC_KEY_BYTES);
+    store_blob(st, 4, r->peer, LC_KEY_BYTES);
   }
   sqlite3_reset(st);
   if (rc == SQLITE_ROW)
@@ -802,59 +827,31 @@ int lc__store_apply_change(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
   return rc < 0 ? rc : changed;
 }
 
+static int store_read_action(sqlite3_stmt *st, void *elem) {
+  lc__store_action *a = elem;
+  store_blob(st, 0, a->action_id, LC_MSGID_BYTES);
+  a->kind = sqlite3_column_int(st, 1);
+  store_blob(st, 2, a->target, LC_MSGID_BYTES);
+  a->sent_ms = (uint64_t)sqlite3_column_int64(st, 3);
+  a->text = store_text(st, 4, &a->text_len);
+  return a->text ? 0 : LC_ENOMEM;
+}
+
+static void store_free_actions(void *a, size_t n) {
+  lc__store_actions_free(a, n);
+}
+
 int lc__store_actions(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
                       lc__store_action **out, size_t *count) {
   *out = NULL;
   *count = 0;
   sqlite3_stmt *st = store_q(s, Q_ACTIONS);
   sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
-  size_t n = 0, cap = 0;
-  lc__store_action *v = NULL;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (n == cap) {
-      cap = cap ? 2 * cap : 8;
-      lc__store_action *nv = realloc(v, cap * sizeof *v);
-      if (!nv) {
-        lc__store_actions_free(v, n);
-        sqlite3_reset(st);
-        return LC_ENOMEM;
-      }
-      v = nv;
-    }
-    lc__store_action *a = &v[n];
-    memset(a, 0, sizeof *a);
-    memcpy(a->peer, peer, LC_KEY_BYTES);
-    const void *b = sqlite3_column_blob(st, 0);
-    if (b && sqlite3_column_bytes(st, 0) == LC_MSGID_BYTES)
-      memcpy(a->action_id, b, LC_MSGID_BYTES);
-    a->kind = sqlite3_column_int(st, 1);
-    b = sqlite3_column_blob(st, 2);
-    if (b && sqlite3_column_bytes(st, 2) == LC_MSGID_BYTES)
-      memcpy(a->target, b, LC_MSGID_BYTES);
-    a->sent_ms = (uint64_t)sqlite3_column_int64(st, 3);
-    size_t len = (size_t)sqlite3_column_bytes(st, 4);
-    const unsigned char *t = sqlite3_column_text(st, 4);
-    a->text = malloc(len + 1);
-    if (!a->text) {
-      lc__store_actions_free(v, n);
-      sqlite3_reset(st);
-      return LC_ENOMEM;
-    }
-    if (len)
-      memcpy(a->text, t, len);
-    a->text[len] = 0;
-    a->text_len = len;
-    n++;
-  }
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) {
-    lc__store_actions_free(v, n);
-    return LC_ESTORE;
-  }
-  *out = v;
-  *count = n;
-  return 0;
+  int rc = store_rows(st, sizeof **out, store_read_action, store_free_actions,
+                      (void **)out, count);
+  for (size_t i = 0; rc == 0 && i < *count; i++)
+    memcpy((*out)[i].peer, peer, LC_KEY_BYTES);
+  return rc;
 }
 
 void lc__store_actions_free(lc__store_action *a, size_t count) {
@@ -939,47 +936,27 @@ int lc__store_get(lc__store *s, const uint8_t msg_id[LC_MSGID_BYTES],
   return rc == SQLITE_DONE ? 0 : LC_ESTORE;
 }
 
+static int store_read_conv(sqlite3_stmt *st, void *elem) {
+  lc__conversation *c = elem;
+  store_blob(st, 0, c->peer, LC_KEY_BYTES);
+  c->unread = sqlite3_column_int64(st, 1);
+  if (sqlite3_column_type(st, 2) == SQLITE_NULL)
+    return 0;
+  store_read_msg(st, 2, &c->last);
+  c->has_last = c->last.text != NULL;
+  return c->has_last ? 0 : LC_ENOMEM;
+}
+
+static void store_free_convs(void *a, size_t n) {
+  lc__store_conversations_free(a, n);
+}
+
 int lc__store_conversations(lc__store *s, lc__conversation **out,
                             size_t *count) {
   *out = NULL;
   *count = 0;
-  sqlite3_stmt *st = store_q(s, Q_CONVS);
-  size_t cap = 16, n = 0;
-  lc__conversation *v = malloc(cap * sizeof *v);
-  if (!v)
-    return LC_ENOMEM;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (n == cap) {
-      lc__conversation *nv = realloc(v, 2 * cap * sizeof *v);
-      if (!nv) {
-        lc__store_conversations_free(v, n);
-        sqlite3_reset(st);
-        return LC_ENOMEM;
-      }
-      v = nv;
-      cap *= 2;
-    }
-    lc__conversation *c = &v[n];
-    memset(c, 0, sizeof *c);
-    const void *b = sqlite3_column_blob(st, 0);
-    if (b && sqlite3_column_bytes(st, 0) == LC_KEY_BYTES)
-      memcpy(c->peer, b, LC_KEY_BYTES);
-    c->unread = sqlite3_column_int64(st, 1);
-    if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
-      store_read_msg(st, 2, &c->last);
-      c->has_last = c->last.text != NULL;
-    }
-    n++;
-  }
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) {
-    lc__store_conversations_free(v, n);
-    return LC_ESTORE;
-  }
-  *out = v;
-  *count = n;
-  return 0;
+  return store_rows(store_q(s, Q_CONVS), sizeof **out, store_read_conv,
+                    store_free_convs, (void **)out, count);
 }
 
 void lc__store_conversations_free(lc__conversation *c, size_t count) {
