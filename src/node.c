@@ -87,6 +87,13 @@ struct lc_node {
   int draining;
 
   lc__store *store;
+  /* per peer: the outbox up to this local id is with the transport, so a
+   * burst of sends reads only what is new */
+  struct node_mark {
+    uint8_t peer[LC_KEY_BYTES];
+    int64_t id;
+  } * marks;
+  size_t nmarks, marks_cap;
   node_inflight *inflight; /* messages the transport holds */
   size_t ninflight, inflight_cap;
   struct {
@@ -318,22 +325,45 @@ static void node_retry_later(lc_node *n, const uint8_t *peer, uint64_t at) {
 
 static void node_flush_actions(lc_node *n, const uint8_t *peer, uint64_t now);
 
+/* The peer's mark (created at 0); NULL if out of memory. */
+static int64_t *node_mark(lc_node *n, const uint8_t *peer) {
+  for (size_t i = 0; i < n->nmarks; i++)
+    if (memcmp(n->marks[i].peer, peer, LC_KEY_BYTES) == 0)
+      return &n->marks[i].id;
+  if (n->nmarks == n->marks_cap) {
+    size_t cap = n->marks_cap ? 2 * n->marks_cap : 16;
+    struct node_mark *v = realloc(n->marks, cap * sizeof *v);
+    if (!v)
+      return NULL;
+    n->marks = v;
+    n->marks_cap = cap;
+  }
+  memcpy(n->marks[n->nmarks].peer, peer, LC_KEY_BYTES);
+  n->marks[n->nmarks].id = 0;
+  return &n->marks[n->nmarks++].id;
+}
+
 /* Hands the peer's outbox to the transport, oldest first, skipping what
  * it already holds.  Only for a peer discovery knows is there. */
 static void node_flush_peer(lc_node *n, const uint8_t *peer) {
   if (n->state != NODE_RUNNING || !lc__disc_peer_find(n->disc, peer))
     return;
+  int64_t *mark = node_mark(n, peer);
+  if (!mark)
+    return;
   lc__stored_msg *m;
   size_t count;
-  int rc = lc__store_outbox(n->store, peer, &m, &count);
+  int rc = lc__store_outbox_after(n->store, peer, *mark, &m, &count);
   if (rc < 0) {
     node_log(n, 0, "cannot read the outbox: %s", lc_strerror(rc));
     return;
   }
   uint64_t now = node_now();
   for (size_t i = 0; i < count; i++) {
-    if (node_inflight_find(n, m[i].msg_id) >= 0)
+    if (node_inflight_find(n, m[i].msg_id) >= 0) {
+      *mark = m[i].id;
       continue;
+    }
     lc__chat c;
     c.kind = LC_CHAT_TEXT;
     c.sent_ms = m[i].sent_ms;
@@ -354,12 +384,11 @@ static void node_flush_peer(lc_node *n, const uint8_t *peer) {
       break;
     }
     node_inflight_add(n, peer, m[i].msg_id);
+    *mark = m[i].id;
     if (lc__store_set_state(n->store, m[i].msg_id, LC_MSG_SENT) == 1)
       node_delivery(n, peer, m[i].msg_id, LC_MSG_SENT, 0);
   }
-  int all_out = 1;
-  for (size_t i = 0; i < count; i++)
-    all_out &= node_inflight_find(n, m[i].msg_id) >= 0;
+  int all_out = count == 0 || *mark == m[count - 1].id;
   lc__store_msgs_free(m, count);
   if (all_out)
     node_flush_actions(n, peer, now);
@@ -541,6 +570,9 @@ static void node_tp_failed(void *user, const uint8_t peer[LC_PK_BYTES],
   lc_node *n = user;
   (void)err;
   node_inflight_del(n, msg_id);
+  int64_t *mark = node_mark(n, peer);
+  if (mark)
+    *mark = 0; /* from the oldest again: the outbox knows what is left */
   if (n->state == NODE_RUNNING)
     node_retry_later(n, peer, node_now() + NODE_RETRY_US);
 }
@@ -1217,6 +1249,7 @@ void lc_node_free(lc_node *n) {
   free(n->bcast);
   free(n->statics);
   free(n->inflight);
+  free(n->marks);
   free(n);
 }
 

@@ -150,7 +150,7 @@ static const char *const store_sql[Q_COUNT] = {
     [Q_OUTBOX_PEER] = "SELECT " MSG_COLS " FROM outbox o"
                       " JOIN messages m ON m.id = o.msg"
                       " JOIN conversations c ON c.id = m.conv"
-                      " WHERE o.peer = ?1 ORDER BY o.msg",
+                      " WHERE o.peer = ?1 AND o.msg > ?2 ORDER BY o.msg",
     [Q_PAGE] = "SELECT " MSG_COLS " FROM messages m"
                " JOIN conversations c ON c.id = m.conv"
                " WHERE c.peer = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3",
@@ -873,9 +873,17 @@ int lc__store_action_done(lc__store *s,
 
 int lc__store_outbox(lc__store *s, const uint8_t *peer, lc__stored_msg **out,
                      size_t *count) {
-  sqlite3_stmt *st = store_q(s, peer ? Q_OUTBOX_PEER : Q_OUTBOX_ALL);
   if (peer)
-    sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+    return lc__store_outbox_after(s, peer, 0, out, count);
+  return store_collect(store_q(s, Q_OUTBOX_ALL), out, count);
+}
+
+int lc__store_outbox_after(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                           int64_t after_id, lc__stored_msg **out,
+                           size_t *count) {
+  sqlite3_stmt *st = store_q(s, Q_OUTBOX_PEER);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, after_id);
   return store_collect(st, out, count);
 }
 

@@ -79,6 +79,12 @@ int lc__store_set_state(lc__store *s, const uint8_t msg_id[LC_MSGID_BYTES],
 int lc__store_outbox(lc__store *s, const uint8_t *peer, lc__stored_msg **out,
                      size_t *count);
 
+/* The same for one peer, only messages with a local id above after_id
+ * (the ones not handed to the transport yet). */
+int lc__store_outbox_after(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                           int64_t after_id, lc__stored_msg **out,
+                           size_t *count);
+
 /* Up to n messages of the conversation with peer older than before_id
  * (0: from the newest), newest first. */
 int lc__store_page(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
