@@ -27,8 +27,8 @@
 #define NODE_RECEIPT_IDS LC_CHAT_IDS_MAX
 
 typedef struct {
-  uint8_t peer[LC_KEY_BYTES];
   uint8_t id[LC_MSGID_BYTES];
+  uint8_t used;
 } node_inflight;
 #define NODE_MAX_TEXT (1024 * 1024 - 64)
 
@@ -267,33 +267,74 @@ static void node_peer_info(const lc__disc_peer *p, lc_peer_info *out) {
  * reached.  The receiver commits before the transport acknowledges (the
  * message callback is synchronous), and drops a msg_id it already has. */
 
+/* `inflight` is a set of message ids, open addressing with linear probing
+ * (ids end in random bytes: their last 8 make the hash). */
+static size_t node_inflight_hash(const uint8_t *id) {
+  uint64_t h;
+  memcpy(&h, id + LC_MSGID_BYTES - 8, 8);
+  return (size_t)(h ^ h >> 29);
+}
+
 static int node_inflight_find(const lc_node *n, const uint8_t *id) {
-  for (size_t i = 0; i < n->ninflight; i++)
+  if (!n->inflight_cap)
+    return -1;
+  size_t mask = n->inflight_cap - 1;
+  for (size_t i = node_inflight_hash(id) & mask; n->inflight[i].used;
+       i = (i + 1) & mask)
     if (memcmp(n->inflight[i].id, id, LC_MSGID_BYTES) == 0)
       return (int)i;
   return -1;
 }
 
+static void node_inflight_put(node_inflight *t, size_t cap, const uint8_t *id) {
+  size_t i = node_inflight_hash(id) & (cap - 1);
+  while (t[i].used)
+    i = (i + 1) & (cap - 1);
+  memcpy(t[i].id, id, LC_MSGID_BYTES);
+  t[i].used = 1;
+}
+
 static int node_inflight_add(lc_node *n, const uint8_t *peer,
                              const uint8_t *id) {
-  if (n->ninflight == n->inflight_cap) {
-    size_t cap = n->inflight_cap ? n->inflight_cap * 2 : 64;
-    node_inflight *v = realloc(n->inflight, cap * sizeof *v);
-    if (!v)
+  (void)peer;
+  if (node_inflight_find(n, id) >= 0)
+    return 0;
+  if (2 * (n->ninflight + 1) > n->inflight_cap) { /* at most half full */
+    size_t cap = n->inflight_cap ? 2 * n->inflight_cap : 64;
+    node_inflight *t = calloc(cap, sizeof *t);
+    if (!t)
       return LC_ENOMEM;
-    n->inflight = v;
+    for (size_t i = 0; i < n->inflight_cap; i++)
+      if (n->inflight[i].used)
+        node_inflight_put(t, cap, n->inflight[i].id);
+    free(n->inflight);
+    n->inflight = t;
     n->inflight_cap = cap;
   }
-  memcpy(n->inflight[n->ninflight].peer, peer, LC_KEY_BYTES);
-  memcpy(n->inflight[n->ninflight].id, id, LC_MSGID_BYTES);
+  node_inflight_put(n->inflight, n->inflight_cap, id);
   n->ninflight++;
   return 0;
 }
 
 static void node_inflight_del(lc_node *n, const uint8_t *id) {
-  int i = node_inflight_find(n, id);
-  if (i >= 0)
-    n->inflight[i] = n->inflight[--n->ninflight];
+  int found = node_inflight_find(n, id);
+  if (found < 0)
+    return;
+  size_t mask = n->inflight_cap - 1, i = (size_t)found, j = i;
+  /* shift back the entries of the probe run that follows the hole */
+  for (;;) {
+    j = (j + 1) & mask;
+    if (!n->inflight[j].used)
+      break;
+    size_t k = node_inflight_hash(n->inflight[j].id) & mask;
+    int movable = i <= j ? (k <= i || k > j) : (k <= i && k > j);
+    if (movable) {
+      n->inflight[i] = n->inflight[j];
+      i = j;
+    }
+  }
+  n->inflight[i].used = 0;
+  n->ninflight--;
 }
 
 static void node_delivery(lc_node *n, const uint8_t *peer, const uint8_t *id,
