@@ -102,36 +102,51 @@ int main(int argc, char **argv) {
     peers[i][1] = 0xbe;
   }
 
-  /* ---- storing, in batches of 10,000 ---- */
-  uint64_t t0 = now_ns();
-  char text[256];
-  for (long i = 0; i < total; i++) {
-    if (i % 10000 == 0 && lc__store_begin(s) < 0)
-      return 2;
-    size_t len = 0;
-    int nw = 3 + (int)(rng() % 15);
-    for (int w = 0; w < nw && len < sizeof text - 16; w++)
-      len += (size_t)snprintf(text + len, sizeof text - len, "%s%s",
-                              w ? " " : "", pick_word());
-    uint8_t id[LC_MSGID_BYTES];
-    bench_msg_id(id, i);
-    /* conversations come in runs, as in an import or a busy chat */
-    static const uint8_t *peer;
-    if (i % 20 == 0)
-      peer = peers[rng() % (uint64_t)convs];
-    uint64_t ms = 1700000000000ull + (uint64_t)i * 1000;
-    int rc = (i % 3 == 0)
-                 ? lc__store_add_outgoing(s, peer, id, ms, ms, text, len, NULL)
-                 : lc__store_add_incoming(s, peer, id, ms, ms, text, len, NULL);
-    if (rc < 0) {
-      fprintf(stderr, "store failed at %ld: %s\n", i, lc_strerror(rc));
-      return 1;
+  /* ---- storing, in batches of 10,000 ----
+   * Each batch's texts are made first, outside the clock: the figure is
+   * the store's, not the text generator's. */
+  enum { BATCH = 10000 };
+  static char texts[BATCH][256];
+  static size_t lens[BATCH];
+  uint64_t stored_ns = 0;
+  for (long base = 0; base < total; base += BATCH) {
+    long end = base + BATCH < total ? base + BATCH : total;
+    for (long i = base; i < end; i++) {
+      char *text = texts[i - base];
+      size_t len = 0;
+      int nw = 3 + (int)(rng() % 15);
+      for (int w = 0; w < nw && len < sizeof texts[0] - 16; w++)
+        len += (size_t)snprintf(text + len, sizeof texts[0] - len, "%s%s",
+                                w ? " " : "", pick_word());
+      lens[i - base] = len;
     }
-    if (i % 10000 == 9999 || i == total - 1)
-      if (lc__store_commit(s) < 0)
-        return 2;
+    uint64_t t0 = now_ns();
+    if (lc__store_begin(s) < 0)
+      return 2;
+    for (long i = base; i < end; i++) {
+      uint8_t id[LC_MSGID_BYTES];
+      bench_msg_id(id, i);
+      /* conversations come in runs, as in an import or a busy chat */
+      static const uint8_t *peer;
+      if (i % 20 == 0)
+        peer = peers[rng() % (uint64_t)convs];
+      uint64_t ms = 1700000000000ull + (uint64_t)i * 1000;
+      const char *text = texts[i - base];
+      size_t len = lens[i - base];
+      int rc =
+          (i % 3 == 0)
+              ? lc__store_add_outgoing(s, peer, id, ms, ms, text, len, NULL)
+              : lc__store_add_incoming(s, peer, id, ms, ms, text, len, NULL);
+      if (rc < 0) {
+        fprintf(stderr, "store failed at %ld: %s\n", i, lc_strerror(rc));
+        return 1;
+      }
+    }
+    if (lc__store_commit(s) < 0)
+      return 2;
+    stored_ns += now_ns() - t0;
   }
-  double insert_s = (double)(now_ns() - t0) / 1e9;
+  double insert_s = (double)stored_ns / 1e9;
   double rate = (double)total / insert_s;
   /* most conversations read up to some point: unread counts vary */
   for (int i = 0; i < convs; i++) {
