@@ -407,8 +407,8 @@ LC_EXTERN int64_t lc_unread_total(lc_node *node);
 
 /* Marks the messages received from peer read: all (up_to_id 0) or those
  * with id <= up_to_id.  Unless no_read_receipts is set, the peer is told
- * (a read receipt) if it is present.  Returns how many were marked, or
- * LC_EINVAL, LC_ESTORE. */
+ * (read receipts, kept until its node has them, across restarts and
+ * absences).  Returns how many were marked, or LC_EINVAL, LC_ESTORE. */
 LC_EXTERN int lc_mark_read(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
                            int64_t up_to_id);
 

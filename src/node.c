@@ -94,6 +94,14 @@ struct lc_node {
     int64_t id;
   } * marks;
   size_t nmarks, marks_cap;
+  /* read receipts with the transport: at most one envelope per peer */
+  struct node_rcpt {
+    uint8_t peer[LC_KEY_BYTES];
+    uint8_t tid[LC_MSGID_BYTES]; /* the envelope's transport id */
+    size_t n;
+    uint8_t ids[NODE_RECEIPT_IDS][LC_MSGID_BYTES];
+  } * rcpts;
+  size_t nrcpts;
   node_inflight *inflight; /* messages the transport holds */
   size_t ninflight, inflight_cap;
   struct {
@@ -365,6 +373,7 @@ static void node_retry_later(lc_node *n, const uint8_t *peer, uint64_t at) {
 }
 
 static void node_flush_actions(lc_node *n, const uint8_t *peer, uint64_t now);
+static void node_flush_receipts(lc_node *n, const uint8_t *peer, uint64_t now);
 
 /* The peer's mark (created at 0); NULL if out of memory. */
 static int64_t *node_mark(lc_node *n, const uint8_t *peer) {
@@ -433,6 +442,7 @@ static void node_flush_peer(lc_node *n, const uint8_t *peer) {
   lc__store_msgs_free(m, count);
   if (all_out)
     node_flush_actions(n, peer, now);
+  node_flush_receipts(n, peer, now);
 }
 
 /* Reports a message of the history as it now is. */
@@ -459,6 +469,48 @@ static void node_changed(lc_node *n, const uint8_t *msg_id) {
   e->msg.text = e->text = m.text; /* the event owns it now */
   e->msg.text_len = m.text_len;
   node_enqueue(n, e);
+}
+
+static int node_rcpt_find(const lc_node *n, const uint8_t *peer,
+                          const uint8_t *tid) {
+  for (size_t i = 0; i < n->nrcpts; i++)
+    if ((peer && memcmp(n->rcpts[i].peer, peer, LC_KEY_BYTES) == 0) ||
+        (tid && memcmp(n->rcpts[i].tid, tid, LC_MSGID_BYTES) == 0))
+      return (int)i;
+  return -1;
+}
+
+/* Read receipts owed to peer (stored, so an absent peer gets them later):
+ * one envelope of up to 64 ids at a time; the next goes when the
+ * transport confirmed it. */
+static void node_flush_receipts(lc_node *n, const uint8_t *peer, uint64_t now) {
+  if (n->o.no_read_receipts || node_rcpt_find(n, peer, NULL) >= 0)
+    return;
+  struct node_rcpt r;
+  memcpy(r.peer, peer, LC_KEY_BYTES);
+  int k = lc__store_receipts(n->store, peer, r.ids, NODE_RECEIPT_IDS);
+  if (k <= 0)
+    return;
+  r.n = (size_t)k;
+  static lc__chat c;
+  memset(&c, 0, sizeof c);
+  c.kind = LC_CHAT_READ;
+  c.sent_ms = node_wall_ms(n);
+  c.nids = r.n;
+  memcpy(c.ids, r.ids, r.n * LC_MSGID_BYTES);
+  uint8_t buf[64 + NODE_RECEIPT_IDS * (LC_MSGID_BYTES + 2)];
+  int len = lc__chat_encode(&c, buf, sizeof buf);
+  node_new_msg_id(n, r.tid);
+  if (len < 0 ||
+      lc__tp_send_msg(n->tp, peer, r.tid, buf, (size_t)len, now) < 0) {
+    node_retry_later(n, peer, now + NODE_RETRY_US);
+    return;
+  }
+  struct node_rcpt *v = realloc(n->rcpts, (n->nrcpts + 1) * sizeof *v);
+  if (!v)
+    return; /* sent, but not tracked: it goes again later, harmlessly */
+  n->rcpts = v;
+  n->rcpts[n->nrcpts++] = r;
 }
 
 /* Hands the peer's pending edits and retractions to the transport, after
@@ -597,6 +649,13 @@ static void node_tp_unreliable(void *user, const uint8_t peer[LC_PK_BYTES],
 static void node_tp_acked(void *user, const uint8_t peer[LC_PK_BYTES],
                           const uint8_t msg_id[LC_MSG_ID_BYTES]) {
   lc_node *n = user;
+  int r = node_rcpt_find(n, NULL, msg_id);
+  if (r >= 0) { /* receipts delivered: no longer owed */
+    lc__store_receipts_done(n->store, n->rcpts[r].ids, n->rcpts[r].n);
+    n->rcpts[r] = n->rcpts[--n->nrcpts];
+    node_flush_receipts(n, peer, node_now());
+    return;
+  }
   node_inflight_del(n, msg_id);
   if (lc__store_set_state(n->store, msg_id, LC_MSG_DELIVERED) == 1)
     node_delivery(n, peer, msg_id, LC_MSG_DELIVERED, 0);
@@ -610,6 +669,9 @@ static void node_tp_failed(void *user, const uint8_t peer[LC_PK_BYTES],
                            const uint8_t msg_id[LC_MSG_ID_BYTES], int err) {
   lc_node *n = user;
   (void)err;
+  int r = node_rcpt_find(n, NULL, msg_id);
+  if (r >= 0) /* still owed, in the store: they go again */
+    n->rcpts[r] = n->rcpts[--n->nrcpts];
   node_inflight_del(n, msg_id);
   int64_t *mark = node_mark(n, peer);
   if (mark)
@@ -1291,6 +1353,7 @@ void lc_node_free(lc_node *n) {
   free(n->statics);
   free(n->inflight);
   free(n->marks);
+  free(n->rcpts);
   free(n);
 }
 
@@ -1550,33 +1613,6 @@ int64_t lc_unread_total(lc_node *n) {
   return n ? lc__store_unread_total(n->store) : LC_EINVAL;
 }
 
-/* Tells peer, by reliable messages of read receipts (not stored: they are
- * not part of the history), that we read these. */
-static void node_send_receipts(lc_node *n, const uint8_t *peer,
-                               uint8_t (*ids)[LC_MSGID_BYTES], size_t count) {
-  static lc__chat c;
-  uint8_t buf[64 + NODE_RECEIPT_IDS * (LC_MSGID_BYTES + 2)];
-  uint64_t now = node_now();
-  for (size_t at = 0; at < count; at += NODE_RECEIPT_IDS) {
-    size_t k = count - at < NODE_RECEIPT_IDS ? count - at : NODE_RECEIPT_IDS;
-    c.kind = LC_CHAT_READ;
-    c.sent_ms = node_wall_ms(n);
-    c.text = NULL;
-    c.text_len = 0;
-    c.nids = k;
-    memcpy(c.ids, ids + at, k * LC_MSGID_BYTES);
-    int len = lc__chat_encode(&c, buf, sizeof buf);
-    uint8_t rid[LC_MSGID_BYTES];
-    node_new_msg_id(n, rid);
-    if (len < 0 ||
-        lc__tp_send_msg(n->tp, peer, rid, buf, (size_t)len, now) < 0) {
-      node_log(n, 1, "a read receipt could not be sent");
-      break;
-    }
-  }
-  lc__net_uv_kick(n->net);
-}
-
 int lc_mark_read(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
                  int64_t up_to_id) {
   if (!n || !peer || up_to_id < 0)
@@ -1586,11 +1622,15 @@ int lc_mark_read(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
   int rc = lc__store_mark_read(n->store, peer, up_to_id, &ids, &k);
   if (rc < 0)
     return rc;
-  /* receipts go only to a peer that is there; offline, it is not told
-   * (its messages stay DELIVERED on its side) */
-  if (k && !n->o.no_read_receipts && n->state == NODE_RUNNING &&
-      lc__disc_peer_find(n->disc, peer))
-    node_send_receipts(n, peer, ids, k);
+  /* the receipts are owed until the peer's node has them, across
+   * restarts; they go now if the peer is there */
+  if (k && !n->o.no_read_receipts) {
+    rc = lc__store_receipts_add(n->store, peer, ids, k);
+    if (rc == 0 && n->state == NODE_RUNNING) {
+      node_flush_peer(n, peer);
+      lc__net_uv_kick(n->net);
+    }
+  }
   free(ids);
   return (int)k;
 }
@@ -1697,11 +1737,14 @@ int lc_mark_message_read(lc_node *n, const uint8_t msg_id[LC_MSGID_BYTES]) {
   if (outgoing)
     return LC_EINVAL;
   rc = lc__store_set_state(n->store, msg_id, LC_MSG_READ);
-  if (rc == 1 && !n->o.no_read_receipts && n->state == NODE_RUNNING &&
-      lc__disc_peer_find(n->disc, peer)) {
+  if (rc == 1 && !n->o.no_read_receipts) {
     uint8_t ids[1][LC_MSGID_BYTES];
     memcpy(ids[0], msg_id, LC_MSGID_BYTES);
-    node_send_receipts(n, peer, ids, 1);
+    if (lc__store_receipts_add(n->store, peer, ids, 1) == 0 &&
+        n->state == NODE_RUNNING) {
+      node_flush_peer(n, peer);
+      lc__net_uv_kick(n->net);
+    }
   }
   return rc;
 }

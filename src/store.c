@@ -53,6 +53,12 @@ static const char *const store_migrations[] = {
     "  sent_ms INTEGER NOT NULL,"
     "  body TEXT NOT NULL);"
     "CREATE INDEX actions_by_peer ON actions(peer, id);"
+    /* read receipts owed to peers, until their transport confirms */
+    "CREATE TABLE receipts ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  peer BLOB NOT NULL,"
+    "  msg_id BLOB NOT NULL UNIQUE);"
+    "CREATE INDEX receipts_by_peer ON receipts(peer, id);"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "INSERT INTO meta VALUES ('fts_indexed', 0);"
     "CREATE VIRTUAL TABLE messages_fts USING fts5("
@@ -126,6 +132,9 @@ enum {
   Q_ACTION_ADD,
   Q_ACTION_DEL,
   Q_ACTIONS,
+  Q_RCPT_ADD,
+  Q_RCPT_LIST,
+  Q_RCPT_DEL,
   Q_CONV_SUM,
   Q_FTS_INDEX,
   Q_FTS_MARK,
@@ -193,6 +202,11 @@ static const char *const store_sql[Q_COUNT] = {
     [Q_ACTION_DEL] = "DELETE FROM actions WHERE action_id = ?1",
     [Q_ACTIONS] = "SELECT action_id, kind, target, sent_ms, body FROM actions"
                   " WHERE peer = ?1 ORDER BY id",
+    [Q_RCPT_ADD] = "INSERT OR IGNORE INTO receipts(peer, msg_id)"
+                   " VALUES (?1, ?2)",
+    [Q_RCPT_LIST] = "SELECT msg_id FROM receipts WHERE peer = ?1"
+                    " ORDER BY id LIMIT ?2",
+    [Q_RCPT_DEL] = "DELETE FROM receipts WHERE msg_id = ?1",
     /* the messages this transaction added, summed into their
      * conversations at once (a trigger per row costs twice as much) */
     [Q_CONV_SUM] = "UPDATE conversations SET"
@@ -869,6 +883,48 @@ int lc__store_action_done(lc__store *s,
   return sqlite3_changes(s->db) > 0;
 }
 
+static int64_t store_limit(size_t n) {
+  return n > INT32_MAX ? INT32_MAX : (int64_t)n;
+}
+
+/* ---- read receipts owed ------------------------------------------------- */
+
+int lc__store_receipts_add(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                           uint8_t (*ids)[LC_MSGID_BYTES], size_t n) {
+  int rc = store_tx_begin(s);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    sqlite3_stmt *st = store_q(s, Q_RCPT_ADD);
+    sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, ids[i], LC_MSGID_BYTES, SQLITE_STATIC);
+    rc = store_done(st);
+  }
+  return store_tx_end(s, rc);
+}
+
+int lc__store_receipts(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                       uint8_t (*ids)[LC_MSGID_BYTES], size_t max) {
+  sqlite3_stmt *st = store_q(s, Q_RCPT_LIST);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, store_limit(max));
+  size_t n = 0;
+  int rc;
+  while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    store_blob(st, 0, ids[n++], LC_MSGID_BYTES);
+  sqlite3_reset(st);
+  return (int)n;
+}
+
+int lc__store_receipts_done(lc__store *s, uint8_t (*ids)[LC_MSGID_BYTES],
+                            size_t n) {
+  int rc = store_tx_begin(s);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    sqlite3_stmt *st = store_q(s, Q_RCPT_DEL);
+    sqlite3_bind_blob(st, 1, ids[i], LC_MSGID_BYTES, SQLITE_STATIC);
+    rc = store_done(st);
+  }
+  return store_tx_end(s, rc);
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 int lc__store_outbox(lc__store *s, const uint8_t *peer, lc__stored_msg **out,
@@ -885,10 +941,6 @@ int lc__store_outbox_after(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
   sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, after_id);
   return store_collect(st, out, count);
-}
-
-static int64_t store_limit(size_t n) {
-  return n > INT32_MAX ? INT32_MAX : (int64_t)n;
 }
 
 int lc__store_page(lc__store *s, const uint8_t peer[LC_KEY_BYTES],

@@ -172,6 +172,16 @@ void lc__store_actions_free(lc__store_action *a, size_t count);
 int lc__store_action_done(lc__store *s,
                           const uint8_t action_id[LC_MSGID_BYTES]);
 
+/* ---- read receipts owed to peers (kept until confirmed) ---- */
+int lc__store_receipts_add(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                           uint8_t (*ids)[LC_MSGID_BYTES], size_t n);
+/* Up to max of the ids owed to peer, oldest first, into ids; returns how
+ * many. */
+int lc__store_receipts(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                       uint8_t (*ids)[LC_MSGID_BYTES], size_t max);
+int lc__store_receipts_done(lc__store *s, uint8_t (*ids)[LC_MSGID_BYTES],
+                            size_t n);
+
 /* Checks the whole file and the full-text index against the messages.
  * 0 if sound, LC_ESTORE if not. */
 int lc__store_check(lc__store *s);

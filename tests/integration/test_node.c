@@ -37,6 +37,7 @@ typedef struct tn_node {
   int delivered, failed, sent, read;
   int typing_seen, typing_state;
   int changes; /* on_changed calls */
+  int want;    /* a count a test waits for */
   char last_change[64];
   int stopping;
   int nmsgs;
@@ -579,6 +580,14 @@ static int tn_alice_has_two(tn_net *net) {
   return net->n[0].nmsgs == 2 && net->n[1].delivered == 2;
 }
 
+static int tn_bob_got_m4(tn_net *net) {
+  return net->n[1].nmsgs == net->n[1].want && net->n[0].delivered > 0;
+}
+
+static int tn_alice_read1(tn_net *net) {
+  return net->n[0].read == 1;
+}
+
 static int tn_alice_two_changes(tn_net *net) {
   return net->n[0].changes == 2;
 }
@@ -703,12 +712,28 @@ static void test_offline_restart_receipts(void **state) {
   assert_int_equal(m[1].retracted, 1);
   lc_msgs_free(m, n);
 
+  /* a read receipt owed to an absent peer reaches it when it is back */
+  uint8_t m4[LC_MSGID_BYTES];
+  net.n[1].want = net.n[1].nmsgs + 1;
+  assert_int_equal(lc_send_text(net.n[0].node, net.n[1].key, "m4", 2, m4), 0);
+  tn_run_until(&net, tn_bob_got_m4, "bob receives m4");
+  tn_stop_free(&net, 0);
+  assert_int_equal(lc_mark_message_read(net.n[1].node, m4), 1);
+  tn_make(&net, 0, "alice", &again);
+  tn_run_until(&net, tn_alice_read1, "alice gets the receipt after a restart");
+  assert_int_equal(lc_history_page(net.n[0].node, net.n[1].key, 0, 1, &m, &n),
+                   0);
+  assert_int_equal(n, 1);
+  assert_memory_equal(m[0].msg_id, m4, LC_MSGID_BYTES);
+  assert_int_equal(m[0].state, LC_MSG_READ);
+  lc_msgs_free(m, n);
+
   /* exports, oldest first */
   char path[128], line[512];
   snprintf(path, sizeof path, "%s/export.jsonl", net.n[0].dir);
   assert_int_equal(lc_export_conversation(net.n[0].node, net.n[1].key,
                                           LC_EXPORT_JSONL, path),
-                   5);
+                   6);
   FILE *fp = fopen(path, "r");
   assert_non_null(fp);
   int lines = 0;
@@ -725,12 +750,12 @@ static void test_offline_restart_receipts(void **state) {
       assert_non_null(strstr(line, "\"text\":\"still there?\""));
   }
   fclose(fp);
-  assert_int_equal(lines, 5);
+  assert_int_equal(lines, 6);
   unlink(path);
   snprintf(path, sizeof path, "%s/export.txt", net.n[0].dir);
   assert_int_equal(
       lc_export_conversation(net.n[0].node, net.n[1].key, LC_EXPORT_TEXT, path),
-      5);
+      6);
   fp = fopen(path, "r");
   assert_non_null(fp);
   lines = 0;
@@ -744,7 +769,7 @@ static void test_offline_restart_receipts(void **state) {
       assert_non_null(strstr(line, "] bob: still there? (edited)\n"));
   }
   fclose(fp);
-  assert_int_equal(lines, 5);
+  assert_int_equal(lines, 6);
   unlink(path);
   assert_int_equal(lc_export_conversation(net.n[0].node, net.n[1].key, 9, path),
                    LC_EINVAL);
