@@ -68,6 +68,11 @@ static void peer_on_peer(lc_node *node, lc_peer_event ev, const lc_peer_info *p,
     a->peers_now++;
     peer_out("peer appeared %s %s%s", p->nickname, p->address,
              p->remote ? " remote" : "");
+    /* first heard already away (its earlier announcements were lost, or
+     * it changed before we met): the same line as for a change */
+    if (p->presence != LC_PRESENCE_ONLINE)
+      peer_out("presence %s %s %s", p->nickname, lc_presence_name(p->presence),
+               p->status);
   } else if (ev == LC_PEER_CHANGED) {
     peer_out("presence %s %s %s", p->nickname, lc_presence_name(p->presence),
              p->status);
