@@ -60,6 +60,53 @@ static void peer_check_presence(peer_app *a, const lc_peer_info *p) {
     a->presence_seen = 1;
 }
 
+/* Messages from a peer not discovered yet (its announcements were lost:
+ * the message itself is authenticated by the session) are printed once
+ * it appears, so each line names its sender. */
+#define PEER_PENDING 32
+static struct {
+  uint8_t key[LC_KEY_BYTES];
+  char text[128];
+} peer_pending[PEER_PENDING];
+static int peer_npending;
+
+static void peer_flush_pending(const lc_peer_info *p) {
+  for (int i = 0; i < peer_npending;) {
+    if (memcmp(peer_pending[i].key, p->key, LC_KEY_BYTES) != 0) {
+      i++;
+      continue;
+    }
+    peer_out("message from %s: %s", p->nickname, peer_pending[i].text);
+    for (int k = i + 1; k < peer_npending; k++) /* keep their order */
+      peer_pending[k - 1] = peer_pending[k];
+    peer_npending--;
+  }
+}
+
+static void peer_on_message(lc_node *node, const lc_message *m, void *user) {
+  peer_app *a = user;
+  lc_peer_info *v;
+  size_t c;
+  const char *from = NULL;
+  a->messages++;
+  if (lc_node_peers(node, &v, &c) != 0)
+    return;
+  for (size_t i = 0; i < c; i++)
+    if (!memcmp(v[i].key, m->from, LC_KEY_BYTES))
+      from = v[i].nickname;
+  if (from) {
+    peer_out("message from %s: %s", from, m->text);
+  } else if (peer_npending < PEER_PENDING) {
+    memcpy(peer_pending[peer_npending].key, m->from, LC_KEY_BYTES);
+    snprintf(peer_pending[peer_npending].text, sizeof peer_pending[0].text,
+             "%s", m->text);
+    peer_npending++;
+  } else {
+    peer_out("message from ?: %s", m->text);
+  }
+  lc_peers_free(v);
+}
+
 static void peer_on_peer(lc_node *node, lc_peer_event ev, const lc_peer_info *p,
                          int detail, void *user) {
   (void)node;
@@ -73,6 +120,7 @@ static void peer_on_peer(lc_node *node, lc_peer_event ev, const lc_peer_info *p,
     if (p->presence != LC_PRESENCE_ONLINE)
       peer_out("presence %s %s %s", p->nickname, lc_presence_name(p->presence),
                p->status);
+    peer_flush_pending(p);
   } else if (ev == LC_PEER_CHANGED) {
     peer_out("presence %s %s %s", p->nickname, lc_presence_name(p->presence),
              p->status);
@@ -83,21 +131,6 @@ static void peer_on_peer(lc_node *node, lc_peer_event ev, const lc_peer_info *p,
              detail == LC_LEFT_GOODBYE ? "goodbye" : "expired");
   }
   peer_check_presence(a, p);
-}
-
-static void peer_on_message(lc_node *node, const lc_message *m, void *user) {
-  peer_app *a = user;
-  lc_peer_info *v;
-  size_t c;
-  const char *from = "?";
-  if (lc_node_peers(node, &v, &c) == 0) {
-    for (size_t i = 0; i < c; i++)
-      if (!memcmp(v[i].key, m->from, LC_KEY_BYTES))
-        from = v[i].nickname;
-    peer_out("message from %s: %s", from, m->text);
-    lc_peers_free(v);
-  }
-  a->messages++;
 }
 
 static void peer_on_delivery(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
