@@ -547,36 +547,38 @@ static void node_flush_actions(lc_node *n, const uint8_t *peer, uint64_t now) {
   lc__store_actions_free(a, count);
 }
 
-static void node_recv_change(lc_node *n, const uint8_t *peer,
-                             const lc__chat *c) {
+static int node_recv_change(lc_node *n, const uint8_t *peer,
+                            const lc__chat *c) {
   int rc = lc__store_apply_change(n->store, peer, c->kind, c->target,
                                   c->sent_ms, c->text, c->text_len);
   if (rc == 1)
     node_changed(n, c->target);
   else if (rc < 0)
-    node_log(n, 0, "cannot store a change: %s", lc_strerror(rc));
+    node_log(n, 0, "cannot store a change (it waits): %s", lc_strerror(rc));
+  return rc < 0 ? rc : 0;
 }
 
-static void node_recv_text(lc_node *n, const uint8_t *peer,
-                           const uint8_t *msg_id, const lc__chat *c) {
+/* Stores a message received.  A store that fails refuses it: the
+ * transport keeps it, does not report it delivered, and offers it again. */
+static int node_recv_text(lc_node *n, const uint8_t *peer,
+                          const uint8_t *msg_id, const lc__chat *c) {
   uint64_t now_ms = node_wall_ms(n);
   int64_t id = 0;
   int rc = lc__store_add_incoming(n->store, peer, msg_id, c->sent_ms, now_ms,
                                   c->text, c->text_len, &id);
   if (rc < 0) {
-    /* not stored: the transport acknowledges it anyway (a gap noted in the
-     * docs: a full disk loses messages arriving meanwhile) */
-    node_log(n, 0, "cannot store a message received: %s", lc_strerror(rc));
-    return;
+    node_log(n, 0, "cannot store a message received (it waits): %s",
+             lc_strerror(rc));
+    return rc;
   }
   if (rc == 0)
-    return; /* a retransmission of one we have */
+    return 0; /* a retransmission of one we have */
   node_event *e = node_event_new(EV_MESSAGE);
   char *text = malloc(c->text_len + 1);
   if (!e || !text) {
     free(e);
     free(text);
-    return;
+    return 0; /* stored: the history has it even if this event is lost */
   }
   memcpy(text, c->text, c->text_len);
   text[c->text_len] = 0;
@@ -588,6 +590,7 @@ static void node_recv_text(lc_node *n, const uint8_t *peer,
   e->received_ms = now_ms;
   e->id = id;
   node_enqueue(n, e);
+  return 0;
 }
 
 /* The peer read these messages of ours.  Only messages we sent to that
@@ -608,9 +611,9 @@ static void node_recv_read(lc_node *n, const uint8_t *peer, const lc__chat *c) {
   }
 }
 
-static void node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
-                            const uint8_t msg_id[LC_MSG_ID_BYTES],
-                            const uint8_t *data, size_t len) {
+static int node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
+                           const uint8_t msg_id[LC_MSG_ID_BYTES],
+                           const uint8_t *data, size_t len) {
   lc_node *n = user;
   static lc__chat c; /* 1 KiB of ids: not on the stack; one loop thread */
   int rc = lc__chat_decode(&c, data, len);
@@ -618,16 +621,17 @@ static void node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
     n->st.bad_datagrams++;
     node_log(n, 1, "dropped a message the chat decoder refused: %s",
              lc_strerror(rc));
-    return;
+    return 0;
   }
   if (c.kind == LC_CHAT_TEXT)
-    node_recv_text(n, peer, msg_id, &c);
-  else if (c.kind == LC_CHAT_READ)
+    return node_recv_text(n, peer, msg_id, &c);
+  if (c.kind == LC_CHAT_READ)
     node_recv_read(n, peer, &c);
   else if (c.kind == LC_CHAT_EDIT || c.kind == LC_CHAT_RETRACT)
-    node_recv_change(n, peer, &c);
+    return node_recv_change(n, peer, &c);
   else
     n->st.bad_datagrams++; /* typing belongs in unreliable frames */
+  return 0;
 }
 
 static void node_tp_unreliable(void *user, const uint8_t peer[LC_PK_BYTES],

@@ -219,6 +219,8 @@ typedef struct {
   /* chat in */
   tp_in_msg **in; /* msg_window slots, slot = seq % msg_window */
   uint64_t next_deliver;
+  uint64_t redeliver_at; /* the application refused a message: offer it
+                            again then (0: none waiting) */
   uint64_t granted_seq;
   int msg_credit_pending;
   size_t reasm_bytes;
@@ -410,6 +412,7 @@ static void tp_session_reset_receive(lc__tp *tp, tp_peer *p) {
     p->in[i] = NULL;
   }
   p->next_deliver = 0;
+  p->redeliver_at = 0;
   p->granted_seq = LC_INITIAL_MSG_CREDIT;
   p->msg_credit_pending = 1;
   p->reasm_bytes = 0;
@@ -1296,14 +1299,33 @@ static int tp_validate(lc__tp *tp, tp_peer *p, const lc__frame *fr, size_t n) {
   return 0;
 }
 
+/* Hands complete messages to the application in order.  A message counts
+ * as delivered (and DELIVERED tells the sender so) only once the
+ * application took it: one it refuses stays here, blocks the ones after
+ * it, and is offered again LC_REDELIVER_US later. */
 static void tp_deliver_ready(lc__tp *tp, tp_peer *p) {
   uint64_t w = tp->cfg.msg_window;
   while (p->in) {
-    tp_in_msg *m = p->in[p->next_deliver % w];
-    if (!m || m->seq != p->next_deliver ||
-        !lc__rs_contains(&m->got, 0, m->total))
+    uint64_t seq = p->next_deliver;
+    tp_in_msg *m = p->in[seq % w];
+    if (!m || m->seq != seq || !lc__rs_contains(&m->got, 0, m->total))
       break;
-    p->in[p->next_deliver % w] = NULL;
+    /* detached while the application has it: a callback that ends the
+     * session cannot free it under us */
+    p->in[seq % w] = NULL;
+    int rc = 0;
+    if (tp->cfg.cb.message)
+      rc = tp->cfg.cb.message(tp->cfg.user, p->pk, m->id, m->buf, m->total);
+    if (!p->in || p->next_deliver != seq || p->in[seq % w]) {
+      tp_in_free(m); /* the session was reset meanwhile */
+      return;
+    }
+    if (rc < 0) {
+      p->in[seq % w] = m;
+      p->redeliver_at = tp->now + LC_REDELIVER_US;
+      return;
+    }
+    p->redeliver_at = 0;
     p->next_deliver++;
     p->reasm_bytes -= tp_min(p->reasm_bytes, m->total);
     p->st.msgs_delivered++;
@@ -1312,8 +1334,6 @@ static void tp_deliver_ready(lc__tp *tp, tp_peer *p) {
       p->granted_seq = grant;
       p->msg_credit_pending = 1;
     }
-    if (tp->cfg.cb.message)
-      tp->cfg.cb.message(tp->cfg.user, p->pk, m->id, m->buf, m->total);
     tp_in_free(m);
   }
 }
@@ -2154,6 +2174,19 @@ static void tp_timers(lc__tp *tp, tp_peer *p, uint64_t now) {
   }
   if (p->cur < 0)
     return;
+  if (p->redeliver_at && now >= p->redeliver_at) {
+    uint64_t before = p->next_deliver;
+    tp_deliver_ready(tp, p);
+    if (p->next_deliver > before) {
+      /* the sender learns of it from DELIVERED, which rides with ACKs; it
+       * has nothing in flight to make us acknowledge, so a PING (which is
+       * tracked, and probed for if lost) carries it */
+      p->ack_dirty = 1;
+      p->ack_needed = 1;
+      p->ack_deadline = now;
+      p->ping_pending = 1;
+    }
+  }
   if (tp_half_open(p) && now >= tp_half_open_deadline(p)) {
     /* A HELLO nobody followed up: forget its keys, so that throwaway
      * identities cannot hold the peer table.  Anything we queued meanwhile
@@ -2258,6 +2291,8 @@ static uint64_t tp_peer_wakeup(const lc__tp *tp, tp_peer *p) {
     t = now;
   if (p->ack_dirty && p->ack_needed)
     t = tp_min(t, p->ack_deadline);
+  if (p->redeliver_at)
+    t = tp_min(t, p->redeliver_at);
   t = tp_min(t, tp_loss_timer(tp, p));
   if (tp_cc_room(tp, p) && tp_has_data(tp, p)) {
     /* tokens as they will be at pace_last, then the time to earn more */

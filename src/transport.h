@@ -21,6 +21,7 @@
 #include "wire.h"
 
 #define LC_NEVER UINT64_MAX
+#define LC_REDELIVER_US 200000 /* a refused message is offered again */
 
 /* A peer's UDP address (IPv4 or IPv6). */
 typedef struct {
@@ -46,10 +47,14 @@ typedef struct {
   void (*session_up)(void *user, const uint8_t peer[LC_PK_BYTES]);
   void (*session_down)(void *user, const uint8_t peer[LC_PK_BYTES], int reason);
   /* A complete chat message, delivered exactly once per session and in the
-   * order the peer sent it. */
-  void (*message)(void *user, const uint8_t peer[LC_PK_BYTES],
-                  const uint8_t msg_id[LC_MSG_ID_BYTES], const uint8_t *data,
-                  size_t len);
+   * order the peer sent it.  Return 0 once the application has it (only
+   * then is it reported delivered to the sender), or a negative value if
+   * it cannot take it now (its store failed, say): the transport keeps it,
+   * holds back the ones after it, and offers it again LC_REDELIVER_US
+   * later. */
+  int (*message)(void *user, const uint8_t peer[LC_PK_BYTES],
+                 const uint8_t msg_id[LC_MSG_ID_BYTES], const uint8_t *data,
+                 size_t len);
   /* The peer's transport handed the message to its application (in
    * order; so every earlier message too).  Received alone is not enough: a
    * message waiting in the peer's reassembly for an earlier one is not

@@ -116,14 +116,15 @@ static void ft_cb_down(void *u, const uint8_t peer[LC_PK_BYTES], int reason) {
   ft_sink += (uint64_t)reason;
 }
 
-static void ft_cb_msg(void *u, const uint8_t peer[LC_PK_BYTES],
-                      const uint8_t id[LC_MSG_ID_BYTES], const uint8_t *d,
-                      size_t len) {
+static int ft_cb_msg(void *u, const uint8_t peer[LC_PK_BYTES],
+                     const uint8_t id[LC_MSG_ID_BYTES], const uint8_t *d,
+                     size_t len) {
   (void)u;
   ft_n_msg++;
   ft_touch(peer, LC_PK_BYTES);
   ft_touch(id, LC_MSG_ID_BYTES);
   ft_touch(d, len);
+  return 0;
 }
 
 static void ft_cb_acked(void *u, const uint8_t peer[LC_PK_BYTES],

@@ -67,9 +67,9 @@ static void on_up(void *user, const uint8_t pk[LC_PK_BYTES]) {
          other(p)->name);
 }
 
-static void on_message(void *user, const uint8_t pk[LC_PK_BYTES],
-                       const uint8_t id[LC_MSG_ID_BYTES], const uint8_t *data,
-                       size_t len) {
+static int on_message(void *user, const uint8_t pk[LC_PK_BYTES],
+                      const uint8_t id[LC_MSG_ID_BYTES], const uint8_t *data,
+                      size_t len) {
   (void)pk;
   peer *p = user;
   p->got++;
@@ -84,6 +84,7 @@ static void on_message(void *user, const uint8_t pk[LC_PK_BYTES],
                     (size_t)n, lc__net_uv_now(p->net));
     lc__net_uv_flush(p->net);
   }
+  return 0;
 }
 
 static void on_acked(void *user, const uint8_t pk[LC_PK_BYTES],

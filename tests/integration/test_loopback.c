@@ -24,6 +24,7 @@ typedef struct {
   uint64_t received, acked, ups, closed;
   uint64_t bulk_bytes, bulk_done, bulk_acked;
   uint64_t next_expected;
+  uint64_t refusals, refused; /* refused: 1 + the index refused last */
   int order_ok;
   struct peer_pair *pair;
 } lb_node;
@@ -47,17 +48,25 @@ static void lb_fill(uint8_t *buf, size_t len, uint64_t i) {
   memcpy(buf, &i, sizeof i);
 }
 
-static void lb_on_message(void *user, const uint8_t peer[LC_PK_BYTES],
-                          const uint8_t msg_id[LC_MSG_ID_BYTES],
-                          const uint8_t *data, size_t len) {
+static int lb_on_message(void *user, const uint8_t peer[LC_PK_BYTES],
+                         const uint8_t msg_id[LC_MSG_ID_BYTES],
+                         const uint8_t *data, size_t len) {
   (void)peer;
   lb_node *n = user;
   uint64_t i;
   if (len < sizeof i) {
     n->order_ok = 0;
-    return;
+    return 0;
   }
   memcpy(&i, data, sizeof i);
+  /* every 500th message is refused once, as by an application whose
+   * store failed: it must come again, once, and only then count as
+   * delivered to the sender */
+  if (i % 500 == 250 && n->refused != i + 1) {
+    n->refused = i + 1;
+    n->refusals++;
+    return -1;
+  }
   uint8_t *want = malloc(lb_msg_len(i));
   lb_fill(want, lb_msg_len(i), i);
   if (i != n->next_expected || len != lb_msg_len(i) ||
@@ -66,13 +75,18 @@ static void lb_on_message(void *user, const uint8_t peer[LC_PK_BYTES],
   free(want);
   n->next_expected++;
   n->received++;
+  return 0;
 }
 
 static void lb_on_acked(void *user, const uint8_t peer[LC_PK_BYTES],
                         const uint8_t msg_id[LC_MSG_ID_BYTES]) {
   (void)peer;
   (void)msg_id;
-  ((lb_node *)user)->acked++;
+  lb_node *n = user;
+  n->acked++;
+  /* never acknowledged before the receiving application took it */
+  if (n->pair && n == &n->pair->a && n->acked > n->pair->b.received)
+    n->order_ok = 0;
 }
 
 static void lb_on_up(void *user, const uint8_t peer[LC_PK_BYTES]) {
@@ -198,6 +212,8 @@ static void test_loopback_exchange(void **state) {
   assert_int_equal(pr->b.received, NMSG);
   assert_int_equal(pr->a.acked, NMSG);
   assert_true(pr->b.order_ok);
+  assert_true(pr->a.order_ok);
+  assert_int_equal(pr->b.refusals, (NMSG + 249) / 500);
   assert_int_equal(pr->b.bulk_bytes, total);
   assert_int_equal(pr->b.bulk_done, 1);
   assert_int_equal(pr->a.bulk_acked, 1);

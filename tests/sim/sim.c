@@ -385,11 +385,20 @@ static void sim_cb_session_down(void *user, const uint8_t peer[LC_PK_BYTES],
   sim_emit(s, n, SIM_E_DOWN, sim_peer_index(s, peer), NULL, NULL, 0, reason);
 }
 
-static void sim_cb_message(void *user, const uint8_t peer[LC_PK_BYTES],
-                           const uint8_t msg_id[LC_MSG_ID_BYTES],
-                           const uint8_t *data, size_t len) {
+static int sim_cb_message(void *user, const uint8_t peer[LC_PK_BYTES],
+                          const uint8_t msg_id[LC_MSG_ID_BYTES],
+                          const uint8_t *data, size_t len) {
   sim_node *n = user;
   sim *s = sim_owner(n);
+  if (n->refuse > 0) {
+    uint64_t h = s->now * 0x9e3779b97f4a7c15ull;
+    for (int k = 0; k < LC_MSG_ID_BYTES; k++)
+      h = (h ^ msg_id[k]) * 0x100000001b3ull;
+    if ((double)(h >> 11) / 9007199254740992.0 < n->refuse) {
+      n->refusals++;
+      return -1;
+    }
+  }
   int p = sim_peer_index(s, peer);
   sim_msg *m = SIM_PUSH(n->msgs, n->nmsgs, n->msgs_cap);
   m->peer = p;
@@ -412,6 +421,7 @@ static void sim_cb_message(void *user, const uint8_t peer[LC_PK_BYTES],
   if (n->on_msg)
     n->on_msg(n->on_msg_ctx, s, n->index, p, msg_id, data, len);
   sim_emit(s, n, SIM_E_MSG, p, msg_id, data, len, 0);
+  return 0;
 }
 
 static void sim_cb_acked(void *user, const uint8_t peer[LC_PK_BYTES],

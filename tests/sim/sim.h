@@ -172,6 +172,12 @@ typedef struct {
   uint64_t datagrams_sent;
   uint64_t max_burst; /* datagrams out of one drain */
 
+  /* The application refuses a message it is offered (its store failed,
+   * say) with this probability; decided by a hash of the message id and
+   * the time, so it draws nothing from the simulation's generators. */
+  double refuse;
+  uint64_t refusals;
+
   sim_msg_fn *on_msg;
   void *on_msg_ctx;
   sim_bulk_fn *on_bulk;

@@ -77,14 +77,15 @@ static void rp_cb_down(void *u, const uint8_t peer[LC_PK_BYTES], int reason) {
   (void)reason;
   rp_of(u)->downs++;
 }
-static void rp_cb_msg(void *u, const uint8_t peer[LC_PK_BYTES],
-                      const uint8_t msg_id[LC_MSG_ID_BYTES],
-                      const uint8_t *data, size_t len) {
+static int rp_cb_msg(void *u, const uint8_t peer[LC_PK_BYTES],
+                     const uint8_t msg_id[LC_MSG_ID_BYTES], const uint8_t *data,
+                     size_t len) {
   (void)peer;
   (void)msg_id;
   (void)data;
   (void)len;
   rp_of(u)->msgs++;
+  return 0;
 }
 static void rp_cb_acked(void *u, const uint8_t peer[LC_PK_BYTES],
                         const uint8_t msg_id[LC_MSG_ID_BYTES]) {

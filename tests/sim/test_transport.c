@@ -225,6 +225,28 @@ static void test_lossy_10k(void **state) {
   test_sim_done();
 }
 
+/* An application that cannot take a message (its store failed) refuses
+ * it; the transport offers it again later, never reports it delivered
+ * before it was taken, and still delivers everything exactly once, in
+ * order, over a lossy link. */
+static void test_refusing_application(void **state) {
+  (void)state;
+  sim *s = test_sim(sim_seed(260, 0));
+  int a = sim_add_node(s, NULL), b = sim_add_node(s, NULL);
+  sim_link_params lp = {.loss = 0.10, .delay_us = 1 * MS, .jitter_us = 300};
+  sim_link_set_both(s, a, b, &lp);
+  sim_node_get(s, b)->refuse = 0.3;
+  enum { N = 400 };
+  for (int i = 0; i < N; i++)
+    SIM_CHECK(s, sim_send_msg(s, a, b, 100 + (size_t)i % 3000) == 0, "send");
+  int rr = sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 300 * SEC);
+  SIM_CHECK(s, rr == 0, "not all delivered and acked after 300 s (%d)", rr);
+  SIM_CHECK(s, sim_check_delivery(s, a, b, 1) == 0, "a -> b");
+  SIM_CHECK(s, sim_node_get(s, b)->refusals >= 10, "the path went untested");
+  check_clean(s);
+  test_sim_done();
+}
+
 /* ---- 3. a 10-second partition ----------------------------------------------
  */
 
@@ -1572,6 +1594,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_checker_catches_faults, teardown),
       cmocka_unit_test_teardown(test_clean_link, teardown),
       cmocka_unit_test_teardown(test_lossy_10k, teardown),
+      cmocka_unit_test_teardown(test_refusing_application, teardown),
       cmocka_unit_test_teardown(test_partition, teardown),
       cmocka_unit_test_teardown(test_rtt_20ms, teardown),
       cmocka_unit_test_teardown(test_rtt_2ms, teardown),
