@@ -36,9 +36,7 @@ static const char *const store_migrations[] = {
     "  retracted INTEGER NOT NULL DEFAULT 0,"
     "  body TEXT NOT NULL);"
     "CREATE INDEX messages_by_conv ON messages(conv, id);"
-    /* our clock at storage only grows, so this index only appends: a
-     * page before a time is a page before the last message stored then */
-    "CREATE INDEX messages_by_time ON messages(received_ms);"
+
     "CREATE TABLE outbox ("
     "  msg INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,"
     "  peer BLOB NOT NULL);"
@@ -163,8 +161,8 @@ static const char *const store_sql[Q_COUNT] = {
     [Q_PAGE] = "SELECT " MSG_COLS " FROM messages m"
                " JOIN conversations c ON c.id = m.conv"
                " WHERE c.peer = ?1 AND m.id < ?2 ORDER BY m.id DESC LIMIT ?3",
-    [Q_PAGE_TIME] = "SELECT id FROM messages WHERE received_ms < ?1"
-                    " ORDER BY received_ms DESC, id DESC LIMIT 1",
+    [Q_PAGE_TIME] = "SELECT id, received_ms FROM messages WHERE id >= ?1"
+                    " ORDER BY id LIMIT 1",
     [Q_PAGE_AFTER] = "SELECT " MSG_COLS " FROM messages m"
                      " JOIN conversations c ON c.id = m.conv"
                      " WHERE c.peer = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3",
@@ -963,23 +961,36 @@ int lc__store_page_after(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
   return store_collect(st, out, count);
 }
 
+/* Messages are stored in the order of our clock (ids only grow, and
+ * received_ms is our clock then), so the first message stored at or after
+ * a time is found by bisecting the ids: no index of its own to keep up at
+ * every insert.  A clock that stepped back makes the answer approximate,
+ * never wrong in kind: still a page of that conversation, in order. */
 int lc__store_page_before_time(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
                                uint64_t before_ms, size_t n,
                                lc__stored_msg **out, size_t *count) {
-  sqlite3_stmt *st = store_q(s, Q_PAGE_TIME);
-  sqlite3_bind_int64(st, 1,
-                     before_ms > INT64_MAX ? INT64_MAX : (int64_t)before_ms);
-  int rc = sqlite3_step(st);
-  int64_t boundary = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-  sqlite3_reset(st);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-    return LC_ESTORE;
-  if (boundary == 0) { /* nothing that old */
-    *out = calloc(1, sizeof **out);
-    *count = 0;
-    return *out ? 0 : LC_ENOMEM;
+  int64_t lo = 1, hi = INT64_MAX;
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    sqlite3_stmt *st = store_q(s, Q_PAGE_TIME);
+    sqlite3_bind_int64(st, 1, mid);
+    int rc = sqlite3_step(st);
+    int64_t id = 0;
+    uint64_t ms = 0;
+    if (rc == SQLITE_ROW) {
+      id = sqlite3_column_int64(st, 0);
+      ms = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+      return LC_ESTORE;
+    if (rc == SQLITE_DONE || ms >= before_ms)
+      hi = mid; /* the first at or after the time is below mid */
+    else
+      lo = id + 1; /* everything up to id is older */
   }
-  return lc__store_page(s, peer, boundary + 1, n, out, count);
+  /* lo: the first id at or after the time (or past the end) */
+  return lc__store_page(s, peer, lo, n, out, count);
 }
 
 int lc__store_get(lc__store *s, const uint8_t msg_id[LC_MSGID_BYTES],

@@ -94,8 +94,8 @@ int lc__store_page(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
 int lc__store_page_after(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
                          int64_t after_id, size_t n, lc__stored_msg **out,
                          size_t *count);
-/* The same, stored before a time: older than the last message (of any
- * conversation) stored before before_ms by our clock. */
+/* The same, stored before a time by our clock (received_ms < before_ms,
+ * found by bisecting ids: exact while our clock only moved forward). */
 int lc__store_page_before_time(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
                                uint64_t before_ms, size_t n,
                                lc__stored_msg **out, size_t *count);

@@ -202,14 +202,17 @@ static void test_paging(void **state) {
     char t[16];
     snprintf(t, sizeof t, "n%03d", i);
     ts_id(id, i);
-    /* interleave another conversation: pages must not mix them */
+    /* interleave another conversation: pages must not mix them (stored
+     * one a millisecond, as our clock would) */
     assert_int_equal(lc__store_add_incoming(f->s, bob, id, (uint64_t)i,
-                                            1000 + (uint64_t)i, t, strlen(t),
-                                            NULL),
+                                            2000 + 2 * (uint64_t)i, t,
+                                            strlen(t), NULL),
                      1);
     ts_id(id, 1000 + i);
-    assert_int_equal(
-        lc__store_add_incoming(f->s, carol, id, 0, 5000, "c", 1, NULL), 1);
+    assert_int_equal(lc__store_add_incoming(f->s, carol, id, 0,
+                                            2001 + 2 * (uint64_t)i, "c", 1,
+                                            NULL),
+                     1);
   }
   assert_int_equal(lc__store_commit(f->s), 0);
   assert_int_equal(lc__store_commit(f->s), LC_ESTATE);
@@ -236,11 +239,21 @@ static void test_paging(void **state) {
   }
   assert_int_equal(pages, 3);
   assert_int_equal(expect, -1);
-  /* by time: the 10 before received_ms 1050 are n049..n040 */
-  assert_int_equal(lc__store_page_before_time(f->s, bob, 1050, 10, &m, &n), 0);
+  /* by time: the 10 stored before 2100 are n049..n040; edges too */
+  assert_int_equal(lc__store_page_before_time(f->s, bob, 2100, 10, &m, &n), 0);
   assert_int_equal(n, 10);
   assert_string_equal(m[0].text, "n049");
   assert_string_equal(m[9].text, "n040");
+  lc__store_msgs_free(m, n);
+  assert_int_equal(lc__store_page_before_time(f->s, bob, 2099, 1, &m, &n), 0);
+  assert_string_equal(m[0].text, "n049"); /* 2098 < 2099 */
+  lc__store_msgs_free(m, n);
+  assert_int_equal(lc__store_page_before_time(f->s, bob, 2000, 5, &m, &n), 0);
+  assert_int_equal(n, 0); /* nothing before the first */
+  lc__store_msgs_free(m, n);
+  assert_int_equal(lc__store_page_before_time(f->s, bob, UINT64_MAX, 1, &m, &n),
+                   0);
+  assert_string_equal(m[0].text, "n119"); /* the newest */
   lc__store_msgs_free(m, n);
   /* an unknown conversation has no history */
   uint8_t nobody[LC_KEY_BYTES];
