@@ -179,21 +179,19 @@ static long proc_rss_kib(pid_t pid) {
   return kib;
 }
 
+/* CPU time used by a process, in seconds, to the nanosecond: the first
+ * field of /proc/PID/schedstat (utime and stime count 10 ms ticks, too
+ * coarse for an idle process). */
 static double proc_cpu_s(pid_t pid) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
   FILE *f = fopen(path, "r");
   if (!f)
     return -1;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  unsigned long long ns = 0;
+  int ok = fscanf(f, "%llu", &ns) == 1;
   fclose(f);
-  buf[n] = 0;
-  char *p = strrchr(buf, ')');
-  unsigned long ut = 0, st = 0;
-  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                   &ut, &st) != 2)
-    return -1;
-  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+  return ok ? (double)ns / 1e9 : -1;
 }
 
 /* Median loopback UDP round trip, in microseconds. */
@@ -418,7 +416,7 @@ int main(int argc, char **argv) {
          "MiB | same binary, loop only: %.1f MiB |\n",
          g_peers - 1, rss / 1024.0, rrss / 1024.0);
   printf("| idle node with %d known peers: CPU over %d s | not measurable | "
-         "%.2f%% of a core | loop only: %.2f%% |\n",
+         "%.3f%% of a core | loop only: %.3f%% |\n",
          g_peers - 1, idle_s, cpu_pct, rcpu_pct);
   printf("bench discovery_all_ms=%.1f stop_ms=%.2f kill_intervals=%.2f "
          "idle_rss_kib=%ld ref_rss_kib=%ld idle_cpu_pct=%.3f rtt_us=%.0f\n",
