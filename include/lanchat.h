@@ -368,24 +368,24 @@ typedef struct lc_msg_info_s {
   size_t text_len;
 } lc_msg_info;
 
-/* A page of history: up to n messages of the conversation with peer older
+/* A page of history: up to max messages of the conversation with peer older
  * than before_id (0: from the newest), newest first.  Pass the last id of
  * a page to get the next one.  *out has *count entries; free it with
  * lc_msgs_free.  Errors: LC_EINVAL, LC_ESTORE, LC_ENOMEM. */
 LC_EXTERN int lc_history_page(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
-                              int64_t before_id, size_t n, lc_msg_info **out,
+                              int64_t before_id, size_t max, lc_msg_info **out,
                               size_t *count);
 /* The same, older than a time (our clock, Unix ms). */
 LC_EXTERN int lc_history_before_time(lc_node *node,
                                      const uint8_t peer[LC_KEY_BYTES],
-                                     uint64_t before_ms, size_t n,
+                                     uint64_t before_ms, size_t max,
                                      lc_msg_info **out, size_t *count);
 /* Full-text search (words, "a phrase", prefix*, AND/OR/NOT) in one
- * conversation (peer) or all (NULL), newest first, at most n.  Errors:
+ * conversation (peer) or all (NULL), newest first, at most max.  Errors:
  * LC_EINVAL (empty or unparsable query), LC_ESTORE, LC_ENOMEM. */
 LC_EXTERN int lc_history_search(lc_node *node, const uint8_t *peer,
-                                const char *query, size_t n, lc_msg_info **out,
-                                size_t *count);
+                                const char *query, size_t max,
+                                lc_msg_info **out, size_t *count);
 LC_EXTERN void lc_msgs_free(lc_msg_info *msgs, size_t count);
 
 /* A conversation: the peer, its newest message, its unread count. */

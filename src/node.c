@@ -1544,34 +1544,34 @@ static int node_msgs_out(lc__stored_msg *m, size_t count, lc_msg_info **out,
 }
 
 int lc_history_page(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
-                    int64_t before_id, size_t count, lc_msg_info **out,
+                    int64_t before_id, size_t max, lc_msg_info **out,
                     size_t *got) {
   if (!n || !peer || !out || !got)
     return LC_EINVAL;
   lc__stored_msg *m;
   size_t k;
-  int rc = lc__store_page(n->store, peer, before_id, count, &m, &k);
+  int rc = lc__store_page(n->store, peer, before_id, max, &m, &k);
   return rc < 0 ? rc : node_msgs_out(m, k, out, got);
 }
 
 int lc_history_before_time(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
-                           uint64_t before_ms, size_t count, lc_msg_info **out,
+                           uint64_t before_ms, size_t max, lc_msg_info **out,
                            size_t *got) {
   if (!n || !peer || !out || !got)
     return LC_EINVAL;
   lc__stored_msg *m;
   size_t k;
-  int rc = lc__store_page_before_time(n->store, peer, before_ms, count, &m, &k);
+  int rc = lc__store_page_before_time(n->store, peer, before_ms, max, &m, &k);
   return rc < 0 ? rc : node_msgs_out(m, k, out, got);
 }
 
 int lc_history_search(lc_node *n, const uint8_t *peer, const char *query,
-                      size_t count, lc_msg_info **out, size_t *got) {
+                      size_t max, lc_msg_info **out, size_t *got) {
   if (!n || !query || !out || !got)
     return LC_EINVAL;
   lc__stored_msg *m;
   size_t k;
-  int rc = lc__store_search(n->store, peer, query, count, &m, &k);
+  int rc = lc__store_search(n->store, peer, query, max, &m, &k);
   return rc < 0 ? rc : node_msgs_out(m, k, out, got);
 }
 
