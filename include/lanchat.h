@@ -68,7 +68,8 @@ extern "C" {
   XX(ENOMEM, -30021, "out of memory")                                          \
   XX(ETIMEDOUT, -30022, "timed out")                                           \
   XX(ESTORE, -30023, "local store (database) failure")                         \
-  XX(EEXIST, -30024, "already exists")
+  XX(EEXIST, -30024, "already exists")                                         \
+  XX(EPASSPHRASE, -30025, "wrong or missing passphrase")
 
 typedef enum {
 #define LC__ERR_ENUM(name, value, msg) LC_##name = (value),
@@ -265,6 +266,14 @@ typedef struct {
    * messages were marked read. */
   int no_read_receipts;
 
+  /* The identity.  passphrase: unlocks a key file protected with one (see
+   * lc_identity_create); NULL or "" for a key file stored in the clear.
+   * no_create_identity: 1 to fail with -ENOENT when data_dir holds no
+   * identity yet, instead of creating one (a daemon that must not invent
+   * a new identity behind its user's back). */
+  const char *passphrase;
+  int no_create_identity;
+
   lc_peer_cb *on_peer;
   lc_message_cb *on_message;
   lc_delivery_cb *on_delivery;
@@ -454,6 +463,31 @@ LC_EXTERN int lc_mark_message_read(lc_node *node,
 LC_EXTERN int lc_delete_message(lc_node *node, int64_t id);
 LC_EXTERN int lc_delete_conversation(lc_node *node,
                                      const uint8_t peer[LC_KEY_BYTES]);
+
+/* Creates a new identity in data_dir (the folder is created 0700 if
+ * missing; the key file is <data_dir>/identity.key, mode 0600, written
+ * aside then linked into place).  With a passphrase (not NULL, not ""),
+ * the secret key is stored sealed: a key derived from the passphrase with
+ * Argon2id (crypto_pwhash, moderate limits) encrypts it with XSalsa20-
+ * Poly1305 (crypto_secretbox); the public key stays readable.  key (may be
+ * NULL) receives the new public key.  Errors: LC_EEXIST (data_dir already
+ * holds an identity), LC_EINVAL, LC_ECRYPTO, a negative errno. */
+LC_EXTERN int lc_identity_create(const char *data_dir, const char *passphrase,
+                                 uint8_t key[LC_KEY_BYTES]);
+/* Reads the public key of the identity in data_dir, without needing its
+ * passphrase.  sealed (may be NULL) is set to 1 if the secret key is
+ * protected by a passphrase.  Errors: -ENOENT (no identity yet),
+ * LC_EKEYFILE (malformed, or readable by group or others), a negative
+ * errno. */
+LC_EXTERN int lc_identity_public(const char *data_dir,
+                                 uint8_t key[LC_KEY_BYTES], int *sealed);
+
+/* One message of the history, by its message id.  *out is one entry; free
+ * it with lc_msgs_free(*out, 1).  Errors: -ENOENT (no such message),
+ * LC_ESTORE, LC_ENOMEM. */
+LC_EXTERN int lc_history_get(lc_node *node,
+                             const uint8_t msg_id[LC_MSGID_BYTES],
+                             lc_msg_info **out);
 
 /* Hex form of a key (lower case, NUL-terminated, 65 bytes of room). */
 LC_EXTERN void lc_key_to_hex(char out[LC_KEY_HEX_LEN + 1],

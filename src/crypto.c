@@ -87,19 +87,62 @@ void lc__identity_wipe(lc__identity *id) {
   sodium_memzero(id, sizeof *id);
 }
 
-/* The identity file, exactly IDFILE_BYTES (158) of ASCII:
+/* The identity file comes in two formats, told apart by the first line.
+ *
+ * In the clear, exactly IDFILE_BYTES (158) of ASCII:
  *   "lanchat-identity v1\n"
  *   "seed " <64 lowercase hex digits> "\n"
  *   "pk " <64 lowercase hex digits> "\n"
  * The seed is all that is needed; the public key is there so that a
- * damaged seed is caught instead of silently becoming another identity. */
+ * damaged seed is caught instead of silently becoming another identity.
+ *
+ * Sealed under a passphrase (at most IDFILE_MAX bytes):
+ *   "lanchat-identity-sealed v1\n"
+ *   "pk " <64 hex> "\n"
+ *   "salt " <32 hex: crypto_pwhash_SALTBYTES> "\n"
+ *   "opslimit " <decimal> "\n"
+ *   "memlimit " <decimal, bytes> "\n"
+ *   "nonce " <48 hex: crypto_secretbox_NONCEBYTES> "\n"
+ *   "box " <96 hex: crypto_secretbox_easy(seed), 32 + 16 bytes> "\n"
+ * The box key is crypto_pwhash(Argon2id 1.3, passphrase, salt, opslimit,
+ * memlimit), 32 bytes.  The public key stays readable without the
+ * passphrase. */
 #define IDFILE_HEAD "lanchat-identity v1\nseed "
 #define IDFILE_PK "pk "
 #define IDFILE_BYTES (sizeof IDFILE_HEAD - 1 + 65 + sizeof IDFILE_PK - 1 + 65)
+#define IDFILE_SEALED_HEAD "lanchat-identity-sealed v1\n"
+#define IDFILE_MAX 512
+#define IDFILE_SEED_BOX_BYTES (32 + crypto_secretbox_MACBYTES)
+/* Stored limits beyond these are refused as damage (or an attempt to make
+ * loading take forever) rather than obeyed. */
+#define IDFILE_OPSLIMIT_MAX 100ULL
+#define IDFILE_MEMLIMIT_MAX (1ULL << 30)
 
-/* Formats the file for id into buf (IDFILE_BYTES + 1, NUL-terminated). */
-static void identity_format(const lc__identity *id,
-                            char buf[IDFILE_BYTES + 1]) {
+_Static_assert(crypto_secretbox_KEYBYTES == 32, "secretbox key");
+_Static_assert(crypto_pwhash_SALTBYTES == 16, "pwhash salt");
+_Static_assert(crypto_secretbox_NONCEBYTES == 24, "secretbox nonce");
+
+typedef struct {
+  uint8_t pk[LC_PK_BYTES];
+  uint8_t salt[crypto_pwhash_SALTBYTES];
+  unsigned long long opslimit;
+  unsigned long long memlimit;
+  uint8_t nonce[crypto_secretbox_NONCEBYTES];
+  uint8_t box[IDFILE_SEED_BOX_BYTES];
+} identity_sealed;
+
+static int identity_limits_ok(unsigned long long ops, unsigned long long mem) {
+  return ops >= crypto_pwhash_OPSLIMIT_MIN && ops <= IDFILE_OPSLIMIT_MAX &&
+         mem >= crypto_pwhash_MEMLIMIT_MIN && mem <= IDFILE_MEMLIMIT_MAX;
+}
+
+static int identity_has_passphrase(const char *passphrase) {
+  return passphrase && *passphrase;
+}
+
+/* Formats the clear file for id into buf (IDFILE_BYTES + 1, NUL-terminated).
+ * Returns its length. */
+static size_t identity_format(const lc__identity *id, char buf[IDFILE_MAX]) {
   char *p = buf;
   memcpy(p, IDFILE_HEAD, sizeof IDFILE_HEAD - 1);
   p += sizeof IDFILE_HEAD - 1;
@@ -113,15 +156,124 @@ static void identity_format(const lc__identity *id,
   p += 64;
   *p++ = '\n';
   *p = '\0';
+  return IDFILE_BYTES;
 }
 
-/* Parses exactly 64 hex digits followed by a newline into 32 bytes. */
-static int identity_hex32(uint8_t out[32], const char *hex) {
-  size_t n = 0;
-  const char *end = NULL;
-  if (sodium_hex2bin(out, 32, hex, 64, NULL, &n, &end) != 0 || n != 32 ||
-      end != hex + 64 || hex[64] != '\n')
+/* Appends "<name> <hex of bin>\n" at buf + *at. */
+static void identity_put_hex(char *buf, size_t *at, const char *name,
+                             const uint8_t *bin, size_t len) {
+  size_t n = strlen(name);
+  memcpy(buf + *at, name, n);
+  *at += n;
+  buf[(*at)++] = ' ';
+  sodium_bin2hex(buf + *at, IDFILE_MAX - *at, bin, len);
+  *at += 2 * len;
+  buf[(*at)++] = '\n';
+}
+
+/* Formats the sealed file into buf.  Returns its length. */
+static size_t identity_format_sealed(const identity_sealed *s,
+                                     char buf[IDFILE_MAX]) {
+  size_t at = sizeof IDFILE_SEALED_HEAD - 1;
+  memcpy(buf, IDFILE_SEALED_HEAD, at);
+  identity_put_hex(buf, &at, "pk", s->pk, sizeof s->pk);
+  identity_put_hex(buf, &at, "salt", s->salt, sizeof s->salt);
+  int n = snprintf(buf + at, IDFILE_MAX - at, "opslimit %llu\nmemlimit %llu\n",
+                   s->opslimit, s->memlimit);
+  at += (size_t)n;
+  identity_put_hex(buf, &at, "nonce", s->nonce, sizeof s->nonce);
+  identity_put_hex(buf, &at, "box", s->box, sizeof s->box);
+  buf[at] = '\0';
+  return at;
+}
+
+/* Parses exactly 2 * n hex digits followed by a newline into n bytes. */
+static int identity_hex(uint8_t *out, size_t n, const char *hex,
+                        const char *end) {
+  size_t got = 0;
+  const char *stop = NULL;
+  if ((size_t)(end - hex) < 2 * n + 1 ||
+      sodium_hex2bin(out, n, hex, 2 * n, NULL, &got, &stop) != 0 || got != n ||
+      stop != hex + 2 * n || hex[2 * n] != '\n')
     return LC_EKEYFILE;
+  return 0;
+}
+
+static int identity_hex32(uint8_t out[32], const char *hex) {
+  return identity_hex(out, 32, hex, hex + 65);
+}
+
+/* Matches lit at *p (and advances past it). */
+static int identity_lit(const char **p, const char *end, const char *lit) {
+  size_t n = strlen(lit);
+  if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0)
+    return LC_EKEYFILE;
+  *p += n;
+  return 0;
+}
+
+/* "<name> <hex>\n" into n bytes. */
+static int identity_field_hex(const char **p, const char *end, const char *name,
+                              uint8_t *out, size_t n) {
+  if (identity_lit(p, end, name) != 0 || identity_lit(p, end, " ") != 0 ||
+      identity_hex(out, n, *p, end) != 0)
+    return LC_EKEYFILE;
+  *p += 2 * n + 1;
+  return 0;
+}
+
+/* "<name> <decimal>\n": 1 to 19 digits, no leading zero. */
+static int identity_field_dec(const char **p, const char *end, const char *name,
+                              unsigned long long *out) {
+  if (identity_lit(p, end, name) != 0 || identity_lit(p, end, " ") != 0)
+    return LC_EKEYFILE;
+  const char *q = *p;
+  unsigned long long v = 0;
+  int digits = 0;
+  while (q < end && *q >= '0' && *q <= '9' && digits < 19) {
+    v = v * 10 + (unsigned)(*q - '0');
+    q++;
+    digits++;
+  }
+  if (digits == 0 || (digits > 1 && **p == '0') || q >= end || *q != '\n')
+    return LC_EKEYFILE;
+  *out = v;
+  *p = q + 1;
+  return 0;
+}
+
+/* Parses a sealed file.  Returns 0 or LC_EKEYFILE. */
+static int identity_parse_sealed(identity_sealed *s, const char *buf,
+                                 size_t len) {
+  const char *p = buf, *end = buf + len;
+  if (identity_lit(&p, end, IDFILE_SEALED_HEAD) != 0 ||
+      identity_field_hex(&p, end, "pk", s->pk, sizeof s->pk) != 0 ||
+      identity_field_hex(&p, end, "salt", s->salt, sizeof s->salt) != 0 ||
+      identity_field_dec(&p, end, "opslimit", &s->opslimit) != 0 ||
+      identity_field_dec(&p, end, "memlimit", &s->memlimit) != 0 ||
+      identity_field_hex(&p, end, "nonce", s->nonce, sizeof s->nonce) != 0 ||
+      identity_field_hex(&p, end, "box", s->box, sizeof s->box) != 0 ||
+      p != end || !identity_limits_ok(s->opslimit, s->memlimit) ||
+      lc__pk_check(s->pk) != 0)
+    return LC_EKEYFILE;
+  return 0;
+}
+
+static int identity_is_sealed(const char *buf, size_t len) {
+  return len >= sizeof IDFILE_SEALED_HEAD - 1 &&
+         memcmp(buf, IDFILE_SEALED_HEAD, sizeof IDFILE_SEALED_HEAD - 1) == 0;
+}
+
+/* Derives the box key from the passphrase.  Returns 0 or LC_ECRYPTO (out of
+ * memory, most likely). */
+static int identity_derive(uint8_t key[crypto_secretbox_KEYBYTES],
+                           const char *passphrase, const identity_sealed *s) {
+  if (crypto_pwhash(key, crypto_secretbox_KEYBYTES, passphrase,
+                    strlen(passphrase), s->salt, s->opslimit,
+                    (size_t)s->memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0) {
+    sodium_memzero(key, crypto_secretbox_KEYBYTES);
+    return LC_ECRYPTO;
+  }
   return 0;
 }
 
@@ -150,12 +302,45 @@ out:
   return rc;
 }
 
-/* Reads an existing identity file.  Returns 0, LC_EKEYFILE, or a negative
- * errno (-ENOENT when there is none). */
-static int identity_read(lc__identity *id, const char *path) {
-  char buf[IDFILE_BYTES + 1];
+/* Opens a sealed file with the passphrase.  Returns 0, LC_EKEYFILE,
+ * LC_EPASSPHRASE (none given, or the box does not open with it),
+ * LC_ECRYPTO. */
+static int identity_parse_sealed_open(lc__identity *id, const char *buf,
+                                      size_t len, const char *passphrase) {
+  identity_sealed s;
+  uint8_t key[crypto_secretbox_KEYBYTES], seed[32];
+  int rc = identity_parse_sealed(&s, buf, len);
+  if (rc != 0)
+    return rc;
+  if (!identity_has_passphrase(passphrase))
+    return LC_EPASSPHRASE;
+  rc = identity_derive(key, passphrase, &s);
+  if (rc != 0)
+    return rc;
+  if (crypto_secretbox_open_easy(seed, s.box, sizeof s.box, s.nonce, key) !=
+      0) {
+    rc = LC_EPASSPHRASE;
+    goto out;
+  }
+  rc = lc__identity_generate(id, seed);
+  if (rc == 0 && sodium_memcmp(id->pk, s.pk, LC_PK_BYTES) != 0) {
+    lc__identity_wipe(id);
+    rc = LC_EKEYFILE;
+  }
+out:
+  sodium_memzero(key, sizeof key);
+  sodium_memzero(seed, sizeof seed);
+  return rc;
+}
+
+/* Reads the whole key file into buf (IDFILE_MAX + 1 bytes: one more than a
+ * valid file has, to notice a longer one).  Returns 0, LC_EKEYFILE (not a
+ * regular file, or readable by group/others), or a negative errno (-ENOENT
+ * when there is none). */
+static int identity_read_file(const char *path, char buf[IDFILE_MAX + 1],
+                              size_t *lenp) {
   size_t len = 0;
-  int rc;
+  int rc = 0;
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0)
     return -errno;
@@ -170,9 +355,8 @@ static int identity_read(lc__identity *id, const char *path) {
     rc = LC_EKEYFILE;
     goto out;
   }
-  /* Read one byte more than a valid file has, to notice a longer one. */
-  while (len < sizeof buf) {
-    ssize_t n = read(fd, buf + len, sizeof buf - len);
+  while (len < IDFILE_MAX + 1) {
+    ssize_t n = read(fd, buf + len, IDFILE_MAX + 1 - len);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
@@ -183,10 +367,57 @@ static int identity_read(lc__identity *id, const char *path) {
       break;
     len += (size_t)n;
   }
-  rc = identity_parse(id, buf, len);
+  *lenp = len;
 out:
-  sodium_memzero(buf, sizeof buf);
   close(fd);
+  return rc;
+}
+
+int lc__identity_load(lc__identity *id, const char *path,
+                      const char *passphrase) {
+  char buf[IDFILE_MAX + 1];
+  size_t len = 0;
+  if (lc__crypto_init() != 0)
+    return LC_ECRYPTO;
+  int rc = identity_read_file(path, buf, &len);
+  if (rc == 0) {
+    /* a passphrase given for a file in the clear is not needed: ignored */
+    rc = identity_is_sealed(buf, len)
+             ? identity_parse_sealed_open(id, buf, len, passphrase)
+             : identity_parse(id, buf, len);
+  }
+  sodium_memzero(buf, sizeof buf);
+  return rc;
+}
+
+int lc__identity_read_public(const char *path, uint8_t pk[LC_PK_BYTES],
+                             int *sealed) {
+  char buf[IDFILE_MAX + 1];
+  size_t len = 0;
+  if (lc__crypto_init() != 0)
+    return LC_ECRYPTO;
+  int rc = identity_read_file(path, buf, &len);
+  if (rc == 0) {
+    if (identity_is_sealed(buf, len)) {
+      identity_sealed s;
+      rc = identity_parse_sealed(&s, buf, len);
+      if (rc == 0) {
+        memcpy(pk, s.pk, LC_PK_BYTES);
+        if (sealed)
+          *sealed = 1;
+      }
+    } else {
+      lc__identity id;
+      rc = identity_parse(&id, buf, len);
+      if (rc == 0) {
+        memcpy(pk, id.pk, LC_PK_BYTES);
+        if (sealed)
+          *sealed = 0;
+      }
+      lc__identity_wipe(&id);
+    }
+  }
+  sodium_memzero(buf, sizeof buf);
   return rc;
 }
 
@@ -226,27 +457,70 @@ static void identity_sync_dir(const char *path) {
   }
 }
 
+/* Formats a fresh identity into text, sealed under the passphrase if there
+ * is one.  Returns the length or a negative error; on error id is wiped. */
+static int identity_format_new(lc__identity *id, const char *passphrase,
+                               unsigned long long opslimit,
+                               unsigned long long memlimit,
+                               char text[IDFILE_MAX]) {
+  int rc = lc__identity_generate(id, NULL);
+  if (rc != 0)
+    return rc;
+  if (!identity_has_passphrase(passphrase))
+    return (int)identity_format(id, text);
+
+  identity_sealed s;
+  uint8_t key[crypto_secretbox_KEYBYTES];
+  memcpy(s.pk, id->pk, LC_PK_BYTES);
+  lc__crypto_random(s.salt, sizeof s.salt);
+  lc__crypto_random(s.nonce, sizeof s.nonce);
+  s.opslimit = opslimit;
+  s.memlimit = memlimit;
+  rc = identity_derive(key, passphrase, &s);
+  /* libsodium's Ed25519 secret key is seed || pk */
+  if (rc == 0 && crypto_secretbox_easy(s.box, id->sk, 32, s.nonce, key) != 0)
+    rc = LC_ECRYPTO;
+  sodium_memzero(key, sizeof key);
+  if (rc != 0) {
+    lc__identity_wipe(id);
+    return rc;
+  }
+  return (int)identity_format_sealed(&s, text);
+}
+
 /* Creates a fresh identity at path.  The file is complete and synced under
  * a temporary name in the same directory before it appears under its own,
  * so a crash never leaves a half-written key.  Returns 0, -EEXIST if
- * another process created the file first (the caller then reads that one),
- * or a negative errno. */
-static int identity_create(lc__identity *id, const char *path) {
+ * the file exists (another process may have created it first), or a
+ * negative error. */
+static int identity_create(lc__identity *id, const char *path,
+                           const char *passphrase, unsigned long long opslimit,
+                           unsigned long long memlimit) {
   char tmp[PATH_MAX];
-  char text[IDFILE_BYTES + 1];
+  char text[IDFILE_MAX];
   uint8_t rnd[8];
   char rhex[2 * sizeof rnd + 1];
   int rc;
 
+  if (lc__crypto_init() != 0)
+    return LC_ECRYPTO;
+  if (identity_has_passphrase(passphrase) &&
+      !identity_limits_ok(opslimit, memlimit))
+    return LC_EINVAL;
   lc__crypto_random(rnd, sizeof rnd);
   sodium_bin2hex(rhex, sizeof rhex, rnd, sizeof rnd);
   int n = snprintf(tmp, sizeof tmp, "%s.tmp-%s", path, rhex);
   if (n < 0 || (size_t)n >= sizeof tmp)
     return -ENAMETOOLONG;
-  rc = lc__identity_generate(id, NULL);
-  if (rc != 0)
+  /* Fail early, before the slow key derivation, when there is one already;
+   * link() below still settles a race. */
+  struct stat st;
+  if (lstat(path, &st) == 0)
+    return -EEXIST;
+  rc = identity_format_new(id, passphrase, opslimit, memlimit, text);
+  if (rc < 0)
     return rc;
-  identity_format(id, text);
+  size_t len = (size_t)rc;
 
   int fd =
       open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -257,7 +531,7 @@ static int identity_create(lc__identity *id, const char *path) {
   /* the umask can only take bits away, but say exactly what we mean */
   rc = fchmod(fd, 0600) == 0 ? 0 : -errno;
   if (rc == 0)
-    rc = identity_write_all(fd, text, IDFILE_BYTES);
+    rc = identity_write_all(fd, text, len);
   if (rc == 0 && fsync(fd) != 0)
     rc = -errno;
   if (close(fd) != 0 && rc == 0)
@@ -291,19 +565,39 @@ fail:
   return rc;
 }
 
-int lc__identity_load_or_create(lc__identity *id, const char *path) {
+int lc__identity_create(lc__identity *id, const char *path,
+                        const char *passphrase) {
+  return identity_create(id, path, passphrase, crypto_pwhash_OPSLIMIT_MODERATE,
+                         crypto_pwhash_MEMLIMIT_MODERATE);
+}
+
+int lc__identity_create_sealed(lc__identity *id, const char *path,
+                               const char *passphrase,
+                               unsigned long long opslimit,
+                               unsigned long long memlimit) {
+  if (!identity_has_passphrase(passphrase))
+    return LC_EINVAL;
+  return identity_create(id, path, passphrase, opslimit, memlimit);
+}
+
+int lc__identity_open(lc__identity *id, const char *path,
+                      const char *passphrase, int create) {
   if (lc__crypto_init() != 0)
     return LC_ECRYPTO;
   for (int attempt = 0; attempt < 3; attempt++) {
-    int rc = identity_read(id, path);
-    if (rc != -ENOENT)
+    int rc = lc__identity_load(id, path, passphrase);
+    if (rc != -ENOENT || !create)
       return rc;
-    rc = identity_create(id, path);
+    rc = lc__identity_create(id, path, passphrase);
     if (rc != -EEXIST)
       return rc;
     /* someone else created it in between: read theirs */
   }
   return -EEXIST;
+}
+
+int lc__identity_load_or_create(lc__identity *id, const char *path) {
+  return lc__identity_open(id, path, NULL, 1);
 }
 
 /* ---- signatures ------------------------------------------------------ */

@@ -47,10 +47,54 @@ typedef struct {
  * seed is NULL, from the CSPRNG. */
 int lc__identity_generate(lc__identity *id, const uint8_t *seed);
 
-/* Loads the identity stored at path, or creates one there (file mode 0600,
- * written to a temporary name then renamed) if none exists.  Errors: a
- * negative errno from the file system, LC_EKEYFILE if the file exists but is
- * malformed or readable by group/others. */
+/* The identity file (docs/PROTOCOL.md, "The identity file") is stored
+ * either in the clear or sealed under a passphrase (Argon2id key, then
+ * XSalsa20-Poly1305).  A passphrase is "given" when not NULL and not "";
+ * one given for a file in the clear is not needed and is ignored. */
+
+/* Loads the identity stored at path.  Errors: -ENOENT (no file), another
+ * negative errno from the file system, LC_EKEYFILE (malformed, readable by
+ * group/others, absurd stored limits, or the sealed seed does not match the
+ * stored public key), LC_EPASSPHRASE (the file is sealed and no passphrase
+ * or a wrong one was given; a tampered box or salt looks the same),
+ * LC_ECRYPTO (the key derivation failed, e.g. out of memory). */
+int lc__identity_load(lc__identity *id, const char *path,
+                      const char *passphrase);
+
+/* Creates a new identity at path (file mode 0600, written to a temporary
+ * name, fsynced, then linked into place so an existing file is never
+ * replaced), sealed under the passphrase if one is given (moderate
+ * crypto_pwhash limits).  Errors: -EEXIST (a file is there already), a
+ * negative errno, LC_ECRYPTO. */
+int lc__identity_create(lc__identity *id, const char *path,
+                        const char *passphrase);
+
+/* The same, sealed, with the given crypto_pwhash limits (tests use the
+ * cheap ones).  Errors as lc__identity_create, and LC_EINVAL (no
+ * passphrase, or limits outside what lc__identity_load accepts:
+ * opslimit 1..100, memlimit 8 KiB..1 GiB). */
+int lc__identity_create_sealed(lc__identity *id, const char *path,
+                               const char *passphrase,
+                               unsigned long long opslimit,
+                               unsigned long long memlimit);
+
+/* Reads the public key of the identity at path without its passphrase;
+ * *sealed (may be NULL) is set to 1 for a sealed file, 0 for one in the
+ * clear.  Errors: -ENOENT, another negative errno, LC_EKEYFILE. */
+int lc__identity_read_public(const char *path, uint8_t pk[LC_PK_BYTES],
+                             int *sealed);
+
+/* lc__identity_load, and when there is no file and create is set,
+ * lc__identity_create (sealed if a passphrase is given); a file created by
+ * someone else in between is read instead.  Without create a missing file
+ * is -ENOENT. */
+int lc__identity_open(lc__identity *id, const char *path,
+                      const char *passphrase, int create);
+
+/* lc__identity_open(id, path, NULL, 1): loads the identity stored at path,
+ * or creates one there in the clear if none exists.  Errors: a negative
+ * errno from the file system, LC_EKEYFILE if the file exists but is
+ * malformed or readable by group/others, LC_EPASSPHRASE if it is sealed. */
 int lc__identity_load_or_create(lc__identity *id, const char *path);
 
 /* Wipes secret material. */

@@ -1133,6 +1133,26 @@ static int node_bind_addr(const char *s, int family, lc__addr *out) {
   return 0;
 }
 
+/* Says why the identity at path did not load (log callback, node NULL). */
+static void node_identity_error(const lc_node_options *o, const char *path,
+                                int rc) {
+  if (!o->on_log)
+    return;
+  char msg[4400];
+  if (rc == -ENOENT && o->no_create_identity)
+    snprintf(msg, sizeof msg, "no identity in %s: create one with lanchat init",
+             o->data_dir);
+  else if (rc == LC_EPASSPHRASE)
+    snprintf(msg, sizeof msg,
+             "the identity %s is protected by a passphrase: %s", path,
+             o->passphrase && *o->passphrase ? "wrong passphrase"
+                                             : "no passphrase given");
+  else
+    snprintf(msg, sizeof msg, "cannot load the identity %s: %s", path,
+             lc_strerror(rc));
+  o->on_log(NULL, 0, msg, o->user_data);
+}
+
 int lc_node_new(lc_node **out, struct uv_loop_s *loop,
                 const lc_node_options *o) {
   if (!out)
@@ -1152,6 +1172,9 @@ int lc_node_new(lc_node **out, struct uv_loop_s *loop,
   n->loop = loop;
   n->state = NODE_NEW;
   rc = node_copy_options(n, o);
+  /* The passphrase is the caller's: read below while loading the identity,
+   * never copied nor kept by the node. */
+  n->o.passphrase = NULL;
   if (rc < 0)
     goto fail;
   n->v4 = !(n->o.bind_v4 && !*n->o.bind_v4);
@@ -1190,9 +1213,11 @@ int lc_node_new(lc_node **out, struct uv_loop_s *loop,
     rc = LC_EINVAL;
     goto fail;
   }
-  rc = lc__identity_load_or_create(&n->id, path);
-  if (rc < 0)
+  rc = lc__identity_open(&n->id, path, o->passphrase, !o->no_create_identity);
+  if (rc < 0) {
+    node_identity_error(o, path, rc);
     goto fail;
+  }
   snprintf(path, sizeof path, "%s/history.db", n->o.data_dir);
   char *err = NULL;
   rc = lc__store_open(&n->store, path, &err);
@@ -1215,6 +1240,44 @@ fail:
   free(n->statics);
   free(n);
   return rc;
+}
+
+/* <data_dir>/identity.key into path.  Errors: LC_EINVAL. */
+static int node_identity_path(char *path, size_t cap, const char *data_dir) {
+  if (!data_dir || !*data_dir)
+    return LC_EINVAL;
+  int n = snprintf(path, cap, "%s/identity.key", data_dir);
+  return n < 0 || (size_t)n >= cap ? LC_EINVAL : 0;
+}
+
+int lc_identity_create(const char *data_dir, const char *passphrase,
+                       uint8_t key[LC_KEY_BYTES]) {
+  char path[4096];
+  int rc = node_identity_path(path, sizeof path, data_dir);
+  if (rc < 0)
+    return rc;
+  rc = lc__crypto_init();
+  if (rc < 0)
+    return rc;
+  if (mkdir(data_dir, 0700) < 0 && errno != EEXIST)
+    return -errno;
+  lc__identity id;
+  rc = lc__identity_create(&id, path, passphrase);
+  if (rc == 0 && key)
+    memcpy(key, id.pk, LC_KEY_BYTES);
+  lc__identity_wipe(&id);
+  return rc == -EEXIST ? LC_EEXIST : rc;
+}
+
+int lc_identity_public(const char *data_dir, uint8_t key[LC_KEY_BYTES],
+                       int *sealed) {
+  char path[4096];
+  if (!key)
+    return LC_EINVAL;
+  int rc = node_identity_path(path, sizeof path, data_dir);
+  if (rc < 0)
+    return rc;
+  return lc__identity_read_public(path, key, sealed);
 }
 
 static uint64_t node_wall_us_now(void) {
@@ -1552,6 +1615,22 @@ int lc_history_page(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
   size_t k;
   int rc = lc__store_page(n->store, peer, before_id, max, &m, &k);
   return rc < 0 ? rc : node_msgs_out(m, k, out, got);
+}
+
+int lc_history_get(lc_node *n, const uint8_t msg_id[LC_MSGID_BYTES],
+                   lc_msg_info **out) {
+  if (!n || !msg_id || !out)
+    return LC_EINVAL;
+  lc__stored_msg *m = calloc(1, sizeof *m);
+  if (!m)
+    return LC_ENOMEM;
+  int rc = lc__store_get(n->store, msg_id, m);
+  if (rc <= 0) {
+    free(m);
+    return rc == 0 ? -ENOENT : rc;
+  }
+  size_t got;
+  return node_msgs_out(m, 1, out, &got);
 }
 
 int lc_history_before_time(lc_node *n, const uint8_t peer[LC_KEY_BYTES],

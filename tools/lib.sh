@@ -9,11 +9,11 @@ LC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 
 # What building and testing needs on Debian 12.  libjansson-dev is for the
 # daemon's configuration and control protocol (coming next); installing it now
-# keeps one list for every tool.
+# keeps one list for every tool; libedit-dev is the line editor of `lanchat chat`.
 # iproute2 and nftables build the multi-host test networks (tools/netlab).
 LC_BUILD_PKGS=(build-essential pkg-config meson ninja-build libuv1-dev
   libmsgpack-dev libsodium-dev libsqlite3-dev libcmocka-dev libjansson-dev
-  clang-format iproute2 nftables)
+  libedit-dev clang-format iproute2 nftables)
 
 # Build directories live outside the tree (the top level holds only what the
 # layout allows).  One base per user; each tool uses its own subdirectory.

@@ -2,7 +2,10 @@
  * known-answer vector, wrong responder, every single-byte tamper, bad
  * keys), sealing and the replay window (tamper, replay, reordering, age,
  * forged numbers, checked against a model), signatures, and the identity
- * file (create, reload, mode, malformed contents). */
+ * file (create, reload, mode, malformed contents; sealed under a
+ * passphrase: right, wrong and missing passphrase, tampering, truncation,
+ * stored limits; the public key without the passphrase; lc_identity_create,
+ * lc_identity_public and lc_node_new's identity options). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +20,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "crypto.h"
 #include "lanchat.h"
@@ -898,6 +902,475 @@ static void test_identity_file_malformed(void **state) {
   td_remove(&t);
 }
 
+/* ---- the sealed identity file ------------------------------------------ */
+
+/* Cheap crypto_pwhash limits (the stored ones are used to read the file
+ * back), so the tests stay fast even under sanitizers. */
+#define TEST_OPS 1ULL
+#define TEST_MEM (1ULL << 20)
+#define TEST_PASS "correct horse battery staple"
+
+static size_t make_sealed(tmpdir *t, lc__identity *id, char *text, size_t cap) {
+  td_make(t);
+  assert_int_equal(
+      lc__identity_create_sealed(id, t->path, TEST_PASS, TEST_OPS, TEST_MEM),
+      0);
+  size_t len = read_file(t->path, text, cap);
+  assert_true(len > 0 && len < cap);
+  text[len] = '\0';
+  return len;
+}
+
+static void test_identity_sealed(void **state) {
+  (void)state;
+  tmpdir t;
+  lc__identity id, again;
+  char text[1024], text2[1024];
+  size_t len = make_sealed(&t, &id, text, sizeof text);
+  struct stat st;
+  assert_int_equal(stat(t.path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  assert_int_equal(td_entries(&t), 1);
+
+  /* the format: the public key readable, the seed nowhere in the clear */
+  char pkhex[LC_KEY_HEX_LEN + 1], seedhex[LC_KEY_HEX_LEN + 1];
+  lc_key_to_hex(pkhex, id.pk);
+  lc_key_to_hex(seedhex, id.sk);
+  char want[128];
+  snprintf(want, sizeof want, "lanchat-identity-sealed v1\npk %s\nsalt ",
+           pkhex);
+  assert_memory_equal(text, want, strlen(want));
+  assert_non_null(strstr(text, "\nopslimit 1\nmemlimit 1048576\nnonce "));
+  assert_non_null(strstr(text, "\nbox "));
+  assert_null(strstr(text, seedhex));
+  assert_int_equal(text[len - 1], '\n');
+
+  /* the right passphrase gives the same identity, and a working key */
+  memset(&again, 0x55, sizeof again);
+  assert_int_equal(lc__identity_load(&again, t.path, TEST_PASS), 0);
+  assert_memory_equal(&id, &again, sizeof id);
+  uint8_t sig[LC_SIG_BYTES];
+  lc__sign(&again, (const uint8_t *)"x", 1, sig);
+  assert_int_equal(lc__verify(id.pk, (const uint8_t *)"x", 1, sig), 0);
+  assert_int_equal(lc__identity_open(&again, t.path, TEST_PASS, 0), 0);
+  assert_memory_equal(&id, &again, sizeof id);
+
+  /* wrong or missing passphrase */
+  assert_int_equal(lc__identity_load(&again, t.path, "correct horse"),
+                   LC_EPASSPHRASE);
+  assert_int_equal(lc__identity_load(&again, t.path, TEST_PASS "!"),
+                   LC_EPASSPHRASE);
+  assert_int_equal(lc__identity_load(&again, t.path, NULL), LC_EPASSPHRASE);
+  assert_int_equal(lc__identity_load(&again, t.path, ""), LC_EPASSPHRASE);
+  assert_int_equal(lc__identity_open(&again, t.path, NULL, 1), LC_EPASSPHRASE);
+  /* the old entry point never replaces a sealed file with a new key */
+  assert_int_equal(lc__identity_load_or_create(&again, t.path), LC_EPASSPHRASE);
+
+  /* the public key needs no passphrase */
+  uint8_t pk[LC_PK_BYTES];
+  int sealed = -1;
+  assert_int_equal(lc__identity_read_public(t.path, pk, &sealed), 0);
+  assert_memory_equal(pk, id.pk, LC_PK_BYTES);
+  assert_int_equal(sealed, 1);
+  memset(pk, 0, sizeof pk);
+  assert_int_equal(lc__identity_read_public(t.path, pk, NULL), 0);
+  assert_memory_equal(pk, id.pk, LC_PK_BYTES);
+
+  /* creating again is refused, with or without a passphrase */
+  assert_int_equal(lc__identity_create(&again, t.path, NULL), -EEXIST);
+  assert_int_equal(lc__identity_create(&again, t.path, "other"), -EEXIST);
+  assert_int_equal(
+      lc__identity_create_sealed(&again, t.path, "other", TEST_OPS, TEST_MEM),
+      -EEXIST);
+  assert_int_equal(read_file(t.path, text2, sizeof text2), len);
+  assert_memory_equal(text, text2, len);
+  assert_int_equal(td_entries(&t), 1);
+
+  /* group or other permissions are refused, as for the clear file */
+  assert_int_equal(chmod(t.path, 0640), 0);
+  assert_int_equal(lc__identity_load(&again, t.path, TEST_PASS), LC_EKEYFILE);
+  assert_int_equal(lc__identity_read_public(t.path, pk, &sealed), LC_EKEYFILE);
+  assert_int_equal(chmod(t.path, 0400), 0);
+  assert_int_equal(lc__identity_load(&again, t.path, TEST_PASS), 0);
+  assert_memory_equal(&id, &again, sizeof id);
+  assert_int_equal(chmod(t.path, 0600), 0);
+
+  /* two sealings of the same passphrase differ (fresh salt and nonce) */
+  tmpdir t2;
+  lc__identity id2;
+  char other[1024];
+  make_sealed(&t2, &id2, other, sizeof other);
+  assert_memory_not_equal(id.pk, id2.pk, LC_PK_BYTES);
+  assert_memory_not_equal(strstr(other, "\nsalt "), strstr(text, "\nsalt "),
+                          6 + 32);
+  assert_memory_not_equal(strstr(other, "\nnonce "), strstr(text, "\nnonce "),
+                          7 + 48);
+  td_remove(&t2);
+
+  /* limits out of range and no passphrase are refused before anything */
+  char p2[200];
+  snprintf(p2, sizeof p2, "%s/other", t.dir);
+  assert_int_equal(
+      lc__identity_create_sealed(&again, p2, TEST_PASS, 0, TEST_MEM),
+      LC_EINVAL);
+  assert_int_equal(
+      lc__identity_create_sealed(&again, p2, TEST_PASS, 101, TEST_MEM),
+      LC_EINVAL);
+  assert_int_equal(lc__identity_create_sealed(&again, p2, TEST_PASS, TEST_OPS,
+                                              (1ULL << 30) + 1),
+                   LC_EINVAL);
+  assert_int_equal(
+      lc__identity_create_sealed(&again, p2, "", TEST_OPS, TEST_MEM),
+      LC_EINVAL);
+  assert_int_equal(td_entries(&t), 1);
+  td_remove(&t);
+}
+
+/* Which line of the sealed file byte i is on (0 = the header). */
+static int sealed_line(const char *text, size_t i) {
+  int line = 0;
+  for (size_t k = 0; k < i; k++)
+    if (text[k] == '\n')
+      line++;
+  return line;
+}
+
+static void test_identity_sealed_tampered(void **state) {
+  (void)state;
+  tmpdir t;
+  lc__identity id, again;
+  char good[1024], bad[1024];
+  size_t len = make_sealed(&t, &id, good, sizeof good);
+  uint8_t pk[LC_PK_BYTES];
+  int sealed;
+
+  /* every single byte changed: refused, never a crash, never another key */
+  for (size_t i = 0; i < len; i++) {
+    memcpy(bad, good, len);
+    char c = good[i];
+    int is_hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    bad[i] = is_hex ? (c == '0' ? '1' : '0') : (c == '#' ? '%' : '#');
+    write_file(t.path, bad, len, 0600);
+    /* which line, and whether i is in its value (past its first space) */
+    int line = sealed_line(good, i);
+    size_t ls = i;
+    while (ls > 0 && good[ls - 1] != '\n')
+      ls--;
+    const char *space = memchr(good + ls, ' ', i - ls);
+    int in_value = line > 0 && is_hex && space != NULL;
+    int rc = lc__identity_load(&again, t.path, TEST_PASS);
+    int rp = lc__identity_read_public(t.path, pk, &sealed);
+    if (in_value && (line == 3 || line == 4)) {
+      /* a limit out of range, or another one that derives another key */
+      if (rc != LC_EKEYFILE && rc != LC_EPASSPHRASE)
+        fail_msg("byte %zu (limits): got %s", i, lc_err_name(rc));
+      assert_true(rp == 0 || rp == LC_EKEYFILE);
+    } else if (in_value && line == 1) {
+      /* the public key: invalid, or not the one the seed gives; read
+       * without the passphrase it is not authenticated, but it is never
+       * the old key */
+      assert_int_equal(rc, LC_EKEYFILE);
+      assert_true(rp == 0 || rp == LC_EKEYFILE);
+      if (rp == 0)
+        assert_memory_not_equal(pk, id.pk, LC_PK_BYTES);
+    } else if (in_value) {
+      /* the salt, the nonce or the box: the box does not open, just as
+       * with a wrong passphrase; the public key still reads */
+      if (rc != LC_EPASSPHRASE)
+        fail_msg("byte %zu (line %d): got %s", i, line, lc_err_name(rc));
+      assert_int_equal(rp, 0);
+      assert_memory_equal(pk, id.pk, LC_PK_BYTES);
+    } else {
+      /* the header, a name, a space, a newline: malformed */
+      if (rc != LC_EKEYFILE || rp != LC_EKEYFILE)
+        fail_msg("byte %zu (line %d): got %s / %s", i, line, lc_err_name(rc),
+                 lc_err_name(rp));
+    }
+  }
+
+  /* every truncation, and one byte too many */
+  for (size_t n = 0; n < len; n++) {
+    write_file(t.path, good, n, 0600);
+    int rc = lc__identity_load(&again, t.path, TEST_PASS);
+    if (rc != LC_EKEYFILE)
+      fail_msg("truncated to %zu: got %s", n, lc_err_name(rc));
+    assert_int_equal(lc__identity_load(&again, t.path, NULL), LC_EKEYFILE);
+    assert_int_equal(lc__identity_read_public(t.path, pk, &sealed),
+                     LC_EKEYFILE);
+    /* a refused file is never replaced */
+    assert_int_equal(lc__identity_load_or_create(&again, t.path), LC_EKEYFILE);
+    assert_int_equal(read_file(t.path, bad, sizeof bad), n);
+  }
+  memcpy(bad, good, len);
+  bad[len] = '\n';
+  write_file(t.path, bad, len + 1, 0600);
+  assert_int_equal(lc__identity_load(&again, t.path, TEST_PASS), LC_EKEYFILE);
+  assert_int_equal(lc__identity_read_public(t.path, pk, &sealed), LC_EKEYFILE);
+
+  /* stored limits: absurd, malformed or out of range */
+  static const char *limits[] = {
+      "opslimit 101\nmemlimit 1048576\n",
+      "opslimit 0\nmemlimit 1048576\n",
+      "opslimit 01\nmemlimit 1048576\n",
+      "opslimit 1\nmemlimit 1073741825\n",
+      "opslimit 1\nmemlimit 8191\n",
+      "opslimit 1\nmemlimit 99999999999999999999\n",
+      "opslimit 1\nmemlimit -1048576\n",
+      "opslimit 1\nmemlimit 1048576 \n",
+      "opslimit 18446744073709551617\nmemlimit 1048576\n",
+      "memlimit 1048576\nopslimit 1\n",
+  };
+  const char *lim = strstr(good, "opslimit ");
+  const char *after = strstr(lim, "nonce ");
+  assert_non_null(lim);
+  assert_non_null(after);
+  for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+    size_t head = (size_t)(lim - good);
+    int n = snprintf(bad, sizeof bad, "%.*s%s%s", (int)head, good, limits[i],
+                     after);
+    assert_true(n > 0 && (size_t)n < sizeof bad);
+    write_file(t.path, bad, (size_t)n, 0600);
+    int rc = lc__identity_load(&again, t.path, TEST_PASS);
+    if (rc != LC_EKEYFILE)
+      fail_msg("limits %zu: got %s", i, lc_err_name(rc));
+    assert_int_equal(lc__identity_read_public(t.path, pk, &sealed),
+                     LC_EKEYFILE);
+  }
+
+  /* a box that opens but holds another identity's seed: the stored public
+   * key is the check */
+  tmpdir t2;
+  lc__identity id2;
+  char other[1024];
+  size_t olen = make_sealed(&t2, &id2, other, sizeof other);
+  assert_int_equal(olen, len);
+  memcpy(bad, other, olen);
+  memcpy(bad + 27 + 3, good + 27 + 3, 64); /* our pk, their box */
+  write_file(t.path, bad, olen, 0600);
+  assert_int_equal(lc__identity_load(&again, t.path, TEST_PASS), LC_EKEYFILE);
+  assert_int_equal(lc__identity_read_public(t.path, pk, &sealed), 0);
+  assert_memory_equal(pk, id.pk, LC_PK_BYTES);
+  td_remove(&t2);
+
+  /* the good file, restored, loads again */
+  write_file(t.path, good, len, 0600);
+  assert_int_equal(lc__identity_load(&again, t.path, TEST_PASS), 0);
+  assert_memory_equal(&id, &again, sizeof id);
+  td_remove(&t);
+}
+
+static void test_identity_clear_public(void **state) {
+  (void)state;
+  tmpdir t;
+  td_make(&t);
+  lc__identity id, again;
+  uint8_t pk[LC_PK_BYTES];
+  int sealed = -1;
+
+  /* nothing there */
+  assert_int_equal(lc__identity_load(&again, t.path, NULL), -ENOENT);
+  assert_int_equal(lc__identity_open(&again, t.path, TEST_PASS, 0), -ENOENT);
+  assert_int_equal(lc__identity_read_public(t.path, pk, &sealed), -ENOENT);
+  assert_int_equal(sealed, -1);
+  assert_int_equal(td_entries(&t), 0);
+
+  /* created in the clear: no passphrase, or an empty one */
+  assert_int_equal(lc__identity_create(&id, t.path, ""), 0);
+  char text[512];
+  assert_int_equal(read_file(t.path, text, sizeof text), 158);
+  assert_memory_equal(text, "lanchat-identity v1\nseed ", 25);
+  struct stat st;
+  assert_int_equal(stat(t.path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  assert_int_equal(lc__identity_read_public(t.path, pk, &sealed), 0);
+  assert_memory_equal(pk, id.pk, LC_PK_BYTES);
+  assert_int_equal(sealed, 0);
+
+  /* a passphrase is not needed for a clear file, and is ignored */
+  assert_int_equal(lc__identity_load(&again, t.path, NULL), 0);
+  assert_memory_equal(&id, &again, sizeof id);
+  assert_int_equal(lc__identity_load(&again, t.path, "anything"), 0);
+  assert_memory_equal(&id, &again, sizeof id);
+  assert_int_equal(lc__identity_open(&again, t.path, "anything", 1), 0);
+  assert_memory_equal(&id, &again, sizeof id);
+
+  /* never replaced */
+  assert_int_equal(lc__identity_create(&again, t.path, NULL), -EEXIST);
+  assert_int_equal(lc__identity_load(&again, t.path, NULL), 0);
+  assert_memory_equal(&id, &again, sizeof id);
+
+  /* a damaged clear file: the public key is not read from it either */
+  text[30] = text[30] == '0' ? '1' : '0';
+  write_file(t.path, text, 158, 0600);
+  assert_int_equal(lc__identity_read_public(t.path, pk, &sealed), LC_EKEYFILE);
+  assert_int_equal(lc__identity_create(&again, t.path, NULL), -EEXIST);
+  assert_int_equal(td_entries(&t), 1);
+  td_remove(&t);
+}
+
+/* ---- the public functions, and lc_node_new --------------------------- */
+
+static char last_log[4400];
+
+static void log_cb(lc_node *node, int level, const char *msg, void *user) {
+  (void)level;
+  assert_null(node);
+  snprintf(last_log, sizeof last_log, "%s", msg);
+  (*(int *)user)++;
+}
+
+static void test_identity_public_api(void **state) {
+  (void)state;
+  tmpdir t;
+  td_make(&t);
+  uint8_t key[LC_KEY_BYTES], key2[LC_KEY_BYTES];
+  int sealed = -1;
+  char dir[200], path[300];
+
+  assert_int_equal(lc_identity_create(NULL, NULL, key), LC_EINVAL);
+  assert_int_equal(lc_identity_create("", NULL, key), LC_EINVAL);
+  assert_int_equal(lc_identity_public(NULL, key, &sealed), LC_EINVAL);
+  assert_int_equal(lc_identity_public(t.dir, NULL, &sealed), LC_EINVAL);
+  assert_int_equal(lc_identity_public(t.dir, key, &sealed), -ENOENT);
+  snprintf(dir, sizeof dir, "%s/a/b", t.dir);
+  assert_int_equal(lc_identity_create(dir, NULL, key), -ENOENT);
+
+  /* in the clear, in a folder created 0700 */
+  snprintf(dir, sizeof dir, "%s/clear", t.dir);
+  assert_int_equal(lc_identity_create(dir, NULL, key), 0);
+  struct stat st;
+  assert_int_equal(stat(dir, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0700);
+  assert_int_equal(lc_identity_public(dir, key2, &sealed), 0);
+  assert_memory_equal(key, key2, LC_KEY_BYTES);
+  assert_int_equal(sealed, 0);
+  assert_int_equal(lc_identity_create(dir, NULL, key2), LC_EEXIST);
+  assert_int_equal(lc_identity_create(dir, TEST_PASS, NULL), LC_EEXIST);
+  assert_int_equal(lc_identity_public(dir, key2, NULL), 0);
+  assert_memory_equal(key, key2, LC_KEY_BYTES);
+
+  /* sealed, with the real (moderate) limits: the one slow key of the run */
+  snprintf(dir, sizeof dir, "%s/sealed", t.dir);
+  assert_int_equal(mkdir(dir, 0700), 0); /* an existing folder is fine */
+  assert_int_equal(lc_identity_create(dir, TEST_PASS, key), 0);
+  assert_int_equal(lc_identity_public(dir, key2, &sealed), 0);
+  assert_memory_equal(key, key2, LC_KEY_BYTES);
+  assert_int_equal(sealed, 1);
+  snprintf(path, sizeof path, "%s/identity.key", dir);
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  char text[1024];
+  size_t len = read_file(path, text, sizeof text - 1);
+  text[len] = '\0';
+  assert_non_null(strstr(text, "\nopslimit 3\nmemlimit 268435456\n"));
+  lc__identity id;
+  assert_int_equal(lc__identity_load(&id, path, TEST_PASS), 0);
+  assert_memory_equal(id.pk, key, LC_KEY_BYTES);
+  lc__identity_wipe(&id);
+  assert_int_equal(lc_identity_create(dir, TEST_PASS, key2), LC_EEXIST);
+
+  /* a file where the folder should be */
+  snprintf(dir, sizeof dir, "%s/file", t.dir);
+  write_file(dir, "x", 1, 0600);
+  assert_int_equal(lc_identity_create(dir, NULL, key), -ENOTDIR);
+  assert_int_equal(lc_identity_public(dir, key, &sealed), -ENOTDIR);
+
+  char sub[300];
+  static const char *subs[] = {"clear/identity.key", "clear",
+                               "sealed/identity.key", "sealed", "file"};
+  for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+    snprintf(sub, sizeof sub, "%s/%s", t.dir, subs[i]);
+    if (unlink(sub) != 0)
+      assert_int_equal(rmdir(sub), 0);
+  }
+  td_remove(&t);
+}
+
+/* Removes data_dir and what lc_node_new leaves in it. */
+static void rm_data_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *e;
+  char p[512];
+  while ((e = readdir(d)) != NULL) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+      continue;
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    assert_int_equal(unlink(p), 0);
+  }
+  closedir(d);
+  assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_node_identity_options(void **state) {
+  (void)state;
+  tmpdir t;
+  td_make(&t);
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  int logs = 0;
+  lc_node_options o;
+  lc_node_options_init(&o);
+  o.data_dir = t.dir;
+  o.on_log = log_cb;
+  o.user_data = &logs;
+  lc_node *n = NULL;
+
+  /* no identity and told not to create one */
+  o.no_create_identity = 1;
+  assert_int_equal(lc_node_new(&n, &loop, &o), -ENOENT);
+  assert_null(n);
+  assert_int_equal(logs, 1);
+  char want[300];
+  snprintf(want, sizeof want, "no identity in %s: create one with lanchat init",
+           t.dir);
+  assert_string_equal(last_log, want);
+  assert_int_equal(td_entries(&t), 0);
+
+  /* a sealed identity (cheap limits) */
+  char path[300];
+  snprintf(path, sizeof path, "%s/identity.key", t.dir);
+  lc__identity id;
+  assert_int_equal(
+      lc__identity_create_sealed(&id, path, TEST_PASS, TEST_OPS, TEST_MEM), 0);
+  assert_int_equal(lc_node_new(&n, &loop, &o), LC_EPASSPHRASE);
+  assert_null(n);
+  assert_int_equal(logs, 2);
+  assert_non_null(strstr(last_log, "no passphrase given"));
+  o.passphrase = "wrong";
+  assert_int_equal(lc_node_new(&n, &loop, &o), LC_EPASSPHRASE);
+  assert_int_equal(logs, 3);
+  assert_non_null(strstr(last_log, "wrong passphrase"));
+
+  /* the right one, from a buffer the caller wipes right after */
+  char pass[64];
+  snprintf(pass, sizeof pass, "%s", TEST_PASS);
+  o.passphrase = pass;
+  assert_int_equal(lc_node_new(&n, &loop, &o), 0);
+  memset(pass, 0, sizeof pass);
+  assert_non_null(n);
+  uint8_t key[LC_KEY_BYTES];
+  lc_node_key(n, key);
+  assert_memory_equal(key, id.pk, LC_KEY_BYTES);
+  lc_node_free(n);
+  n = NULL;
+  assert_int_equal(logs, 3);
+
+  /* a clear identity loads with or without a passphrase */
+  assert_int_equal(unlink(path), 0);
+  assert_int_equal(lc__identity_create(&id, path, NULL), 0);
+  o.passphrase = "ignored";
+  assert_int_equal(lc_node_new(&n, &loop, &o), 0);
+  lc_node_key(n, key);
+  assert_memory_equal(key, id.pk, LC_KEY_BYTES);
+  lc_node_free(n);
+  assert_int_equal(logs, 3);
+  lc__identity_wipe(&id);
+
+  assert_int_equal(uv_loop_close(&loop), 0);
+  rm_data_dir(t.dir);
+}
+
 int main(void) {
   if (lc__crypto_init() != 0)
     return 1;
@@ -921,6 +1394,11 @@ int main(void) {
       cmocka_unit_test(test_identity_generate),
       cmocka_unit_test(test_identity_file),
       cmocka_unit_test(test_identity_file_malformed),
+      cmocka_unit_test(test_identity_sealed),
+      cmocka_unit_test(test_identity_sealed_tampered),
+      cmocka_unit_test(test_identity_clear_public),
+      cmocka_unit_test(test_identity_public_api),
+      cmocka_unit_test(test_node_identity_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

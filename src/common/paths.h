@@ -1,0 +1,30 @@
+/* paths.h: where lanchatd and lanchat keep their files, so that the daemon
+ * and the command line always agree: the data folder and, inside it, the
+ * control socket, the lock, the configuration and the known-peers file. */
+#ifndef LC_PATHS_H
+#define LC_PATHS_H
+
+#include <stddef.h>
+
+#define LC_SOCKET_NAME "control.sock"
+#define LC_LOCK_NAME "lanchatd.pid"
+#define LC_CONFIG_NAME "lanchatd.conf"
+#define LC_PEERS_NAME "peers.json"
+#define LC_LOG_NAME "lanchatd.log"
+#define LC_PROFILE_NAME "profile.json"
+
+/* The data folder: dir if given (not NULL, not ""), else $LANCHAT_HOME,
+ * else $XDG_DATA_HOME/lanchat, else $HOME/.local/share/lanchat.  Returns
+ * 0, or -1 with a message in err when none can be found or it is too
+ * long. */
+int lc_paths_data_dir(const char *dir, char *out, size_t outlen, char *err,
+                      size_t errlen);
+
+/* <data_dir>/<name>.  Returns 0, or -1 if it does not fit in outlen. */
+int lc_paths_join(const char *data_dir, const char *name, char *out,
+                  size_t outlen);
+
+/* Room in struct sockaddr_un's sun_path (including the NUL). */
+size_t lc_paths_socket_max(void);
+
+#endif

@@ -1,0 +1,1165 @@
+/* commands.c: lanchatd's node and its control commands: the node's events
+ * as JSON events for subscribers, and one function per command of the
+ * control API (docs/CONTROL.md), found in a table. */
+#include "daemon.h"
+#include "paths.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HISTORY_DEFAULT 20
+#define HISTORY_MAX 1000
+#define SEARCH_DEFAULT 50
+#define CANDIDATES_MAX 20
+#define TEXT_MAX (1u << 20)
+
+/* ---- JSON forms ----------------------------------------------------------
+ */
+
+static void hex(char *out, const uint8_t *b, size_t n) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[b[i] >> 4];
+    out[2 * i + 1] = digits[b[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+static lcj *key_json(const uint8_t key[LC_KEY_BYTES]) {
+  char h[LC_KEY_HEX_LEN + 1];
+  lc_key_to_hex(h, key);
+  return lcj_str(h);
+}
+
+static lcj *msgid_json(const uint8_t id[LC_MSGID_BYTES]) {
+  char h[2 * LC_MSGID_BYTES + 1];
+  hex(h, id, LC_MSGID_BYTES);
+  return lcj_str(h);
+}
+
+/* RFC 3339 in UTC with milliseconds: "2026-12-02T10:15:03.123Z". */
+static lcj *time_json(uint64_t ms) {
+  if (!ms)
+    return lcj_null();
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  char buf[40];
+  if (!gmtime_r(&t, &tm))
+    return lcj_null();
+  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, sizeof buf - n, ".%03uZ", (unsigned)(ms % 1000));
+  return lcj_str(buf);
+}
+
+static uint64_t now_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static const char *state_name(lc_msg_state s) {
+  switch (s) {
+  case LC_MSG_QUEUED:
+    return "queued";
+  case LC_MSG_SENT:
+    return "sent";
+  case LC_MSG_DELIVERED:
+    return "delivered";
+  case LC_MSG_READ:
+    return "read";
+  case LC_MSG_FAILED:
+    return "failed";
+  }
+  return "unknown";
+}
+
+static lcj *peer_json(const lc_peer_info *p, int online) {
+  lcj *o = lcj_obj();
+  lcj_set(o, "id", key_json(p->key));
+  lcj_set_str(o, "nick", p->nickname);
+  lcj_set_str(o, "address", p->address);
+  lcj_set_str(o, "presence",
+              online ? lc_presence_name(p->presence) : "offline");
+  lcj_set_str(o, "status", p->status);
+  lcj_set(o, "last_seen", time_json(p->last_seen_ms));
+  lcj_set_bool(o, "online", online);
+  lcj_set_bool(o, "remote", p->remote);
+  return o;
+}
+
+static lcj *dir_peer_json(lcd_daemon *d, const uint8_t key[LC_KEY_BYTES]) {
+  lcd_peer *p = lcd_dir_find(&d->dir, key);
+  if (p)
+    return peer_json(&p->info, p->online);
+  lc_peer_info info;
+  memset(&info, 0, sizeof info);
+  memcpy(info.key, key, LC_KEY_BYTES);
+  return peer_json(&info, 0);
+}
+
+static const char *nick_of(lcd_daemon *d, const uint8_t key[LC_KEY_BYTES]) {
+  lcd_peer *p = lcd_dir_find(&d->dir, key);
+  return p ? p->info.nickname : "";
+}
+
+static lcj *msg_json(lcd_daemon *d, const lc_msg_info *m) {
+  lcj *o = lcj_obj();
+  lcj_set(o, "id", msgid_json(m->msg_id));
+  lcj_set_int(o, "seq", m->id);
+  const uint8_t *from = m->outgoing ? d->self : m->peer;
+  const uint8_t *to = m->outgoing ? m->peer : d->self;
+  lcj_set(o, "from", key_json(from));
+  lcj_set(o, "to", key_json(to));
+  lcj_set_str(o, "peer_nick", nick_of(d, m->peer));
+  lcj_set_bool(o, "outgoing", m->outgoing);
+  lcj_set(o, "sent_at", time_json(m->sent_ms));
+  lcj_set(o, "received_at", time_json(m->received_ms));
+  lcj_set_str(o, "kind", "text");
+  lcj *text = lcj_strn(m->text ? m->text : "", m->text ? m->text_len : 0);
+  lcj_set(o, "text", text ? text : lcj_str(""));
+  lcj_set_str(o, "state", state_name(m->state));
+  if (m->edited_ms)
+    lcj_set(o, "edited_at", time_json(m->edited_ms));
+  lcj_set_bool(o, "retracted", m->retracted);
+  return o;
+}
+
+static lcj *msgs_json(lcd_daemon *d, const lc_msg_info *m, size_t n,
+                      int oldest_first) {
+  lcj *a = lcj_arr();
+  for (size_t i = 0; i < n; i++)
+    lcj_push(a, msg_json(d, &m[oldest_first ? n - 1 - i : i]));
+  return a;
+}
+
+static lcj *event(const char *name) {
+  lcj *e = lcj_obj();
+  lcj_set_str(e, "event", name);
+  return e;
+}
+
+/* ---- node callbacks ------------------------------------------------------
+ */
+
+static void on_peer(lc_node *node, lc_peer_event ev, const lc_peer_info *p,
+                    int detail, void *user) {
+  lcd_daemon *d = user;
+  (void)node;
+  int online = ev != LC_PEER_LEFT;
+  lcd_dir_update(&d->dir, p, online);
+  lcj *e = event("peer");
+  lcj_set_str(e, "change",
+              ev == LC_PEER_APPEARED  ? "appeared"
+              : ev == LC_PEER_CHANGED ? "changed"
+                                      : "left");
+  if (ev == LC_PEER_LEFT)
+    lcj_set_str(e, "reason", detail == LC_LEFT_GOODBYE ? "goodbye" : "expired");
+  lcj_set(e, "peer", peer_json(p, online));
+  lcd_log(3, "peer %s: %s", p->nickname,
+          ev == LC_PEER_APPEARED  ? "appeared"
+          : ev == LC_PEER_CHANGED ? "changed"
+                                  : "left");
+  lcd_server_broadcast(d, LCD_EV_PEER, e);
+}
+
+static void on_message(lc_node *node, const lc_message *m, void *user) {
+  lcd_daemon *d = user;
+  (void)node;
+  lcd_dir_touch(&d->dir, m->from);
+  lc_msg_info info;
+  memset(&info, 0, sizeof info);
+  info.id = m->id;
+  memcpy(info.msg_id, m->msg_id, LC_MSGID_BYTES);
+  memcpy(info.peer, m->from, LC_KEY_BYTES);
+  info.sent_ms = m->sent_ms;
+  info.received_ms = m->received_ms;
+  info.state = LC_MSG_DELIVERED;
+  info.text = (char *)m->text;
+  info.text_len = m->text_len;
+  lcj *e = event("message");
+  lcj_set(e, "message", msg_json(d, &info));
+  lcd_server_broadcast(d, LCD_EV_MESSAGE, e);
+}
+
+static void on_delivery(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
+                        const uint8_t msg_id[LC_MSGID_BYTES],
+                        lc_msg_state state, int err, void *user) {
+  lcd_daemon *d = user;
+  (void)node;
+  (void)err;
+  lcj *e = event("delivery");
+  lcj_set(e, "id", msgid_json(msg_id));
+  lcj_set(e, "peer", key_json(peer));
+  lcj_set_str(e, "state", state_name(state));
+  lcd_server_broadcast(d, LCD_EV_DELIVERY, e);
+}
+
+static const char *typing_name(lc_typing t) {
+  return t == LC_TYPING_COMPOSING ? "composing"
+         : t == LC_TYPING_PAUSED  ? "paused"
+                                  : "idle";
+}
+
+static void on_typing(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
+                      lc_typing state, void *user) {
+  lcd_daemon *d = user;
+  (void)node;
+  lcj *e = event("typing");
+  lcj_set(e, "peer", key_json(peer));
+  lcj_set_str(e, "nick", nick_of(d, peer));
+  lcj_set_str(e, "state", typing_name(state));
+  lcd_server_broadcast(d, LCD_EV_TYPING, e);
+}
+
+static void on_changed(lc_node *node, const lc_msg_info *m, void *user) {
+  lcd_daemon *d = user;
+  (void)node;
+  lcj *e = event("changed");
+  lcj_set(e, "message", msg_json(d, m));
+  lcd_server_broadcast(d, LCD_EV_CHANGED, e);
+}
+
+static void on_network(lc_node *node, lc_network_event ev, void *user) {
+  lcd_daemon *d = user;
+  (void)node;
+  (void)ev;
+  lcj *e = event("network");
+  lcj_set_str(e, "change", "changed");
+  lcd_log(2, "network changed: announced again");
+  lcd_server_broadcast(d, LCD_EV_NETWORK, e);
+}
+
+static void on_log(lc_node *node, int level, const char *msg, void *user) {
+  (void)node;
+  (void)user;
+  lcd_log(level, "node: %s", msg);
+}
+
+/* ---- the node ------------------------------------------------------------
+ */
+
+static char *join_list(char *const *v, size_t n) {
+  size_t len = 1;
+  for (size_t i = 0; i < n; i++)
+    len += strlen(v[i]) + 1;
+  char *s = malloc(len);
+  if (!s)
+    return NULL;
+  s[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      strcat(s, ",");
+    strcat(s, v[i]);
+  }
+  return s;
+}
+
+int lcd_node_open(lcd_daemon *d, struct uv_loop_s *loop, char *err,
+                  size_t errlen) {
+  lc_node_options o;
+  lc_node_options_init(&o);
+  o.data_dir = d->data_dir;
+  o.nickname = d->cfg.nick;
+  o.presence = (lc_presence)d->presence;
+  o.status = d->status;
+  o.port = d->cfg.port;
+  o.discovery_port = d->cfg.discovery_port;
+  o.bind_v4 = d->cfg.bind_v4;
+  o.bind_v6 = d->cfg.bind_v6;
+  o.interfaces = d->cfg.interfaces;
+  o.announce_interval_ms = d->cfg.announce_interval_ms;
+  o.no_read_receipts = d->cfg.no_read_receipts;
+  o.passphrase = d->passphrase;
+  o.no_create_identity = 1;
+  char *bc = d->cfg.n_broadcast
+                 ? join_list(d->cfg.broadcast, d->cfg.n_broadcast)
+                 : NULL;
+  char *peers = d->cfg.n_peer ? join_list(d->cfg.peer, d->cfg.n_peer) : NULL;
+  o.broadcast = bc;
+  o.static_peers = peers;
+  o.on_peer = on_peer;
+  o.on_message = on_message;
+  o.on_delivery = on_delivery;
+  o.on_typing = on_typing;
+  o.on_changed = on_changed;
+  o.on_network = on_network;
+  o.on_log = on_log;
+  o.user_data = d;
+  int rc = lc_node_new(&d->node, loop, &o);
+  free(bc);
+  free(peers);
+  if (d->passphrase) {
+    memset(d->passphrase, 0, strlen(d->passphrase));
+    free(d->passphrase);
+    d->passphrase = NULL;
+  }
+  if (rc == -ENOENT) {
+    snprintf(err, errlen,
+             "no identity in %s yet: create one with\n  lanchat --data-dir "
+             "%s init --nick NAME",
+             d->data_dir, d->data_dir);
+    return rc;
+  }
+  if (rc == LC_EPASSPHRASE) {
+    snprintf(err, errlen,
+             "the identity in %s is protected by a passphrase: give it in "
+             "LANCHAT_PASSPHRASE or with --passphrase-file FILE (%s)",
+             d->data_dir, lc_strerror(rc));
+    return rc;
+  }
+  if (rc < 0) {
+    snprintf(err, errlen, "cannot open the node in %s: %s", d->data_dir,
+             lc_strerror(rc));
+    return rc;
+  }
+  lc_node_key(d->node, d->self);
+  d->started_ms = now_ms();
+  /* conversation partners resolve by id prefix even before they appear */
+  lc_conversation_info *cv;
+  size_t n;
+  if (lc_conversations(d->node, &cv, &n) == 0) {
+    for (size_t i = 0; i < n; i++)
+      lcd_dir_touch(&d->dir, cv[i].peer);
+    lc_conversations_free(cv, n);
+  }
+  return 0;
+}
+
+/* ---- state kept across restarts ------------------------------------------
+ */
+
+void lcd_profile_load(lcd_daemon *d) {
+  d->presence = LC_PRESENCE_ONLINE;
+  FILE *f = fopen(d->profile_path, "re");
+  if (!f)
+    return;
+  char buf[4096];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  char err[200];
+  lcj *p = lcj_parse(buf, n, err, sizeof err);
+  if (!lcj_is_obj(p)) {
+    lcd_log(1, "%s: ignored (%s)", d->profile_path, p ? "not an object" : err);
+    lcj_free(p);
+    return;
+  }
+  const char *nick = lcj_get_str(p, "nick");
+  const char *status = lcj_get_str(p, "status");
+  const char *pres = lcj_get_str(p, "presence");
+  if (nick && *nick && strlen(nick) <= LC_NICK_MAX && !d->cfg.nick)
+    d->cfg.nick = strdup(nick);
+  if (status && strlen(status) <= LC_STATUS_MAX)
+    snprintf(d->status, sizeof d->status, "%s", status);
+  if (pres && (!strcmp(pres, "away") || !strcmp(pres, "busy")))
+    d->presence = !strcmp(pres, "away") ? LC_PRESENCE_AWAY : LC_PRESENCE_BUSY;
+  lcj_free(p);
+}
+
+static int profile_save(lcd_daemon *d) {
+  lcj *p = lcj_obj();
+  lcj_set_str(p, "nick", d->cfg.nick ? d->cfg.nick : "");
+  lcj_set_str(p, "presence", lc_presence_name(d->presence));
+  lcj_set_str(p, "status", d->status);
+  char *text = lcj_dump(p);
+  lcj_free(p);
+  if (!text)
+    return -ENOMEM;
+  char tmp[PATH_MAX + 8];
+  snprintf(tmp, sizeof tmp, "%s.tmp", d->profile_path);
+  FILE *f = fopen(tmp, "we");
+  int rc = 0;
+  if (!f)
+    rc = -errno;
+  else {
+    if (fprintf(f, "%s\n", text) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0)
+      rc = -EIO;
+    if (fclose(f) != 0 && rc == 0)
+      rc = -errno;
+    if (rc == 0 && rename(tmp, d->profile_path) != 0)
+      rc = -errno;
+    if (rc != 0)
+      unlink(tmp);
+  }
+  free(text);
+  return rc;
+}
+
+void lcd_save_state(lcd_daemon *d) {
+  if (d->dir.dirty) {
+    int rc = lcd_dir_save(&d->dir, d->peers_path);
+    if (rc < 0)
+      lcd_log(1, "could not save %s: %s", d->peers_path, strerror(-rc));
+  }
+  if (d->profile_dirty) {
+    int rc = profile_save(d);
+    if (rc < 0)
+      lcd_log(1, "could not save %s: %s", d->profile_path, strerror(-rc));
+    else
+      d->profile_dirty = 0;
+  }
+}
+
+/* ---- requests ------------------------------------------------------------
+ */
+
+typedef struct {
+  lcd_daemon *d;
+  lcj *req;
+  lcd_effect *eff;
+  const char *code; /* an error: its code, message and details */
+  char msg[600];
+  lcj *details;
+} ctx;
+
+static lcj *fail(ctx *c, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static lcj *fail(ctx *c, const char *code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->msg, sizeof c->msg, fmt, ap);
+  va_end(ap);
+  c->code = code;
+  return NULL;
+}
+
+static lcj *fail_lc(ctx *c, int rc, const char *what) {
+  const char *code = rc == LC_EINVAL    ? "bad_argument"
+                     : rc == LC_ETOOBIG ? "too_large"
+                     : rc == LC_ESTATE  ? "stopping"
+                     : rc == -ENOENT    ? "not_found"
+                     : rc == LC_ENOPEER ? "peer_absent"
+                     : rc == LC_ESTORE  ? "store_failed"
+                     : rc == LC_ENOMEM  ? "out_of_memory"
+                                        : "failed";
+  return fail(c, code, "%s: %s", what, lc_strerror(rc));
+}
+
+/* Arguments: 1 present and right, 0 absent (and optional), -1 an error. */
+static int arg_str(ctx *c, const char *name, int required, const char **out) {
+  lcj *v = lcj_get(c->req, name);
+  if (!v || lcj_is_null(v)) {
+    if (required)
+      fail(c, "bad_argument", "missing argument '%s' (a string)", name);
+    return required ? -1 : 0;
+  }
+  if (!lcj_is_str(v)) {
+    fail(c, "bad_argument", "argument '%s' must be a string, not %s", name,
+         lcj_type_name(v));
+    return -1;
+  }
+  *out = lcj_sval(v);
+  return 1;
+}
+
+static int arg_int(ctx *c, const char *name, int64_t min, int64_t max,
+                   int64_t *out) {
+  lcj *v = lcj_get(c->req, name);
+  if (!v || lcj_is_null(v))
+    return 0;
+  if (!lcj_is_int(v)) {
+    fail(c, "bad_argument", "argument '%s' must be an integer, not %s", name,
+         lcj_type_name(v));
+    return -1;
+  }
+  int64_t x = lcj_ival(v);
+  if (x < min || x > max) {
+    fail(c, "bad_argument",
+         "argument '%s' must be between %lld and %lld, not %lld", name,
+         (long long)min, (long long)max, (long long)x);
+    return -1;
+  }
+  *out = x;
+  return 1;
+}
+
+static int arg_bool(ctx *c, const char *name, int *out) {
+  lcj *v = lcj_get(c->req, name);
+  if (!v || lcj_is_null(v))
+    return 0;
+  if (!lcj_is_bool(v)) {
+    fail(c, "bad_argument", "argument '%s' must be true or false, not %s", name,
+         lcj_type_name(v));
+    return -1;
+  }
+  *out = lcj_bval(v);
+  return 1;
+}
+
+static int arg_msgid(ctx *c, const char *name, int required,
+                     uint8_t id[LC_MSGID_BYTES]) {
+  const char *s = NULL;
+  int r = arg_str(c, name, required, &s);
+  if (r <= 0)
+    return r;
+  if (strlen(s) != 2 * LC_MSGID_BYTES)
+    goto bad;
+  for (size_t i = 0; i < LC_MSGID_BYTES; i++) {
+    unsigned v;
+    if (sscanf(s + 2 * i, "%2x", &v) != 1 ||
+        !strchr("0123456789abcdefABCDEF", s[2 * i]) ||
+        !strchr("0123456789abcdefABCDEF", s[2 * i + 1]))
+      goto bad;
+    id[i] = (uint8_t)v;
+  }
+  return 1;
+bad:
+  fail(c, "bad_argument", "argument '%s' must be a message id (%d hex digits)",
+       name, 2 * LC_MSGID_BYTES);
+  return -1;
+}
+
+/* A peer by nickname or id (prefix); errors list the candidates. */
+static int arg_peer(ctx *c, const char *name, int required,
+                    uint8_t key[LC_KEY_BYTES]) {
+  const char *s = NULL;
+  int r = arg_str(c, name, required, &s);
+  if (r <= 0)
+    return r;
+  size_t idx[CANDIDATES_MAX];
+  int found = lcd_dir_resolve(&c->d->dir, s, key, idx, CANDIDATES_MAX);
+  if (found == 1)
+    return 1;
+  lcj *cands = lcj_arr();
+  if (found < 0) {
+    size_t n =
+        (size_t)-found < CANDIDATES_MAX ? (size_t)-found : CANDIDATES_MAX;
+    for (size_t i = 0; i < n; i++)
+      lcj_push(cands, peer_json(&c->d->dir.v[idx[i]].info,
+                                c->d->dir.v[idx[i]].online));
+    fail(c, "ambiguous_peer",
+         "'%s' matches %d peers: give more of the id (at least 8 hex "
+         "digits)",
+         s, -found);
+  } else {
+    /* nothing matched: every known peer is a candidate */
+    for (size_t i = 0; i < c->d->dir.n && i < CANDIDATES_MAX; i++)
+      lcj_push(cands, peer_json(&c->d->dir.v[i].info, c->d->dir.v[i].online));
+    fail(c, "unknown_peer",
+         "no peer called '%s' (a nickname, or at least 8 hex digits of an "
+         "id)",
+         s);
+  }
+  c->details = lcj_obj();
+  lcj_set(c->details, "candidates", cands);
+  return -1;
+}
+
+static lcj *result(void) {
+  return lcj_obj();
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+static lcj *cmd_help(ctx *c);
+
+static lcj *cmd_whoami(ctx *c) {
+  lcd_daemon *d = c->d;
+  lcj *r = result();
+  lc_peer_info me;
+  memset(&me, 0, sizeof me);
+  memcpy(me.key, d->self, LC_KEY_BYTES);
+  snprintf(me.nickname, sizeof me.nickname, "%s", d->cfg.nick);
+  lcj *pj = peer_json(&me, 1);
+  lcj_set_str(pj, "presence", lc_presence_name(d->presence));
+  lcj_set_str(pj, "status", d->status);
+  lcj_set(pj, "last_seen", time_json(now_ms()));
+  char addr[32];
+  snprintf(addr, sizeof addr, "port %d", lc_node_port(d->node));
+  lcj_set_str(pj, "address", addr);
+  lcj_set(r, "peer", pj);
+  lcj_set_int(r, "port", lc_node_port(d->node));
+  lcj_set_str(r, "data_dir", d->data_dir);
+  lcj_set_str(r, "version", lc_version_string());
+  lcj_set_int(r, "pid", (int64_t)getpid());
+  lcj_set(r, "started_at", time_json(d->started_ms));
+  return r;
+}
+
+static lcj *cmd_peers(ctx *c) {
+  int all = 0;
+  if (arg_bool(c, "all", &all) < 0)
+    return NULL;
+  /* fresh figures (last seen, address) for the peers present */
+  lc_peer_info *now;
+  size_t n_now;
+  if (lc_node_peers(c->d->node, &now, &n_now) == 0) {
+    for (size_t i = 0; i < n_now; i++)
+      lcd_dir_update(&c->d->dir, &now[i], 1);
+    lc_peers_free(now);
+  }
+  lcj *arr = lcj_arr();
+  lcd_directory *dir = &c->d->dir;
+  /* online peers first, then the rest by when they were last seen */
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 1 && !all)
+      break;
+    for (size_t i = 0; i < dir->n; i++) {
+      if (dir->v[i].online != (pass == 0))
+        continue;
+      if (memcmp(dir->v[i].info.key, c->d->self, LC_KEY_BYTES) == 0)
+        continue;
+      lcj_push(arr, peer_json(&dir->v[i].info, dir->v[i].online));
+    }
+  }
+  lcj *r = result();
+  lcj_set(r, "peers", arr);
+  return r;
+}
+
+static lcj *cmd_nick(ctx *c) {
+  const char *nick;
+  if (arg_str(c, "nick", 1, &nick) < 0)
+    return NULL;
+  int rc = lc_node_set_nickname(c->d->node, nick);
+  if (rc < 0)
+    return fail(c, "bad_argument",
+                "nickname must be 1 to %d bytes of UTF-8 (%s)", LC_NICK_MAX,
+                lc_strerror(rc));
+  char *dup = strdup(nick);
+  if (dup) {
+    free(c->d->cfg.nick);
+    c->d->cfg.nick = dup;
+  }
+  c->d->profile_dirty = 1;
+  lcj *r = result();
+  lcj_set_str(r, "nick", nick);
+  return r;
+}
+
+static int presence_of(const char *s) {
+  if (!strcmp(s, "online"))
+    return LC_PRESENCE_ONLINE;
+  if (!strcmp(s, "away"))
+    return LC_PRESENCE_AWAY;
+  if (!strcmp(s, "busy"))
+    return LC_PRESENCE_BUSY;
+  return -1;
+}
+
+static lcj *cmd_status(ctx *c) {
+  const char *pres, *text = NULL;
+  if (arg_str(c, "presence", 1, &pres) < 0 || arg_str(c, "text", 0, &text) < 0)
+    return NULL;
+  int p = presence_of(pres);
+  if (p < 0)
+    return fail(c, "bad_argument",
+                "presence must be online, away or busy, not '%s'", pres);
+  int rc = lc_node_set_presence(c->d->node, (lc_presence)p, text);
+  if (rc < 0)
+    return fail(c, "bad_argument",
+                "status text must be at most %d bytes "
+                "of UTF-8 (%s)",
+                LC_STATUS_MAX, lc_strerror(rc));
+  c->d->presence = p;
+  if (text)
+    snprintf(c->d->status, sizeof c->d->status, "%s", text);
+  c->d->profile_dirty = 1;
+  lcj *r = result();
+  lcj_set_str(r, "presence", pres);
+  lcj_set_str(r, "status", c->d->status);
+  return r;
+}
+
+static lcj *one_message(ctx *c, const uint8_t id[LC_MSGID_BYTES]) {
+  lc_msg_info *m;
+  int rc = lc_history_get(c->d->node, id, &m);
+  if (rc < 0)
+    return rc == -ENOENT ? fail(c, "not_found", "no such message")
+                         : fail_lc(c, rc, "reading the message");
+  lcj *j = msg_json(c->d, m);
+  lc_msgs_free(m, 1);
+  return j;
+}
+
+static lcj *cmd_send(ctx *c) {
+  uint8_t to[LC_KEY_BYTES], id[LC_MSGID_BYTES];
+  const char *text;
+  if (arg_peer(c, "to", 1, to) < 0 || arg_str(c, "text", 1, &text) < 0)
+    return NULL;
+  size_t len = lcj_slen(lcj_get(c->req, "text"));
+  if (len == 0)
+    return fail(c, "bad_argument", "an empty message");
+  if (len > TEXT_MAX)
+    return fail(c, "too_large", "a message is at most %u bytes, not %zu",
+                TEXT_MAX, len);
+  if (memcmp(to, c->d->self, LC_KEY_BYTES) == 0)
+    return fail(c, "bad_argument", "that is us: messages go to other peers");
+  int rc = lc_send_text(c->d->node, to, text, len, id);
+  if (rc < 0)
+    return fail_lc(c, rc, "send");
+  lcd_dir_touch(&c->d->dir, to);
+  lcj *m = one_message(c, id);
+  if (!m)
+    return NULL;
+  /* other clients (a chat window, lanchat watch) see what was sent */
+  lcj *e = event("message");
+  lcj_set(e, "message", lcj_ref(m));
+  lcd_server_broadcast(c->d, LCD_EV_MESSAGE, e);
+  lcj *r = result();
+  lcj_set(r, "message", m);
+  return r;
+}
+
+static lcj *cmd_typing(ctx *c) {
+  uint8_t to[LC_KEY_BYTES];
+  const char *st = "composing";
+  if (arg_peer(c, "to", 1, to) < 0 || arg_str(c, "state", 0, &st) < 0)
+    return NULL;
+  lc_typing t;
+  if (!strcmp(st, "composing"))
+    t = LC_TYPING_COMPOSING;
+  else if (!strcmp(st, "paused"))
+    t = LC_TYPING_PAUSED;
+  else if (!strcmp(st, "idle"))
+    t = LC_TYPING_IDLE;
+  else
+    return fail(c, "bad_argument",
+                "state must be composing, paused or idle, not '%s'", st);
+  int rc = lc_send_typing(c->d->node, to, t);
+  lcj *r = result();
+  /* a notice to a peer that is away is not an error: nothing to tell */
+  lcj_set_bool(r, "sent", rc == 0);
+  return r;
+}
+
+static lcj *cmd_history(ctx *c) {
+  uint8_t with[LC_KEY_BYTES], before[LC_MSGID_BYTES];
+  int64_t limit = HISTORY_DEFAULT, before_seq = 0;
+  int hb;
+  if (arg_peer(c, "with", 1, with) < 0 ||
+      arg_int(c, "limit", 1, HISTORY_MAX, &limit) < 0 ||
+      (hb = arg_msgid(c, "before", 0, before)) < 0 ||
+      arg_int(c, "before_seq", 1, INT64_MAX, &before_seq) < 0)
+    return NULL;
+  if (hb == 1) {
+    lc_msg_info *m;
+    int rc = lc_history_get(c->d->node, before, &m);
+    if (rc < 0)
+      return rc == -ENOENT ? fail(c, "not_found", "before: no such message")
+                           : fail_lc(c, rc, "history");
+    before_seq = m->id;
+    lc_msgs_free(m, 1);
+  }
+  lc_msg_info *m;
+  size_t n;
+  int rc = lc_history_page(c->d->node, with, before_seq, (size_t)limit, &m, &n);
+  if (rc < 0)
+    return fail_lc(c, rc, "history");
+  lcj *r = result();
+  lcj_set(r, "peer", dir_peer_json(c->d, with));
+  lcj_set(r, "messages", msgs_json(c->d, m, n, 1));
+  lcj_set_bool(r, "more", n == (size_t)limit);
+  lc_msgs_free(m, n);
+  return r;
+}
+
+static lcj *cmd_get(ctx *c) {
+  uint8_t id[LC_MSGID_BYTES];
+  if (arg_msgid(c, "msg", 1, id) < 0)
+    return NULL;
+  lcj *m = one_message(c, id);
+  if (!m)
+    return NULL;
+  lcj *r = result();
+  lcj_set(r, "message", m);
+  return r;
+}
+
+static lcj *cmd_conversations(ctx *c) {
+  lc_conversation_info *cv;
+  size_t n;
+  int rc = lc_conversations(c->d->node, &cv, &n);
+  if (rc < 0)
+    return fail_lc(c, rc, "conversations");
+  lcj *arr = lcj_arr();
+  for (size_t i = 0; i < n; i++) {
+    lcj *o = lcj_obj();
+    lcj_set(o, "peer", dir_peer_json(c->d, cv[i].peer));
+    lcj_set_int(o, "unread", cv[i].unread);
+    lcj_set(o, "last",
+            cv[i].has_last ? msg_json(c->d, &cv[i].last) : lcj_null());
+    lcj_push(arr, o);
+  }
+  lc_conversations_free(cv, n);
+  lcj *r = result();
+  lcj_set(r, "conversations", arr);
+  return r;
+}
+
+static lcj *cmd_unread(ctx *c) {
+  lc_conversation_info *cv;
+  size_t n;
+  int64_t total = lc_unread_total(c->d->node);
+  if (total < 0)
+    return fail_lc(c, (int)total, "unread");
+  int rc = lc_conversations(c->d->node, &cv, &n);
+  if (rc < 0)
+    return fail_lc(c, rc, "unread");
+  lcj *arr = lcj_arr();
+  for (size_t i = 0; i < n; i++) {
+    if (cv[i].unread <= 0)
+      continue;
+    lcj *o = lcj_obj();
+    lcj_set(o, "peer", dir_peer_json(c->d, cv[i].peer));
+    lcj_set_int(o, "unread", cv[i].unread);
+    lcj_push(arr, o);
+  }
+  lc_conversations_free(cv, n);
+  lcj *r = result();
+  lcj_set_int(r, "total", total);
+  lcj_set(r, "conversations", arr);
+  return r;
+}
+
+static lcj *cmd_read(ctx *c) {
+  uint8_t with[LC_KEY_BYTES], upto[LC_MSGID_BYTES];
+  int hu;
+  if (arg_peer(c, "with", 1, with) < 0 ||
+      (hu = arg_msgid(c, "up_to", 0, upto)) < 0)
+    return NULL;
+  int64_t seq = 0;
+  if (hu == 1) {
+    lc_msg_info *m;
+    int rc = lc_history_get(c->d->node, upto, &m);
+    if (rc < 0)
+      return rc == -ENOENT ? fail(c, "not_found", "up_to: no such message")
+                           : fail_lc(c, rc, "read");
+    seq = m->id;
+    lc_msgs_free(m, 1);
+  }
+  int rc = lc_mark_read(c->d->node, with, seq);
+  if (rc < 0)
+    return fail_lc(c, rc, "read");
+  lcj *r = result();
+  lcj_set_int(r, "marked", rc);
+  return r;
+}
+
+static lcj *cmd_search(ctx *c) {
+  const char *q;
+  uint8_t with[LC_KEY_BYTES];
+  int64_t limit = SEARCH_DEFAULT;
+  int hw;
+  if (arg_str(c, "query", 1, &q) < 0 ||
+      (hw = arg_peer(c, "with", 0, with)) < 0 ||
+      arg_int(c, "limit", 1, HISTORY_MAX, &limit) < 0)
+    return NULL;
+  lc_msg_info *m;
+  size_t n;
+  int rc = lc_history_search(c->d->node, hw == 1 ? with : NULL, q,
+                             (size_t)limit, &m, &n);
+  if (rc == LC_EINVAL)
+    return fail(c, "bad_argument",
+                "cannot read the query '%s' (words, \"a phrase\", prefix*, "
+                "AND, OR, NOT)",
+                q);
+  if (rc < 0)
+    return fail_lc(c, rc, "search");
+  lcj *r = result();
+  lcj_set(r, "messages", msgs_json(c->d, m, n, 0));
+  lc_msgs_free(m, n);
+  return r;
+}
+
+static lcj *cmd_export(ctx *c) {
+  uint8_t with[LC_KEY_BYTES];
+  const char *path, *format = "json";
+  if (arg_peer(c, "with", 1, with) < 0 || arg_str(c, "path", 1, &path) < 0 ||
+      arg_str(c, "format", 0, &format) < 0)
+    return NULL;
+  lc_export_format f;
+  if (!strcmp(format, "json"))
+    f = LC_EXPORT_JSONL;
+  else if (!strcmp(format, "text"))
+    f = LC_EXPORT_TEXT;
+  else
+    return fail(c, "bad_argument", "format must be json or text, not '%s'",
+                format);
+  if (path[0] != '/')
+    return fail(c, "bad_argument",
+                "path must be absolute (the daemon's folder is not yours)");
+  int rc = lc_export_conversation(c->d->node, with, f, path);
+  if (rc < 0)
+    return fail(c, rc == LC_ESTORE ? "store_failed" : "failed",
+                "export to %s: %s", path, lc_strerror(rc));
+  lcj *r = result();
+  lcj_set_int(r, "count", rc);
+  lcj_set_str(r, "path", path);
+  return r;
+}
+
+static lcj *cmd_edit(ctx *c) {
+  uint8_t id[LC_MSGID_BYTES];
+  const char *text;
+  if (arg_msgid(c, "msg", 1, id) < 0 || arg_str(c, "text", 1, &text) < 0)
+    return NULL;
+  size_t len = lcj_slen(lcj_get(c->req, "text"));
+  int rc = lc_edit_message(c->d->node, id, text, len);
+  if (rc < 0)
+    return fail_lc(c, rc, "edit (only messages we sent, not retracted)");
+  lcj *m = one_message(c, id);
+  if (!m)
+    return NULL;
+  lcj *r = result();
+  lcj_set(r, "message", m);
+  return r;
+}
+
+static lcj *cmd_retract(ctx *c) {
+  uint8_t id[LC_MSGID_BYTES];
+  if (arg_msgid(c, "msg", 1, id) < 0)
+    return NULL;
+  int rc = lc_retract_message(c->d->node, id);
+  if (rc < 0)
+    return fail_lc(c, rc, "retract (only messages we sent)");
+  lcj *m = one_message(c, id);
+  if (!m)
+    return NULL;
+  lcj *r = result();
+  lcj_set(r, "message", m);
+  return r;
+}
+
+static lcj *cmd_delete(ctx *c) {
+  uint8_t id[LC_MSGID_BYTES];
+  if (arg_msgid(c, "msg", 1, id) < 0)
+    return NULL;
+  lc_msg_info *m;
+  int rc = lc_history_get(c->d->node, id, &m);
+  if (rc < 0)
+    return rc == -ENOENT ? fail(c, "not_found", "no such message")
+                         : fail_lc(c, rc, "delete");
+  rc = lc_delete_message(c->d->node, m->id);
+  lc_msgs_free(m, 1);
+  if (rc < 0)
+    return fail_lc(c, rc, "delete");
+  lcj *r = result();
+  lcj_set_bool(r, "deleted", rc == 1);
+  return r;
+}
+
+static const struct {
+  const char *name;
+  unsigned bit;
+} event_classes[] = {
+    {"message", LCD_EV_MESSAGE}, {"delivery", LCD_EV_DELIVERY},
+    {"peer", LCD_EV_PEER},       {"typing", LCD_EV_TYPING},
+    {"changed", LCD_EV_CHANGED}, {"network", LCD_EV_NETWORK},
+    {"daemon", LCD_EV_DAEMON},
+};
+
+static lcj *cmd_subscribe(ctx *c) {
+  lcj *ev = lcj_get(c->req, "events");
+  unsigned mask = LCD_EV_ALL;
+  if (ev && !lcj_is_null(ev)) {
+    if (!lcj_is_arr(ev))
+      return fail(c, "bad_argument",
+                  "argument 'events' must be an array of names, not %s",
+                  lcj_type_name(ev));
+    mask = LCD_EV_DAEMON; /* always told when the daemon stops */
+    for (size_t i = 0; i < lcj_len(ev); i++) {
+      const char *name = lcj_sval(lcj_at(ev, i));
+      size_t k = 0, nk = sizeof event_classes / sizeof event_classes[0];
+      while (k < nk && (!name || strcmp(name, event_classes[k].name)))
+        k++;
+      if (k == nk)
+        return fail(c, "bad_argument",
+                    "unknown event class '%s' (message, delivery, peer, "
+                    "typing, changed, network, daemon)",
+                    name ? name : lcj_type_name(lcj_at(ev, i)));
+      mask |= event_classes[k].bit;
+    }
+  }
+  c->eff->subscribe = 1;
+  c->eff->mask = mask;
+  lcj *r = result();
+  lcj *names = lcj_arr();
+  for (size_t k = 0; k < sizeof event_classes / sizeof event_classes[0]; k++)
+    if (mask & event_classes[k].bit)
+      lcj_push(names, lcj_str(event_classes[k].name));
+  lcj_set(r, "events", names);
+  return r;
+}
+
+static lcj *cmd_unsubscribe(ctx *c) {
+  c->eff->unsubscribe = 1;
+  return result();
+}
+
+static lcj *cmd_stats(ctx *c) {
+  lcd_daemon *d = c->d;
+  lc_node_stats st;
+  lc_node_stats_get(d->node, &st);
+  lcj *node = lcj_obj();
+  lcj_set_int(node, "datagrams_in", (int64_t)st.datagrams_in);
+  lcj_set_int(node, "datagrams_out", (int64_t)st.datagrams_out);
+  lcj_set_int(node, "send_errors", (int64_t)st.send_errors);
+  lcj_set_int(node, "announces_in", (int64_t)st.announces_in);
+  lcj_set_int(node, "announces_out", (int64_t)st.announces_out);
+  lcj_set_int(node, "bad_datagrams", (int64_t)st.bad_datagrams);
+  lcj_set_int(node, "bad_announces", (int64_t)st.bad_announces);
+  lcj_set_int(node, "peers_present", (int64_t)st.peers_present);
+  lcj_set_int(node, "interface_changes", (int64_t)st.interface_changes);
+  lcj *ctl = lcj_obj();
+  size_t clients, subs;
+  lcd_server_clients(d, &clients, &subs);
+  lcj_set_int(ctl, "requests", (int64_t)d->count.requests);
+  lcj_set_int(ctl, "bad_requests", (int64_t)d->count.bad_requests);
+  lcj_set_int(ctl, "oversized_lines", (int64_t)d->count.oversized_lines);
+  lcj_set_int(ctl, "events", (int64_t)d->count.events);
+  lcj_set_int(ctl, "connections", (int64_t)d->count.clients);
+  lcj_set_int(ctl, "clients", (int64_t)clients);
+  lcj_set_int(ctl, "subscribers", (int64_t)subs);
+  lcj_set_int(ctl, "clients_dropped", (int64_t)d->count.clients_dropped);
+  lcj_set_int(ctl, "clients_refused", (int64_t)d->count.clients_refused);
+  lcj *r = result();
+  lcj_set(r, "node", node);
+  lcj_set(r, "control", ctl);
+  lcj_set_int(r, "known_peers", (int64_t)d->dir.n);
+  int64_t unread = lc_unread_total(d->node);
+  lcj_set_int(r, "unread", unread < 0 ? 0 : unread);
+  return r;
+}
+
+static lcj *cmd_stop(ctx *c) {
+  c->eff->stop = 1;
+  return result();
+}
+
+typedef lcj *cmd_fn(ctx *c);
+static const struct {
+  const char *name;
+  cmd_fn *fn;
+  const char *args;
+} commands[] = {
+    {"help", cmd_help, ""},
+    {"whoami", cmd_whoami, ""},
+    {"peers", cmd_peers, "[all]"},
+    {"nick", cmd_nick, "nick"},
+    {"status", cmd_status, "presence [text]"},
+    {"send", cmd_send, "to text"},
+    {"typing", cmd_typing, "to [state]"},
+    {"history", cmd_history, "with [limit] [before]"},
+    {"get", cmd_get, "msg"},
+    {"conversations", cmd_conversations, ""},
+    {"unread", cmd_unread, ""},
+    {"read", cmd_read, "with [up_to]"},
+    {"search", cmd_search, "query [with] [limit]"},
+    {"export", cmd_export, "with path [format]"},
+    {"edit", cmd_edit, "msg text"},
+    {"retract", cmd_retract, "msg"},
+    {"delete", cmd_delete, "msg"},
+    {"subscribe", cmd_subscribe, "[events]"},
+    {"unsubscribe", cmd_unsubscribe, ""},
+    {"stats", cmd_stats, ""},
+    {"stop", cmd_stop, ""},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static lcj *cmd_help(ctx *c) {
+  (void)c;
+  lcj *arr = lcj_arr();
+  for (size_t i = 0; i < N_COMMANDS; i++) {
+    lcj *o = lcj_obj();
+    lcj_set_str(o, "cmd", commands[i].name);
+    lcj_set_str(o, "args", commands[i].args);
+    lcj_push(arr, o);
+  }
+  lcj *r = result();
+  lcj_set(r, "commands", arr);
+  return r;
+}
+
+lcj *lcd_error_reply(lcj *id, const char *code, const char *fmt, ...) {
+  char msg[700];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  lcj *r = lcj_obj(), *e = lcj_obj();
+  lcj_set(r, "id", id ? lcj_ref(id) : lcj_null());
+  lcj_set_bool(r, "ok", 0);
+  lcj_set_str(e, "code", code);
+  lcj_set_str(e, "message", msg);
+  lcj_set(r, "error", e);
+  return r;
+}
+
+lcj *lcd_command(lcd_daemon *d, const char *line, size_t len, lcd_effect *eff) {
+  char perr[300];
+  d->count.requests++;
+  lcj *req = lcj_parse(line, len, perr, sizeof perr);
+  if (!req) {
+    d->count.bad_requests++;
+    return lcd_error_reply(NULL, "parse_error", "not JSON: %s", perr);
+  }
+  if (!lcj_is_obj(req)) {
+    d->count.bad_requests++;
+    lcj *r = lcd_error_reply(NULL, "invalid_request",
+                             "a request is a JSON object, not %s",
+                             lcj_type_name(req));
+    lcj_free(req);
+    return r;
+  }
+  lcj *id = lcj_get(req, "id");
+  lcj *cmdv = lcj_get(req, "cmd");
+  if (id && !lcj_is_str(id) && !lcj_is_int(id)) {
+    d->count.bad_requests++;
+    lcj *r = lcd_error_reply(NULL, "invalid_request",
+                             "'id' must be a string or an integer, not %s",
+                             lcj_type_name(id));
+    lcj_free(req);
+    return r;
+  }
+  if (!lcj_is_str(cmdv)) {
+    d->count.bad_requests++;
+    lcj *r = lcd_error_reply(id, "invalid_request",
+                             "'cmd' must be a string (a command name), %s",
+                             cmdv ? lcj_type_name(cmdv) : "and it is missing");
+    lcj_free(req);
+    return r;
+  }
+  const char *name = lcj_sval(cmdv);
+  size_t i = 0;
+  while (i < N_COMMANDS && strcmp(commands[i].name, name) != 0)
+    i++;
+  if (i == N_COMMANDS) {
+    d->count.bad_requests++;
+    lcj *r =
+        lcd_error_reply(id, "unknown_command",
+                        "no command '%s' (the command help lists them)", name);
+    lcj_free(req);
+    return r;
+  }
+  ctx c = {.d = d, .req = req, .eff = eff};
+  lcj *res = NULL;
+  if (d->stopping && commands[i].fn != cmd_help)
+    fail(&c, "stopping", "the daemon is stopping");
+  else
+    res = commands[i].fn(&c);
+  lcj *r;
+  if (res) {
+    r = lcj_obj();
+    lcj_set(r, "id", id ? lcj_ref(id) : lcj_null());
+    lcj_set_bool(r, "ok", 1);
+    lcj_set(r, "result", res);
+  } else {
+    d->count.bad_requests++;
+    r = lcd_error_reply(id, c.code ? c.code : "failed", "%s",
+                        c.code ? c.msg : "failed");
+    if (c.details) {
+      lcj *e = lcj_get(r, "error");
+      for (void *it = lcj_iter(c.details); it; it = lcj_next(c.details, it))
+        lcj_set(e, lcj_iter_key(it), lcj_ref(lcj_iter_value(it)));
+      lcj_free(c.details);
+    }
+  }
+  lcj_free(req);
+  return r;
+}
