@@ -451,18 +451,34 @@ static int cmd_read(int argc, char **argv) {
 }
 
 static int cmd_search(int argc, char **argv) {
-  if (argc < 2)
-    usage_die("search", "QUERY [--with PEER] [--limit N]");
+  const char *use = "QUERY... [--with PEER] [--limit N]";
   lcj *a = args_obj();
-  lcj_set_str(a, "query", argv[1]);
-  for (int i = 2; i < argc; i++) {
-    if (!strcmp(argv[i], "--with") && i + 1 < argc)
+  char *query = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--with") && i + 1 < argc) {
       lcj_set_str(a, "with", argv[++i]);
-    else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
+    } else if (!strcmp(argv[i], "--limit") && i + 1 < argc) {
       lcj_set_int(a, "limit", parse_num(argv[++i], "--limit", 1, 1000));
-    else
-      usage_die("search", "QUERY [--with PEER] [--limit N]");
+    } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+      usage_die("search", use);
+    } else {
+      /* the words of the query, joined (lanchat search lunch OR usual) */
+      size_t len = (query ? strlen(query) + 1 : 0) + strlen(argv[i]) + 1;
+      char *q = realloc(query, len);
+      if (!q)
+        die(LCC_EXIT_FAIL, "out of memory");
+      if (!query)
+        q[0] = '\0';
+      else
+        strcat(q, " ");
+      strcat(q, argv[i]);
+      query = q;
+    }
   }
+  if (!query)
+    usage_die("search", use);
+  lcj_set_str(a, "query", query);
+  free(query);
   lcj *r = call("search", a);
   lcj *msgs = lcj_get(r, "messages");
   if (!A.json && lcj_len(msgs) == 0)
@@ -652,7 +668,7 @@ static const struct {
     {"conversations", cmd_conversations, "", "conversations, unread counts"},
     {"unread", cmd_unread, "", "unread messages, by peer"},
     {"read", cmd_read, "PEER", "mark a conversation read"},
-    {"search", cmd_search, "QUERY [--with PEER] [--limit N]",
+    {"search", cmd_search, "QUERY... [--with PEER] [--limit N]",
      "full-text search"},
     {"export", cmd_export, "PEER [--format json|text] [--output FILE]",
      "export a conversation"},

@@ -189,6 +189,13 @@ lc carol export alice --format text | grep -q 'from alice to carol number 2' || 
 lc carol export alice --output "$work/carol-alice.jsonl" >/dev/null
 [ "$(wc -l <"$work/carol-alice.jsonl")" -eq 5 ] || fail "export file"
 
+# ---- lanchat chat without a terminal: lines from stdin are sent ----
+printf 'first line from chat\nsecond line from chat\n' | lc carol chat bob >"$work/chat.out" ||
+  fail "chat exited with $?"
+grep -q 'chat with bob' "$work/chat.out" || fail "chat header: $(cat "$work/chat.out")"
+grep -q 'carol while away 3' "$work/chat.out" || fail "chat shows no history"
+wait_for "chat lines at bob" sh -c "'$LANCHAT' --data-dir '$work/bob' --json history carol | grep -q 'second line from chat'"
+
 # ---- unknown and ambiguous peers ----
 rc=0
 lc alice send zed "hello" 2>"$work/err" || rc=$?
