@@ -1,11 +1,15 @@
 /* chat.c: `lanchat chat PEER`, the interactive chat: recent history, then
  * live messages, delivery and read marks and typing notices, around a line
- * editor (libedit, the only includer of <editline/readline.h>) that
- * incoming lines do not disturb: the line being typed is cleared, the
- * event printed, and the line drawn again as it was. */
+ * editor (libedit, the only includer of <histedit.h>) that incoming lines
+ * do not disturb: libedit reads characters through our function, which
+ * waits on the terminal and the daemon at once; an event clears the line
+ * being typed, prints itself, and has libedit draw the line again as it
+ * was. */
 #include "cli.h"
 
-#include <editline/readline.h>
+#include <histedit.h>
+#include <locale.h>
+#include <wchar.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -22,9 +26,13 @@ static struct {
   lcc_conn *c;
   char peer[65]; /* the peer's id */
   char nick[80];
+  char prompt[128];
   const char *self;
   int tty;
   int quit;
+  EditLine *el;
+  History *hist;
+  mbstate_t mb;
   time_t last_typing;
   struct {
     char id[33];
@@ -40,8 +48,8 @@ static void above(void (*print)(const lcj *), const lcj *v) {
   }
   print(v);
   fflush(stdout);
-  if (S.tty)
-    rl_forced_update_display();
+  if (S.tty && S.el)
+    el_set(S.el, EL_REFRESH); /* the prompt and the line, as they were */
 }
 
 static void print_msg(const lcj *m) {
@@ -158,31 +166,118 @@ static void send_line(const char *line) {
   S.last_typing = 0;
 }
 
-static void on_line(char *line) {
-  if (!line) {
-    S.quit = 1; /* Ctrl-D */
-    return;
-  }
-  if (S.tty) {
-    /* the typed line stays on screen only as the sent message */
-    fputs("\033[A\r\033[K", stdout);
-    if (*line)
-      add_history(line);
-  }
-  send_line(line);
-  free(line);
-}
-
 static void maybe_typing(void) {
+  const LineInfo *li = el_line(S.el);
   time_t now = time(NULL);
-  if (!rl_line_buffer || !rl_line_buffer[0] ||
-      now - S.last_typing < TYPING_EVERY_S)
+  if (!li || li->lastchar == li->buffer || now - S.last_typing < TYPING_EVERY_S)
     return;
   S.last_typing = now;
   lcj *a = lcj_obj();
   lcj_set_str(a, "to", S.peer);
   lcj_set_str(a, "state", "composing");
   lcc_send(S.c, "typing", a);
+}
+
+static void drain_events(void) {
+  lcj *ev;
+  while (!S.quit && lcc_ready(S.c) && lcc_next(S.c, 0, &ev) == 1) {
+    on_event(ev);
+    lcj_free(ev);
+  }
+}
+
+/* libedit's source of characters: waits for the terminal and the daemon
+ * together, printing events as they come.  1 with a character, 0 at the
+ * end of input, -1 to make el_wgets give up (leaving the chat). */
+static int chat_getc(EditLine *e, wchar_t *wc) {
+  (void)e;
+  for (;;) {
+    drain_events();
+    if (S.quit)
+      return -1;
+    struct pollfd pf[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                           {.fd = S.c->fd, .events = POLLIN}};
+    int n = poll(pf, 2, -1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -1;
+    if (pf[1].revents) {
+      lcj *ev;
+      int r = lcc_next(S.c, 0, &ev);
+      if (r < 0) {
+        note("the daemon closed the connection");
+        S.quit = 1;
+        return -1;
+      }
+      if (r == 1) {
+        on_event(ev);
+        lcj_free(ev);
+      }
+    }
+    if (pf[0].revents) {
+      char ch;
+      ssize_t r = read(STDIN_FILENO, &ch, 1);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        return 0;
+      size_t k = mbrtowc(wc, &ch, 1, &S.mb);
+      if (k == (size_t)-2)
+        continue; /* the middle of a multi-byte character */
+      if (k == (size_t)-1) {
+        memset(&S.mb, 0, sizeof S.mb);
+        continue; /* not valid in this locale: dropped */
+      }
+      if (k == 0)
+        *wc = L'\0';
+      maybe_typing();
+      return 1;
+    }
+  }
+}
+
+static const char *chat_prompt(EditLine *e) {
+  (void)e;
+  return S.prompt;
+}
+
+static void chat_tty(void) {
+  setlocale(LC_CTYPE, "");
+  S.el = el_init("lanchat", stdin, stdout, stderr);
+  S.hist = history_init();
+  if (!S.el || !S.hist) {
+    fprintf(stderr, "lanchat: cannot start the line editor\n");
+    return;
+  }
+  HistEvent hev;
+  history(S.hist, &hev, H_SETSIZE, 500);
+  el_set(S.el, EL_EDITOR, "emacs");
+  el_set(S.el, EL_SIGNAL, 1);
+  el_set(S.el, EL_PROMPT, chat_prompt);
+  el_set(S.el, EL_HIST, history, S.hist);
+  el_set(S.el, EL_GETCFN, chat_getc);
+  while (!S.quit) {
+    int count = 0;
+    const char *line = el_gets(S.el, &count);
+    if (!line || count <= 0)
+      break; /* Ctrl-D, or leaving */
+    char *copy = strdup(line);
+    if (!copy)
+      break;
+    copy[strcspn(copy, "\r\n")] = '\0';
+    if (copy[0])
+      history(S.hist, &hev, H_ENTER, copy);
+    /* the typed line stays on screen only as the sent message */
+    fputs("\033[A\r\033[K", stdout);
+    fflush(stdout);
+    send_line(copy);
+    free(copy);
+  }
+  history_end(S.hist);
+  el_end(S.el);
+  S.el = NULL;
+  fputs("\n", stdout);
 }
 
 /* Without a terminal: lines from stdin are sent as they come. */
@@ -261,16 +356,13 @@ int lcc_chat(lcc_conn *c, const char *peer, const char *self) {
   lcj_set_str(a, "with", S.peer);
   lcc_send(c, "read", a);
 
-  char prompt[128];
-  snprintf(prompt, sizeof prompt, "%s> ", S.nick);
-  if (S.tty)
-    rl_callback_handler_install(prompt, on_line);
+  snprintf(S.prompt, sizeof S.prompt, "%s> ", S.nick);
+  if (S.tty) {
+    chat_tty();
+    return LCC_EXIT_OK;
+  }
   while (!S.quit) {
-    lcj *ev;
-    while (!S.quit && lcc_ready(c) && lcc_next(c, 0, &ev) == 1) {
-      on_event(ev);
-      lcj_free(ev);
-    }
+    drain_events();
     if (S.quit)
       break;
     struct pollfd pf[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
@@ -281,28 +373,17 @@ int lcc_chat(lcc_conn *c, const char *peer, const char *self) {
     if (n < 0)
       break;
     if (pf[1].revents) {
+      lcj *ev;
       int r2 = lcc_next(c, 0, &ev);
-      if (r2 < 0) {
-        note("the daemon closed the connection");
+      if (r2 < 0)
         break;
-      }
       if (r2 == 1) {
         on_event(ev);
         lcj_free(ev);
       }
     }
-    if (pf[0].revents) {
-      if (S.tty) {
-        rl_callback_read_char();
-        maybe_typing();
-      } else if (read_plain_line() < 0) {
-        break;
-      }
-    }
-  }
-  if (S.tty) {
-    rl_callback_handler_remove();
-    fputs("\n", stdout);
+    if (pf[0].revents && read_plain_line() < 0)
+      break;
   }
   return LCC_EXIT_OK;
 }
