@@ -569,9 +569,7 @@ static lcj *cmd_whoami(ctx *c) {
   lcj_set_str(pj, "presence", lc_presence_name(d->presence));
   lcj_set_str(pj, "status", d->status);
   lcj_set(pj, "last_seen", time_json(now_ms()));
-  char addr[32];
-  snprintf(addr, sizeof addr, "port %d", lc_node_port(d->node));
-  lcj_set_str(pj, "address", addr);
+  lcj_set_str(pj, "address", ""); /* ours: one per interface; see port */
   lcj_set(r, "peer", pj);
   lcj_set_int(r, "port", lc_node_port(d->node));
   lcj_set_str(r, "data_dir", d->data_dir);

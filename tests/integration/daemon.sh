@@ -17,7 +17,7 @@ declare -A fg_pid=()
 
 cleanup() {
   local n pid
-  for n in alice bob carol; do
+  for n in alice bob carol dave; do
     if [ -f "$work/$n/lanchatd.pid" ]; then
       pid=$(cat "$work/$n/lanchatd.pid" 2>/dev/null || true)
       [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
@@ -30,7 +30,7 @@ trap cleanup EXIT
 
 fail() {
   printf 'FAIL: %s\n' "$*" >&2
-  for n in alice bob carol; do
+  for n in alice bob carol dave; do
     [ -f "$work/$n.log" ] && { printf -- '--- %s.log\n' "$n" >&2; tail -20 "$work/$n.log" >&2; }
     [ -f "$work/$n/lanchatd.log" ] && { printf -- '--- %s/lanchatd.log\n' "$n" >&2; tail -20 "$work/$n/lanchatd.log" >&2; }
   done
@@ -267,6 +267,26 @@ for i in range(40):
 assert time.time() - t0 < 60, "sends slowed down by a stuck subscriber"
 s.close()
 EOF
+
+# ---- an identity sealed by a passphrase ----
+printf 'correct horse battery staple\n' >"$work/pass"
+chmod 600 "$work/pass"
+lc dave init --nick dave --passphrase-file "$work/pass" >/dev/null || fail "sealed init"
+lc dave whoami | grep -q 'protected by a passphrase' || fail "whoami of a sealed identity"
+rc=0
+"$LANCHATD" --data-dir "$work/dave" "${common[@]}" 2>"$work/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'protected by a passphrase' "$work/err" ||
+  fail "no passphrase: exit $rc: $(cat "$work/err")"
+rc=0
+LANCHAT_PASSPHRASE=wrong "$LANCHATD" --data-dir "$work/dave" "${common[@]}" 2>"$work/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'wrong or missing passphrase' "$work/err" ||
+  fail "wrong passphrase: exit $rc: $(cat "$work/err")"
+"$LANCHATD" --data-dir "$work/dave" "${common[@]}" --passphrase-file "$work/pass" ||
+  fail "the right passphrase"
+wait_for "dave to see alice" sh -c "'$LANCHAT' --data-dir '$work/dave' peers | grep -q alice"
+dave_pid=$(cat "$work/dave/lanchatd.pid")
+lc dave stop >/dev/null
+wait_for "dave's daemon to exit" sh -c "! kill -0 $dave_pid"
 
 # ---- SIGTERM: goodbye and exit 0 ----
 kill -TERM "${fg_pid[carol]}"
