@@ -145,7 +145,8 @@ int lcd_config_set(lcd_config *c, const char *name, const char *value,
   }
   uint64_t bit = 1ull << i;
   if (from_flag) {
-    /* the first flag of a repeatable setting replaces the file's list */
+    /* flags are read before the file: a setting given as a flag (even a
+     * repeatable one) makes the file's lines for it ignored */
     c->set_by_flag |= bit;
   } else if (c->set_by_flag & bit) {
     return 0;
@@ -216,9 +217,9 @@ int lcd_config_set(lcd_config *c, const char *name, const char *value,
     rc = set_str(&c->config, value);
     break;
   case S_LOG_LEVEL:
-    c->log_level = lcd_log_level(value);
-    if (c->log_level < 0) {
-      c->log_level = 1;
+    if (lcd_log_level(value) >= 0) {
+      c->log_level = lcd_log_level(value);
+    } else {
       return fail(err, errlen,
                   "log-level: expected error, warning, notice or debug, not "
                   "'%s'",

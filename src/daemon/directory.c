@@ -130,8 +130,11 @@ static int read_file(const char *path, char **out, size_t *len) {
   if (fd < 0)
     return -errno;
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-      (uint64_t)st.st_size > DIR_MAX_FILE) {
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return -EINVAL; /* "Invalid argument": not a regular file */
+  }
+  if ((uint64_t)st.st_size > DIR_MAX_FILE) {
     close(fd);
     return -EFBIG;
   }
@@ -171,7 +174,8 @@ int lcd_dir_load(lcd_directory *d, const char *path, char *err, size_t errlen) {
   if (rc == -ENOENT)
     return 0;
   if (rc < 0) {
-    snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+    snprintf(err, errlen, "%s: %s", path,
+             rc == -EINVAL ? "not a regular file" : strerror(-rc));
     return -1;
   }
   char perr[200];
