@@ -110,6 +110,7 @@ typedef struct lc_node lc_node;
 #define LC_NICK_MAX 64    /* nickname, UTF-8 bytes */
 #define LC_STATUS_MAX 128 /* status text, UTF-8 bytes */
 #define LC_KEY_HEX_LEN 64 /* lc_key_to_hex writes this many chars + NUL */
+#define LC_TEXT_MAX (1024 * 1024 - 64) /* a message's text, UTF-8 bytes */
 
 typedef enum {
   LC_PRESENCE_OFFLINE = 0, /* only ever seen in a goodbye */
@@ -336,8 +337,8 @@ LC_EXTERN int lc_node_add_static_peer(lc_node *node, const char *host_port);
 LC_EXTERN int lc_node_peers(lc_node *node, lc_peer_info **out, size_t *count);
 LC_EXTERN void lc_peers_free(lc_peer_info *peers);
 
-/* Sends a text message (UTF-8, up to 1 MiB) to a peer, present or not.
- * Returns only once the message is committed to the local history (state
+/* Sends a text message (UTF-8, up to LC_TEXT_MAX bytes) to a peer, present or
+ * not. Returns only once the message is committed to the local history (state
  * QUEUED, in the outbox); the node sends it as soon as the peer is
  * present, again after either side restarts, until the peer's node has
  * stored it (then lc_delivery_cb reports DELIVERED; the receiver drops a

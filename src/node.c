@@ -30,7 +30,7 @@ typedef struct {
   uint8_t id[LC_MSGID_BYTES];
   uint8_t used;
 } node_inflight;
-#define NODE_MAX_TEXT (1024 * 1024 - 64)
+#define NODE_MAX_TEXT LC_TEXT_MAX
 
 enum { NODE_NEW, NODE_RUNNING, NODE_STOPPING, NODE_CLOSING, NODE_STOPPED };
 

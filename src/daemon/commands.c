@@ -5,6 +5,7 @@
 #include "paths.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,6 @@
 #define HISTORY_MAX 1000
 #define SEARCH_DEFAULT 50
 #define CANDIDATES_MAX 20
-#define TEXT_MAX (1u << 20)
 
 /* ---- JSON forms ----------------------------------------------------------
  */
@@ -372,7 +372,10 @@ static int profile_save(lcd_daemon *d) {
     return -ENOMEM;
   char tmp[PATH_MAX + 8];
   snprintf(tmp, sizeof tmp, "%s.tmp", d->profile_path);
-  FILE *f = fopen(tmp, "we");
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  if (fd >= 0 && !f)
+    close(fd);
   int rc = 0;
   if (!f)
     rc = -errno;
@@ -554,6 +557,33 @@ static lcj *result(void) {
   return lcj_obj();
 }
 
+/* Fresh figures (last seen, address) of the peers present, for whatever a
+ * command shows of them. */
+static void refresh_peers(lcd_daemon *d) {
+  lc_peer_info *now;
+  size_t n;
+  if (d->stopping || lc_node_peers(d->node, &now, &n) != 0)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    lcd_peer *p = lcd_dir_find(&d->dir, now[i].key);
+    if (p && p->online) {
+      p->info = now[i]; /* not dirty: peers.json keeps what events bring */
+      continue;
+    }
+    lcd_dir_update(&d->dir, &now[i], 1);
+  }
+  lc_peers_free(now);
+}
+
+static int by_last_seen(const void *a, const void *b) {
+  const lcd_peer *x = *(lcd_peer *const *)a, *y = *(lcd_peer *const *)b;
+  if (x->online != y->online)
+    return y->online - x->online;
+  return x->info.last_seen_ms < y->info.last_seen_ms   ? 1
+         : x->info.last_seen_ms > y->info.last_seen_ms ? -1
+                                                       : 0;
+}
+
 /* ---- commands --------------------------------------------------------- */
 
 static lcj *cmd_help(ctx *c);
@@ -583,28 +613,24 @@ static lcj *cmd_peers(ctx *c) {
   int all = 0;
   if (arg_bool(c, "all", &all) < 0)
     return NULL;
-  /* fresh figures (last seen, address) for the peers present */
-  lc_peer_info *now;
-  size_t n_now;
-  if (lc_node_peers(c->d->node, &now, &n_now) == 0) {
-    for (size_t i = 0; i < n_now; i++)
-      lcd_dir_update(&c->d->dir, &now[i], 1);
-    lc_peers_free(now);
-  }
-  lcj *arr = lcj_arr();
+  /* online peers first, the rest from the most recently seen */
   lcd_directory *dir = &c->d->dir;
-  /* online peers first, then the rest by when they were last seen */
-  for (int pass = 0; pass < 2; pass++) {
-    if (pass == 1 && !all)
-      break;
-    for (size_t i = 0; i < dir->n; i++) {
-      if (dir->v[i].online != (pass == 0))
-        continue;
-      if (memcmp(dir->v[i].info.key, c->d->self, LC_KEY_BYTES) == 0)
-        continue;
-      lcj_push(arr, peer_json(&dir->v[i].info, dir->v[i].online));
-    }
+  lcd_peer **v = malloc((dir->n ? dir->n : 1) * sizeof *v);
+  if (!v)
+    return fail(c, "out_of_memory", "peers: out of memory");
+  size_t k = 0;
+  for (size_t i = 0; i < dir->n; i++) {
+    if (!all && !dir->v[i].online)
+      continue;
+    if (memcmp(dir->v[i].info.key, c->d->self, LC_KEY_BYTES) == 0)
+      continue;
+    v[k++] = &dir->v[i];
   }
+  qsort(v, k, sizeof *v, by_last_seen);
+  lcj *arr = lcj_arr();
+  for (size_t i = 0; i < k; i++)
+    lcj_push(arr, peer_json(&v[i]->info, v[i]->online));
+  free(v);
   lcj *r = result();
   lcj_set(r, "peers", arr);
   return r;
@@ -616,9 +642,9 @@ static lcj *cmd_nick(ctx *c) {
     return NULL;
   int rc = lc_node_set_nickname(c->d->node, nick);
   if (rc < 0)
-    return fail(c, "bad_argument",
-                "nickname must be 1 to %d bytes of UTF-8 (%s)", LC_NICK_MAX,
-                lc_strerror(rc));
+    return fail(c, rc == LC_EINVAL ? "bad_argument" : "failed",
+                "cannot set the nickname: %s (1 to %d bytes of UTF-8)",
+                lc_strerror(rc), LC_NICK_MAX);
   char *dup = strdup(nick);
   if (dup) {
     free(c->d->cfg.nick);
@@ -650,10 +676,9 @@ static lcj *cmd_status(ctx *c) {
                 "presence must be online, away or busy, not '%s'", pres);
   int rc = lc_node_set_presence(c->d->node, (lc_presence)p, text);
   if (rc < 0)
-    return fail(c, "bad_argument",
-                "status text must be at most %d bytes "
-                "of UTF-8 (%s)",
-                LC_STATUS_MAX, lc_strerror(rc));
+    return fail(c, rc == LC_EINVAL ? "bad_argument" : "failed",
+                "cannot set the status: %s (text: at most %d bytes of UTF-8)",
+                lc_strerror(rc), LC_STATUS_MAX);
   c->d->presence = p;
   if (text)
     snprintf(c->d->status, sizeof c->d->status, "%s", text);
@@ -683,9 +708,9 @@ static lcj *cmd_send(ctx *c) {
   size_t len = lcj_slen(lcj_get(c->req, "text"));
   if (len == 0)
     return fail(c, "bad_argument", "an empty message");
-  if (len > TEXT_MAX)
-    return fail(c, "too_large", "a message is at most %u bytes, not %zu",
-                TEXT_MAX, len);
+  if (len > LC_TEXT_MAX)
+    return fail(c, "too_large", "a message is at most %d bytes, not %zu",
+                LC_TEXT_MAX, len);
   if (memcmp(to, c->d->self, LC_KEY_BYTES) == 0)
     return fail(c, "bad_argument", "that is us: messages go to other peers");
   int rc = lc_send_text(c->d->node, to, text, len, id);
@@ -746,13 +771,17 @@ static lcj *cmd_history(ctx *c) {
   }
   lc_msg_info *m;
   size_t n;
-  int rc = lc_history_page(c->d->node, with, before_seq, (size_t)limit, &m, &n);
+  /* one more than asked, to tell whether older messages remain */
+  int rc =
+      lc_history_page(c->d->node, with, before_seq, (size_t)limit + 1, &m, &n);
   if (rc < 0)
     return fail_lc(c, rc, "history");
+  size_t shown = n > (size_t)limit ? (size_t)limit : n;
   lcj *r = result();
   lcj_set(r, "peer", dir_peer_json(c->d, with));
-  lcj_set(r, "messages", msgs_json(c->d, m, n, 1));
-  lcj_set_bool(r, "more", n == (size_t)limit);
+  /* newest first: an extra one is the oldest, left out */
+  lcj_set(r, "messages", msgs_json(c->d, m, shown, 1));
+  lcj_set_bool(r, "more", n > shown);
   lc_msgs_free(m, n);
   return r;
 }
@@ -884,8 +913,7 @@ static lcj *cmd_export(ctx *c) {
                 "path must be absolute (the daemon's folder is not yours)");
   int rc = lc_export_conversation(c->d->node, with, f, path);
   if (rc < 0)
-    return fail(c, rc == LC_ESTORE ? "store_failed" : "failed",
-                "export to %s: %s", path, lc_strerror(rc));
+    return fail_lc(c, rc, "export");
   lcj *r = result();
   lcj_set_int(r, "count", rc);
   lcj_set_str(r, "path", path);
@@ -898,6 +926,16 @@ static lcj *cmd_edit(ctx *c) {
   if (arg_msgid(c, "msg", 1, id) < 0 || arg_str(c, "text", 1, &text) < 0)
     return NULL;
   size_t len = lcj_slen(lcj_get(c->req, "text"));
+  if (len == 0)
+    return fail(c, "bad_argument",
+                "an empty text: to take a message back, use retract");
+  if (len > LC_TEXT_MAX)
+    return fail(c, "too_large", "a message is at most %d bytes, not %zu",
+                LC_TEXT_MAX, len);
+  lcj *known = one_message(c, id); /* not_found for an unknown id */
+  if (!known)
+    return NULL;
+  lcj_free(known);
   int rc = lc_edit_message(c->d->node, id, text, len);
   if (rc < 0)
     return fail_lc(c, rc, "edit (only messages we sent, not retracted)");
@@ -913,6 +951,10 @@ static lcj *cmd_retract(ctx *c) {
   uint8_t id[LC_MSGID_BYTES];
   if (arg_msgid(c, "msg", 1, id) < 0)
     return NULL;
+  lcj *known = one_message(c, id); /* not_found for an unknown id */
+  if (!known)
+    return NULL;
+  lcj_free(known);
   int rc = lc_retract_message(c->d->node, id);
   if (rc < 0)
     return fail_lc(c, rc, "retract (only messages we sent)");
@@ -1043,7 +1085,7 @@ static const struct {
     {"status", cmd_status, "presence [text]"},
     {"send", cmd_send, "to text"},
     {"typing", cmd_typing, "to [state]"},
-    {"history", cmd_history, "with [limit] [before]"},
+    {"history", cmd_history, "with [limit] [before] [before_seq]"},
     {"get", cmd_get, "msg"},
     {"conversations", cmd_conversations, ""},
     {"unread", cmd_unread, ""},
@@ -1107,6 +1149,8 @@ lcj *lcd_command(lcd_daemon *d, const char *line, size_t len, lcd_effect *eff) {
   }
   lcj *id = lcj_get(req, "id");
   lcj *cmdv = lcj_get(req, "cmd");
+  if (lcj_is_null(id))
+    id = NULL;
   if (id && !lcj_is_str(id) && !lcj_is_int(id)) {
     d->count.bad_requests++;
     lcj *r = lcd_error_reply(NULL, "invalid_request",
@@ -1136,6 +1180,7 @@ lcj *lcd_command(lcd_daemon *d, const char *line, size_t len, lcd_effect *eff) {
     return r;
   }
   ctx c = {.d = d, .req = req, .eff = eff};
+  refresh_peers(d);
   lcj *res = NULL;
   if (d->stopping && commands[i].fn != cmd_help)
     fail(&c, "stopping", "the daemon is stopping");

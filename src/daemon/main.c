@@ -304,6 +304,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
+  umask(0077); /* the history, the logs, the socket: for this user only */
   if (!d.cfg.foreground && background() != 0)
     return 1;
   if (take_lock(&d, err, sizeof err) != 0) {

@@ -183,10 +183,17 @@ static void client_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
     if (!nl)
       break;
     size_t n = (size_t)(nl - (c->buf + start));
-    if (c->skipping)
+    if (c->skipping) {
       c->skipping = 0; /* the end of the oversized line */
-    else
+    } else if (n > LINE_MAX_BYTES) {
+      c->d->count.bad_requests++;
+      c->d->count.oversized_lines++;
+      client_send(c, lcd_error_reply(NULL, "too_large",
+                                     "request longer than %u MiB: skipped",
+                                     LINE_MAX_BYTES >> 20));
+    } else {
       client_line(c, c->buf + start, n);
+    }
     if (c->closing)
       return;
     start += n + 1;

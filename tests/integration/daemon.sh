@@ -230,12 +230,26 @@ cases = [
     ('{"id":13,"cmd":"send","to":"bob","text":"\\ud800"}\n', "parse_error"),
     (b'{"id":14,"cmd":"send","to":"bob","text":"\xff\xfe"}\n', "parse_error"),
     ('{"id":15,"cmd":"export","with":"bob","path":"relative"}\n', "bad_argument"),
+    ('{"id":16,"cmd":"edit","msg":"00000000000000000000000000000000","text":"x"}\n', "not_found"),
+    ('{"id":17,"cmd":"edit","msg":"00000000000000000000000000000000","text":""}\n', "bad_argument"),
+    ('{"id":18,"cmd":"retract","msg":"00000000000000000000000000000000"}\n', "not_found"),
 ]
 for raw, code in cases:
     r = ask(raw)
     assert r["ok"] is False, (raw, r)
     assert r["error"]["code"] == code, (raw, r)
     assert r["error"]["message"], (raw, r)
+# paging: "more" says whether older messages remain
+r = ask('{"id":30,"cmd":"history","with":"bob","limit":1}\n')
+assert r["ok"] and len(r["result"]["messages"]) == 1 and r["result"]["more"] is True, r
+r = ask('{"id":31,"cmd":"history","with":"bob","limit":1000}\n')
+n = len(r["result"]["messages"])
+assert r["result"]["more"] is False and n >= 6, r
+r = ask('{"id":32,"cmd":"history","with":"bob","limit":%d}\n' % n)
+assert len(r["result"]["messages"]) == n and r["result"]["more"] is False, r
+# a null id is no id
+r = ask('{"id":null,"cmd":"whoami"}\n')
+assert r["ok"] is True and r["id"] is None, r
 # an oversized line (9 MiB) is refused and skipped, then the same
 # connection still works
 r = ask(b'{"id":20,"cmd":"send","to":"bob","text":"' + b"a" * (9 << 20) + b'"}\n')
