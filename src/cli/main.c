@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -643,6 +644,19 @@ static int cmd_stop(int argc, char **argv) {
   lcj *ev;
   while (lcc_next(&A.conn, 10000, &ev) == 1)
     lcj_free(ev);
+  /* and until its process has ended (its lock is free), so that a new
+   * lanchatd can start right after this command */
+  char lock[PATH_MAX];
+  int fd = lc_paths_join(A.data_dir, LC_LOCK_NAME, lock, sizeof lock) == 0
+               ? open(lock, O_RDONLY | O_CLOEXEC)
+               : -1;
+  for (int i = 0; fd >= 0 && i < 1000; i++) {
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+      break;
+    usleep(10000);
+  }
+  if (fd >= 0)
+    close(fd);
   if (!A.json)
     printf("lanchatd stopped\n");
   return 0;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -205,7 +206,11 @@ static int background(void) {
       _exit(0);
     if (n == 0)
       fprintf(stderr, "lanchatd: the daemon exited while starting\n");
-    _exit(1); /* the child has logged why, on our shared stderr */
+    /* the child has logged why, on our shared stderr; wait until it has
+     * let go of the lock, so that a new start can follow at once */
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+      ;
+    _exit(1);
   }
   close(p[0]);
   fcntl(p[1], F_SETFD, FD_CLOEXEC);
