@@ -298,11 +298,9 @@ LANCHAT_PASSPHRASE=wrong "$LANCHATD" --data-dir "$work/dave" "${common[@]}" 2>"$
 "$LANCHATD" --data-dir "$work/dave" "${common[@]}" --passphrase-file "$work/pass" ||
   fail "the right passphrase"
 wait_for "dave to see alice" sh -c "'$LANCHAT' --data-dir '$work/dave' peers | grep -q alice"
-dave_pid=$(cat "$work/dave/lanchatd.pid")
 lc dave stop >/dev/null
-# lanchat stop returns once the daemon has let go of its folder: a new one
-# starts right away
-! kill -0 "$dave_pid" 2>/dev/null || fail "lanchat stop returned before the daemon exited"
+# lanchat stop returns once the daemon has let go of its folder (its lock):
+# a new one starts right away
 "$LANCHATD" --data-dir "$work/dave" "${common[@]}" --passphrase-file "$work/pass" ||
   fail "restart right after stop"
 lc dave stop >/dev/null
