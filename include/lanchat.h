@@ -121,6 +121,9 @@ typedef enum {
 
 /* "online", "away", "busy", "offline"; NULL for anything else. */
 LC_EXTERN const char *lc_presence_name(int presence);
+/* The reverse: "online", "away", "busy" to their value (OFFLINE is not a
+ * presence one can set); LC_EINVAL for anything else. */
+LC_EXTERN int lc_presence_from_name(const char *name);
 
 /* What the node knows of a peer.  Strings are NUL-terminated UTF-8. */
 typedef struct {
@@ -159,6 +162,10 @@ typedef enum {
   LC_MSG_FAILED = 5     /* could not be delivered (reserved: this version
                            retries until delivered) */
 } lc_msg_state;
+
+/* "queued", "sent", "delivered", "read", "failed"; NULL for anything
+ * else.  Static strings. */
+LC_EXTERN const char *lc_msg_state_name(int state);
 
 /* A received chat message.  All pointers are borrowed for the callback.
  * It is committed to the history before this callback runs. */

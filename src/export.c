@@ -8,19 +8,8 @@
 #include <time.h>
 
 static const char *export_state(int state) {
-  switch (state) {
-  case LC_MSG_QUEUED:
-    return "queued";
-  case LC_MSG_SENT:
-    return "sent";
-  case LC_MSG_DELIVERED:
-    return "delivered";
-  case LC_MSG_READ:
-    return "read";
-  case LC_MSG_FAILED:
-    return "failed";
-  }
-  return "unknown";
+  const char *name = lc_msg_state_name(state);
+  return name ? name : "unknown";
 }
 
 static void export_hex(char *out, const uint8_t *b, size_t n) {

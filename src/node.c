@@ -1876,6 +1876,29 @@ const char *lc_presence_name(int presence) {
   return NULL;
 }
 
+int lc_presence_from_name(const char *name) {
+  for (int p = LC_PRESENCE_ONLINE; name && p <= LC_PRESENCE_BUSY; p++)
+    if (strcmp(name, lc_presence_name(p)) == 0)
+      return p;
+  return LC_EINVAL;
+}
+
+const char *lc_msg_state_name(int state) {
+  switch (state) {
+  case LC_MSG_QUEUED:
+    return "queued";
+  case LC_MSG_SENT:
+    return "sent";
+  case LC_MSG_DELIVERED:
+    return "delivered";
+  case LC_MSG_READ:
+    return "read";
+  case LC_MSG_FAILED:
+    return "failed";
+  }
+  return NULL;
+}
+
 void lc_key_to_hex(char out[LC_KEY_HEX_LEN + 1],
                    const uint8_t key[LC_KEY_BYTES]) {
   static const char hexd[] = "0123456789abcdef";

@@ -64,19 +64,8 @@ static uint64_t now_ms(void) {
 }
 
 static const char *state_name(lc_msg_state s) {
-  switch (s) {
-  case LC_MSG_QUEUED:
-    return "queued";
-  case LC_MSG_SENT:
-    return "sent";
-  case LC_MSG_DELIVERED:
-    return "delivered";
-  case LC_MSG_READ:
-    return "read";
-  case LC_MSG_FAILED:
-    return "failed";
-  }
-  return "unknown";
+  const char *name = lc_msg_state_name((int)s);
+  return name ? name : "unknown";
 }
 
 static lcj *peer_json(const lc_peer_info *p, int online) {
@@ -656,21 +645,11 @@ static lcj *cmd_nick(ctx *c) {
   return r;
 }
 
-static int presence_of(const char *s) {
-  if (!strcmp(s, "online"))
-    return LC_PRESENCE_ONLINE;
-  if (!strcmp(s, "away"))
-    return LC_PRESENCE_AWAY;
-  if (!strcmp(s, "busy"))
-    return LC_PRESENCE_BUSY;
-  return -1;
-}
-
 static lcj *cmd_status(ctx *c) {
   const char *pres, *text = NULL;
   if (arg_str(c, "presence", 1, &pres) < 0 || arg_str(c, "text", 0, &text) < 0)
     return NULL;
-  int p = presence_of(pres);
+  int p = lc_presence_from_name(pres);
   if (p < 0)
     return fail(c, "bad_argument",
                 "presence must be online, away or busy, not '%s'", pres);
@@ -920,6 +899,28 @@ static lcj *cmd_export(ctx *c) {
   return r;
 }
 
+/* Edits (text not NULL) or retracts a message we sent; the reply is the
+ * message as it is now. */
+static lcj *change_message(ctx *c, const uint8_t id[LC_MSGID_BYTES],
+                           const char *text, size_t len) {
+  lcj *known = one_message(c, id); /* not_found for an unknown id */
+  if (!known)
+    return NULL;
+  lcj_free(known);
+  int rc = text ? lc_edit_message(c->d->node, id, text, len)
+                : lc_retract_message(c->d->node, id);
+  if (rc < 0)
+    return fail_lc(c, rc,
+                   text ? "edit (only messages we sent, not retracted)"
+                        : "retract (only messages we sent)");
+  lcj *m = one_message(c, id);
+  if (!m)
+    return NULL;
+  lcj *r = result();
+  lcj_set(r, "message", m);
+  return r;
+}
+
 static lcj *cmd_edit(ctx *c) {
   uint8_t id[LC_MSGID_BYTES];
   const char *text;
@@ -932,38 +933,14 @@ static lcj *cmd_edit(ctx *c) {
   if (len > LC_TEXT_MAX)
     return fail(c, "too_large", "a message is at most %d bytes, not %zu",
                 LC_TEXT_MAX, len);
-  lcj *known = one_message(c, id); /* not_found for an unknown id */
-  if (!known)
-    return NULL;
-  lcj_free(known);
-  int rc = lc_edit_message(c->d->node, id, text, len);
-  if (rc < 0)
-    return fail_lc(c, rc, "edit (only messages we sent, not retracted)");
-  lcj *m = one_message(c, id);
-  if (!m)
-    return NULL;
-  lcj *r = result();
-  lcj_set(r, "message", m);
-  return r;
+  return change_message(c, id, text, len);
 }
 
 static lcj *cmd_retract(ctx *c) {
   uint8_t id[LC_MSGID_BYTES];
   if (arg_msgid(c, "msg", 1, id) < 0)
     return NULL;
-  lcj *known = one_message(c, id); /* not_found for an unknown id */
-  if (!known)
-    return NULL;
-  lcj_free(known);
-  int rc = lc_retract_message(c->d->node, id);
-  if (rc < 0)
-    return fail_lc(c, rc, "retract (only messages we sent)");
-  lcj *m = one_message(c, id);
-  if (!m)
-    return NULL;
-  lcj *r = result();
-  lcj_set(r, "message", m);
-  return r;
+  return change_message(c, id, NULL, 0);
 }
 
 static lcj *cmd_delete(ctx *c) {

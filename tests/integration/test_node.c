@@ -872,6 +872,14 @@ static void test_bad_options(void **state) {
   assert_int_equal(lc_key_from_hex(k2, "abc"), LC_EINVAL);
   assert_string_equal(lc_presence_name(LC_PRESENCE_BUSY), "busy");
   assert_null(lc_presence_name(7));
+  for (int pr = LC_PRESENCE_ONLINE; pr <= LC_PRESENCE_BUSY; pr++)
+    assert_int_equal(lc_presence_from_name(lc_presence_name(pr)), pr);
+  assert_int_equal(lc_presence_from_name("offline"), LC_EINVAL);
+  assert_int_equal(lc_presence_from_name("Online"), LC_EINVAL);
+  assert_int_equal(lc_presence_from_name(NULL), LC_EINVAL);
+  assert_string_equal(lc_msg_state_name(LC_MSG_QUEUED), "queued");
+  assert_string_equal(lc_msg_state_name(LC_MSG_READ), "read");
+  assert_null(lc_msg_state_name(0));
   lc_node_free(NULL);
   assert_int_equal(uv_loop_close(&loop), 0);
 }

@@ -41,13 +41,8 @@ static void peer_out(const char *fmt, ...) {
 }
 
 static int peer_presence_of(const char *s) {
-  if (!strcmp(s, "online"))
-    return LC_PRESENCE_ONLINE;
-  if (!strcmp(s, "away"))
-    return LC_PRESENCE_AWAY;
-  if (!strcmp(s, "busy"))
-    return LC_PRESENCE_BUSY;
-  return -1;
+  int p = lc_presence_from_name(s);
+  return p < 0 ? -1 : p;
 }
 
 static void peer_check_presence(peer_app *a, const lc_peer_info *p) {
