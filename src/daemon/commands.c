@@ -679,6 +679,16 @@ static lcj *one_message(ctx *c, const uint8_t id[LC_MSGID_BYTES]) {
   return j;
 }
 
+/* {"message": ...} for a message of the history. */
+static lcj *message_reply(ctx *c, const uint8_t id[LC_MSGID_BYTES]) {
+  lcj *m = one_message(c, id);
+  if (!m)
+    return NULL;
+  lcj *r = result();
+  lcj_set(r, "message", m);
+  return r;
+}
+
 static lcj *cmd_send(ctx *c) {
   uint8_t to[LC_KEY_BYTES], id[LC_MSGID_BYTES];
   const char *text;
@@ -769,12 +779,7 @@ static lcj *cmd_get(ctx *c) {
   uint8_t id[LC_MSGID_BYTES];
   if (arg_msgid(c, "msg", 1, id) < 0)
     return NULL;
-  lcj *m = one_message(c, id);
-  if (!m)
-    return NULL;
-  lcj *r = result();
-  lcj_set(r, "message", m);
-  return r;
+  return message_reply(c, id);
 }
 
 static lcj *cmd_conversations(ctx *c) {
@@ -913,12 +918,7 @@ static lcj *change_message(ctx *c, const uint8_t id[LC_MSGID_BYTES],
     return fail_lc(c, rc,
                    text ? "edit (only messages we sent, not retracted)"
                         : "retract (only messages we sent)");
-  lcj *m = one_message(c, id);
-  if (!m)
-    return NULL;
-  lcj *r = result();
-  lcj_set(r, "message", m);
-  return r;
+  return message_reply(c, id);
 }
 
 static lcj *cmd_edit(ctx *c) {
