@@ -1135,13 +1135,19 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
   } else if (c->kind == LC_CHAT_EDIT) {
     if ((c->text_len && !c->text) || !lc__utf8_valid(c->text, c->text_len))
       return LC_EINVAL;
+  } else if (c->kind == LC_CHAT_CONTACT) {
+    if (c->op < LC_CONTACT_OP_REQUEST || c->op > LC_CONTACT_OP_REMOVE ||
+        c->text_len > LC_CHAT_NOTE_MAX || (c->text_len && !c->text) ||
+        !lc__utf8_valid(c->text, c->text_len))
+      return LC_EINVAL;
   } else if (c->kind != LC_CHAT_RETRACT) {
     return LC_EINVAL;
   }
   wire_out o = {out, cap, 0, 0};
   msgpack_packer pk;
   msgpack_packer_init(&pk, &o, wire_out_write);
-  msgpack_pack_array(&pk, c->kind == LC_CHAT_EDIT ? 4 : 3);
+  msgpack_pack_array(
+      &pk, c->kind == LC_CHAT_EDIT || c->kind == LC_CHAT_CONTACT ? 4 : 3);
   msgpack_pack_uint64(&pk, (uint64_t)c->kind);
   msgpack_pack_uint64(&pk, c->sent_ms);
   if (c->kind == LC_CHAT_EDIT || c->kind == LC_CHAT_RETRACT) {
@@ -1152,6 +1158,9 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
     wire_pack_str(&pk, c->text, c->text_len);
   } else if (c->kind == LC_CHAT_TYPING) {
     msgpack_pack_uint64(&pk, (uint64_t)c->typing);
+  } else if (c->kind == LC_CHAT_CONTACT) {
+    msgpack_pack_uint64(&pk, (uint64_t)c->op);
+    wire_pack_str(&pk, c->text, c->text_len);
   } else {
     msgpack_pack_array(&pk, c->nids);
     for (size_t i = 0; i < c->nids; i++)
@@ -1172,13 +1181,14 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
   c->text_len = 0;
   c->nids = 0;
   c->typing = 0;
+  c->op = 0;
   WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
   if (n < 3)
     return LC_EPROTO;
   WIRE_TRY(wire_read_uint(&in, 255, &kind));
-  if (kind < LC_CHAT_TEXT || kind > LC_CHAT_RETRACT)
+  if (kind < LC_CHAT_TEXT || kind > LC_CHAT_CONTACT)
     return LC_ETYPE;
-  if (n != (kind == LC_CHAT_EDIT ? 4u : 3u))
+  if (n != (kind == LC_CHAT_EDIT || kind == LC_CHAT_CONTACT ? 4u : 3u))
     return LC_EPROTO;
   WIRE_TRY(wire_read_u64(&in, &c->sent_ms));
   if (kind == LC_CHAT_EDIT || kind == LC_CHAT_RETRACT) {
@@ -1191,6 +1201,13 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
     uint64_t t;
     WIRE_TRY(wire_read_uint(&in, 2, &t));
     c->typing = (int)t;
+  } else if (kind == LC_CHAT_CONTACT) {
+    uint64_t op;
+    WIRE_TRY(wire_read_uint(&in, LC_CONTACT_OP_REMOVE, &op));
+    if (op < LC_CONTACT_OP_REQUEST)
+      return LC_ERANGE;
+    c->op = (int)op;
+    WIRE_TRY(wire_read_str(&in, LC_CHAT_NOTE_MAX, &c->text, &c->text_len));
   } else {
     uint32_t k;
     WIRE_TRY(wire_read_array(&in, &k, LC_EFIELD));

@@ -293,14 +293,25 @@ int lc__disc_decode(lc__disc_datagram *dg, const uint8_t *buf, size_t len,
  *   TYPING (3): [3, sent_ms, state uint 0..2]  idle, composing, paused;
  *             sent unreliably, never stored.
  *   EDIT (4): [4, sent_ms, target msg_id bin16, text str]
- *   RETRACT (5): [5, sent_ms, target msg_id bin16] */
+ *   RETRACT (5): [5, sent_ms, target msg_id bin16]
+ *   CONTACT (6): [6, sent_ms, op uint 1..4, note str]  a friend request
+ *             (1, with its note, at most LC_CHAT_NOTE_MAX bytes), accept
+ *             (2), reject (3) or removal (4); the note is "" but for 1. */
 enum {
   LC_CHAT_TEXT = 1,
   LC_CHAT_READ = 2,
   LC_CHAT_TYPING = 3,
   LC_CHAT_EDIT = 4,
-  LC_CHAT_RETRACT = 5
+  LC_CHAT_RETRACT = 5,
+  LC_CHAT_CONTACT = 6
 };
+enum {
+  LC_CONTACT_OP_REQUEST = 1,
+  LC_CONTACT_OP_ACCEPT = 2,
+  LC_CONTACT_OP_REJECT = 3,
+  LC_CONTACT_OP_REMOVE = 4
+};
+#define LC_CHAT_NOTE_MAX 1024
 #define LC_CHAT_IDS_MAX 64
 
 typedef struct {
@@ -310,6 +321,7 @@ typedef struct {
                        into buf */
   size_t text_len;
   int typing;                      /* TYPING: 0..2 */
+  int op;                          /* CONTACT: LC_CONTACT_OP_* */
   uint8_t target[LC_MSG_ID_BYTES]; /* EDIT, RETRACT */
   size_t nids;                     /* READ */
   uint8_t ids[LC_CHAT_IDS_MAX][LC_MSG_ID_BYTES];

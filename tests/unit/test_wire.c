@@ -1423,7 +1423,7 @@ static void test_chat_read(void **state) {
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_ERANGE);
   n = hex("93 02 07 a1 41", buf, sizeof buf);
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_EFIELD);
-  n = hex("93 06 07 a1 41", buf, sizeof buf);
+  n = hex("93 07 07 a1 41", buf, sizeof buf);
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_ETYPE);
   /* EDIT [4, 7, target, text] and RETRACT [5, 7, target] */
   memset(&c, 0, sizeof c);
@@ -1740,6 +1740,69 @@ static void test_utf8(void **state) {
       fail_msg("utf-8 case %zu: want %d", i, cases[i].ok);
 }
 
+/* CONTACT [6, sent_ms, op, note]: known bytes, each op, and refusals. */
+static void test_chat_contact(void **state) {
+  (void)state;
+  uint8_t buf[2048];
+  lc__chat c, g;
+  memset(&c, 0, sizeof c);
+  c.kind = LC_CHAT_CONTACT;
+  c.sent_ms = 7;
+  c.op = LC_CONTACT_OP_REQUEST;
+  c.text = "hi";
+  c.text_len = 2;
+  int len = lc__chat_encode(&c, buf, sizeof buf);
+  uint8_t want[16];
+  size_t wn = hex("94 06 07 01 a2 6869", want, sizeof want);
+  assert_int_equal(len, (int)wn);
+  assert_memory_equal(buf, want, wn);
+  assert_int_equal(lc__chat_decode(&g, buf, (size_t)len), 0);
+  assert_int_equal(g.kind, LC_CHAT_CONTACT);
+  assert_int_equal(g.op, LC_CONTACT_OP_REQUEST);
+  assert_int_equal(g.text_len, 2);
+  assert_memory_equal(g.text, "hi", 2);
+  for (int op = LC_CONTACT_OP_ACCEPT; op <= LC_CONTACT_OP_REMOVE; op++) {
+    c.op = op;
+    c.text = "";
+    c.text_len = 0;
+    len = lc__chat_encode(&c, buf, sizeof buf);
+    assert_true(len > 0);
+    assert_int_equal(lc__chat_decode(&g, buf, (size_t)len), 0);
+    assert_int_equal(g.op, op);
+  }
+  /* refused when encoding: op 0 and 5, a note over the limit, bad UTF-8 */
+  c.op = 0;
+  assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
+  c.op = 5;
+  assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
+  c.op = LC_CONTACT_OP_REQUEST;
+  char note[LC_CHAT_NOTE_MAX + 1];
+  memset(note, 'n', sizeof note);
+  c.text = note;
+  c.text_len = sizeof note;
+  assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
+  c.text_len = LC_CHAT_NOTE_MAX;
+  assert_true(lc__chat_encode(&c, buf, sizeof buf) > 0);
+  c.text = "\xff";
+  c.text_len = 1;
+  assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
+  /* refused when decoding: op 0, op 5, three fields, a note that is not a
+   * string, invalid UTF-8, a note over the limit */
+  size_t n = hex("94 06 07 00 a0", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_ERANGE);
+  n = hex("94 06 07 05 a0", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_ERANGE);
+  n = hex("93 06 07 01", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_EPROTO);
+  n = hex("94 06 07 01 01", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_EFIELD);
+  n = hex("94 06 07 01 a1 ff", buf, sizeof buf);
+  assert_int_equal(lc__chat_decode(&g, buf, n), LC_EFIELD);
+  n = hex("94 06 07 01 da 0401", buf, sizeof buf);
+  memset(buf + n, 'x', 0x401);
+  assert_int_not_equal(lc__chat_decode(&g, buf, n + 0x401), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kat_hello),
@@ -1763,6 +1826,7 @@ int main(void) {
       cmocka_unit_test(test_kat_announce),
       cmocka_unit_test(test_kat_peers_and_chat),
       cmocka_unit_test(test_chat_read),
+      cmocka_unit_test(test_chat_contact),
       cmocka_unit_test(test_disc_max_sizes),
       cmocka_unit_test(test_disc_encode_refuses),
       cmocka_unit_test(test_disc_malformed),
