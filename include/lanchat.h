@@ -215,6 +215,24 @@ struct lc_msg_info_s;
 typedef void lc_changed_cb(lc_node *node, const struct lc_msg_info_s *msg,
                            void *user);
 
+/* Contacts (see lc_contact_request and the functions after it). */
+struct lc_contact_info_s;
+typedef enum {
+  LC_CONTACT_REQUESTED = 1,   /* a peer asks to become our contact (note) */
+  LC_CONTACT_ACCEPTED = 2,    /* our request was accepted: now friends */
+  LC_CONTACT_REJECTED = 3,    /* our request was declined */
+  LC_CONTACT_REMOVED = 4,     /* the peer removed us from its contacts */
+  LC_CONTACT_KEY_CHANGED = 5, /* a nickname we know came with another key:
+                                 that key is held (nothing is sent to it)
+                                 until lc_trust_key; other_key is the key
+                                 we knew */
+  LC_CONTACT_UPDATED = 6      /* changed by us (request, accept, block...) */
+} lc_contact_event;
+/* c is borrowed for the callback; other_key is NULL but for KEY_CHANGED. */
+typedef void lc_contact_cb(lc_node *node, lc_contact_event event,
+                           const struct lc_contact_info_s *c,
+                           const uint8_t *other_key, void *user);
+
 /* Typing notices (never stored). */
 typedef enum {
   LC_TYPING_IDLE = 0,      /* stopped, or sent the message */
@@ -281,6 +299,12 @@ typedef struct {
    * a new identity behind its user's back). */
   const char *passphrase;
   int no_create_identity;
+
+  /* Who may send us messages: 0 (default) anyone on the LAN, 1 our
+   * friends only (messages from others are dropped and counted; friend
+   * requests still arrive).  Changed later with lc_node_set_policy. */
+  int contacts_only;
+  lc_contact_cb *on_contact;
 
   lc_peer_cb *on_peer;
   lc_message_cb *on_message;
@@ -503,6 +527,72 @@ LC_EXTERN void lc_key_to_hex(char out[LC_KEY_HEX_LEN + 1],
 /* Parses 64 hex digits.  Errors: LC_EINVAL. */
 LC_EXTERN int lc_key_from_hex(uint8_t key[LC_KEY_BYTES], const char *hex);
 
+/* ---- contacts and trust ---------------------------------------------------
+ * Friend requests travel like messages: stored, sent whenever the peer can
+ * be reached, across restarts of either side, until its node has them. */
+
+typedef enum {
+  LC_CONTACT_NONE = 0,
+  LC_CONTACT_ASKED = 1,  /* we asked; no answer yet */
+  LC_CONTACT_ASKING = 2, /* it asked us; accept or reject */
+  LC_CONTACT_FRIEND = 3
+} lc_contact_state;
+
+#define LC_NOTE_MAX 1024 /* a friend request's note, UTF-8 bytes */
+
+typedef struct lc_contact_info_s {
+  uint8_t key[LC_KEY_BYTES];
+  lc_contact_state state;
+  int blocked;                    /* everything from it is dropped */
+  int held;                       /* a key change: nothing goes to it */
+  int trusted;                    /* accepted with lc_trust_key */
+  char nickname[LC_NICK_MAX + 1]; /* as last seen ("" if never) */
+  char note[LC_NOTE_MAX + 1];     /* the note of its request */
+  uint64_t changed_ms;            /* our clock, Unix ms */
+} lc_contact_info;
+
+/* Asks peer to become a contact, with an optional note (NULL or "").  If
+ * peer had asked us, this accepts instead.  Errors: LC_EINVAL (our own
+ * key, a note too long or not UTF-8), LC_EEXIST (friends already),
+ * LC_ESTATE (stopping; or peer is blocked), LC_ESTORE. */
+LC_EXTERN int lc_contact_request(lc_node *node,
+                                 const uint8_t peer[LC_KEY_BYTES],
+                                 const char *note);
+/* Answers a peer's request.  Errors: LC_ESTATE (no request from it),
+ * LC_ESTORE. */
+LC_EXTERN int lc_contact_accept(lc_node *node,
+                                const uint8_t peer[LC_KEY_BYTES]);
+LC_EXTERN int lc_contact_reject(lc_node *node,
+                                const uint8_t peer[LC_KEY_BYTES]);
+/* Ends a friendship (or withdraws our request); the peer is told.
+ * Errors: LC_ESTATE (not a contact), LC_ESTORE. */
+LC_EXTERN int lc_contact_remove(lc_node *node,
+                                const uint8_t peer[LC_KEY_BYTES]);
+/* Blocks (on 1) or unblocks (0) a peer: while blocked, everything it
+ * sends (messages, requests, typing) is acknowledged and dropped (counted
+ * in lc_node_stats.blocked_dropped), and nothing is sent to it. */
+LC_EXTERN int lc_block(lc_node *node, const uint8_t peer[LC_KEY_BYTES], int on);
+/* Accepts a held key (LC_CONTACT_KEY_CHANGED): its nickname now belongs
+ * to it, and what waited for it is sent.  Errors: LC_ESTORE. */
+LC_EXTERN int lc_trust_key(lc_node *node, const uint8_t peer[LC_KEY_BYTES]);
+/* What we know of peer as a contact: 1 and *out, or 0 if nothing
+ * (out->state NONE), or LC_ESTORE. */
+LC_EXTERN int lc_contact_get(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
+                             lc_contact_info *out);
+/* Every peer with a contact state, a block or a trust decision, the most
+ * recently changed first.  Free *out with lc_contacts_free. */
+LC_EXTERN int lc_contacts(lc_node *node, lc_contact_info **out, size_t *count);
+LC_EXTERN void lc_contacts_free(lc_contact_info *c);
+/* Who may send us messages (see lc_node_options.contacts_only). */
+LC_EXTERN int lc_node_set_policy(lc_node *node, int contacts_only);
+
+#define LC_FINGERPRINT_LEN 35
+/* A key's fingerprint for two people to compare aloud: six groups of five
+ * digits, "12345 67890 ...", from a BLAKE2b hash of the key (about 100
+ * bits).  out: LC_FINGERPRINT_LEN + 1 bytes. */
+LC_EXTERN void lc_fingerprint(char out[LC_FINGERPRINT_LEN + 1],
+                              const uint8_t key[LC_KEY_BYTES]);
+
 /* Counters for diagnostics: datagrams and what was refused, by reason. */
 typedef struct {
   uint64_t datagrams_in, datagrams_out, send_errors;
@@ -511,7 +601,10 @@ typedef struct {
   uint64_t bad_announces; /* of which discovery datagrams */
   uint64_t peers_present;
   uint64_t interface_changes;
-  int recvmmsg; /* 1 if receives are batched */
+  int recvmmsg;             /* 1 if receives are batched */
+  uint64_t blocked_dropped; /* messages from blocked peers, dropped */
+  uint64_t policy_dropped;  /* messages from non-friends (contacts_only) */
+  uint64_t keys_held;       /* key changes warned about */
 } lc_node_stats;
 LC_EXTERN void lc_node_stats_get(const lc_node *node, lc_node_stats *st);
 

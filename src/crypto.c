@@ -619,6 +619,22 @@ int lc__pk_check(const uint8_t pk[LC_PK_BYTES]) {
   return rc;
 }
 
+void lc__fingerprint(char out[36], const uint8_t pk[LC_PK_BYTES]) {
+  static const uint8_t personal[] = "lanchat-fingerprint-v1";
+  uint8_t h[30];
+  crypto_generichash(h, sizeof h, personal, sizeof personal - 1, pk,
+                     LC_PK_BYTES);
+  /* the hash keyed with the key: any change of the key changes it */
+  char *p = out;
+  for (int g = 0; g < 6; g++) {
+    uint64_t v = 0;
+    for (int i = 0; i < 5; i++)
+      v = v << 8 | h[g * 5 + i];
+    p += sprintf(p, g ? " %05u" : "%05u", (unsigned)(v % 100000));
+  }
+  sodium_memzero(h, sizeof h);
+}
+
 /* ---- handshake ------------------------------------------------------- */
 
 /* lc__hs has no field for the HELLO's sender_index, which the WELCOME must

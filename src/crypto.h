@@ -111,6 +111,10 @@ int lc__verify(const uint8_t pk[LC_PK_BYTES], const uint8_t *msg, size_t len,
  * X25519), LC_EAUTH otherwise. */
 int lc__pk_check(const uint8_t pk[LC_PK_BYTES]);
 
+/* Six groups of five digits from a BLAKE2b hash of the key (out: 36
+ * bytes with the NUL). */
+void lc__fingerprint(char out[36], const uint8_t pk[LC_PK_BYTES]);
+
 /* ---- handshake ------------------------------------------------------- */
 
 /* State carried from one handshake message to the next.  Owned by the

@@ -44,7 +44,8 @@ enum {
   EV_NETWORK,
   EV_LOG,
   EV_TYPING,
-  EV_CHANGED
+  EV_CHANGED,
+  EV_CONTACT
 };
 
 typedef struct node_event {
@@ -58,7 +59,9 @@ typedef struct node_event {
   int64_t id;      /* message: its local id */
   lc_msg_info msg; /* changed: the message (its text is `text`) */
   size_t len;
-  char *text; /* message text or log line, NUL-terminated */
+  char *text;               /* message text or log line, NUL-terminated */
+  lc_contact_info *contact; /* contact: the contact; key: the other key */
+  int has_other;
 } node_event;
 
 struct lc_node {
@@ -109,6 +112,13 @@ struct lc_node {
     uint64_t at;
   } retry[NODE_RETRY_MAX]; /* outboxes to try again */
   size_t nretry;
+
+  /* contacts: the keys blocked and the keys held (a key change), kept
+   * here as well as in the store, for the paths of every message */
+  uint8_t (*blocked)[LC_KEY_BYTES];
+  size_t nblocked;
+  uint8_t (*held)[LC_KEY_BYTES];
+  size_t nheld;
 
   lc_stop_cb *stop_cb;
   uint64_t stop_deadline;
@@ -192,6 +202,7 @@ static void node_log(lc_node *n, int level, const char *fmt, ...) {
 
 static void node_event_free(node_event *e) {
   free(e->text);
+  free(e->contact);
   free(e);
 }
 
@@ -245,6 +256,11 @@ static void node_drain(lc_node *n) {
     case EV_CHANGED:
       if (n->o.on_changed)
         n->o.on_changed(n, &e->msg, u);
+      break;
+    case EV_CONTACT:
+      if (n->o.on_contact)
+        n->o.on_contact(n, (lc_contact_event)e->a, e->contact,
+                        e->has_other ? e->key : NULL, u);
       break;
     }
     node_event_free(e);
@@ -393,10 +409,207 @@ static int64_t *node_mark(lc_node *n, const uint8_t *peer) {
   return &n->marks[n->nmarks++].id;
 }
 
+/* ---- contacts and trust: keys blocked and held ------------------------- */
+
+static int node_keyset_has(uint8_t (*set)[LC_KEY_BYTES], size_t n,
+                           const uint8_t *key) {
+  for (size_t i = 0; i < n; i++)
+    if (memcmp(set[i], key, LC_KEY_BYTES) == 0)
+      return 1;
+  return 0;
+}
+
+/* Adds (on) or removes a key; 0 or LC_ENOMEM. */
+static int node_keyset_set(uint8_t (**set)[LC_KEY_BYTES], size_t *n,
+                           const uint8_t *key, int on) {
+  for (size_t i = 0; i < *n; i++) {
+    if (memcmp((*set)[i], key, LC_KEY_BYTES) == 0) {
+      if (!on)
+        memcpy((*set)[i], (*set)[--*n], LC_KEY_BYTES);
+      return 0;
+    }
+  }
+  if (!on)
+    return 0;
+  uint8_t(*v)[LC_KEY_BYTES] = realloc(*set, (*n + 1) * sizeof *v);
+  if (!v)
+    return LC_ENOMEM;
+  memcpy(v[*n], key, LC_KEY_BYTES);
+  *set = v;
+  (*n)++;
+  return 0;
+}
+
+static int node_is_blocked(const lc_node *n, const uint8_t *key) {
+  return node_keyset_has(n->blocked, n->nblocked, key);
+}
+
+static int node_is_held(const lc_node *n, const uint8_t *key) {
+  return node_keyset_has(n->held, n->nheld, key);
+}
+
+/* Mirrors a contact row into the sets. */
+static void node_contact_sets(lc_node *n, const lc__contact *k) {
+  node_keyset_set(&n->blocked, &n->nblocked, k->peer, k->blocked);
+  node_keyset_set(&n->held, &n->nheld, k->peer, k->trust == 1);
+}
+
+static void node_contact_info(const lc__contact *k, lc_contact_info *out) {
+  memset(out, 0, sizeof *out);
+  memcpy(out->key, k->peer, LC_KEY_BYTES);
+  out->state = (lc_contact_state)k->state;
+  out->blocked = k->blocked;
+  out->held = k->trust == 1;
+  out->trusted = k->trust == 2;
+  snprintf(out->nickname, sizeof out->nickname, "%s", k->nick);
+  snprintf(out->note, sizeof out->note, "%s", k->note);
+  out->changed_ms = k->changed_ms;
+}
+
+static void node_contact_event(lc_node *n, lc_contact_event ev,
+                               const lc__contact *k, const uint8_t *other) {
+  if (!n->o.on_contact)
+    return;
+  node_event *e = node_event_new(EV_CONTACT);
+  lc_contact_info *c = malloc(sizeof *c);
+  if (!e || !c) {
+    free(e);
+    free(c);
+    return;
+  }
+  node_contact_info(k, c);
+  e->a = ev;
+  e->contact = c;
+  if (other) {
+    memcpy(e->key, other, LC_KEY_BYTES);
+    e->has_other = 1;
+  }
+  node_enqueue(n, e);
+}
+
+/* The nickname a peer announces now, into the contact (kept if absent). */
+static void node_contact_nick(lc_node *n, lc__contact *k) {
+  const lc__disc_peer *p =
+      n->disc ? lc__disc_peer_find(n->disc, k->peer) : NULL;
+  if (p && p->nick[0])
+    snprintf(k->nick, sizeof k->nick, "%s", p->nick);
+}
+
+static void node_flush_peer(lc_node *n, const uint8_t *peer);
+
+/* Stores a contact's new state and, with op, the CONTACT action for the
+ * peer; then sends what can go. */
+static int node_contact_commit(lc_node *n, lc__contact *k, int op,
+                               const char *note) {
+  uint8_t action_id[LC_MSGID_BYTES];
+  uint64_t now_ms = node_wall_ms(n);
+  k->changed_ms = now_ms;
+  if (op)
+    node_new_msg_id(n, action_id);
+  int rc = lc__store_contact_change(n->store, k, op ? action_id : NULL, op,
+                                    note, now_ms);
+  if (rc < 0)
+    return rc;
+  node_contact_sets(n, k);
+  if (op && n->state == NODE_RUNNING) {
+    node_flush_peer(n, k->peer);
+    lc__net_uv_kick(n->net);
+  }
+  return 0;
+}
+
+/* A CONTACT envelope from peer. */
+static int node_recv_contact(lc_node *n, const uint8_t *peer,
+                             const lc__chat *c) {
+  lc__contact k;
+  int rc = lc__store_contact_get(n->store, peer, &k);
+  if (rc < 0)
+    return rc; /* the transport offers it again */
+  node_contact_nick(n, &k);
+  int ev = 0, reply = 0, was = k.state;
+  switch (c->op) {
+  case LC_CONTACT_OP_REQUEST:
+    if (was == LC_CONTACT_FRIEND) {
+      reply = LC_CONTACT_OP_ACCEPT; /* it forgot: remind it */
+    } else if (was == LC_CONTACT_ASKED) {
+      k.state = LC_CONTACT_FRIEND; /* we both asked */
+      ev = LC_CONTACT_ACCEPTED;
+    } else {
+      k.state = LC_CONTACT_ASKING;
+      snprintf(k.note, sizeof k.note, "%.*s", (int)c->text_len, c->text);
+      ev = LC_CONTACT_REQUESTED;
+    }
+    break;
+  case LC_CONTACT_OP_ACCEPT:
+    if (was == LC_CONTACT_ASKED) {
+      k.state = LC_CONTACT_FRIEND;
+      ev = LC_CONTACT_ACCEPTED;
+    }
+    break;
+  case LC_CONTACT_OP_REJECT:
+    if (was == LC_CONTACT_ASKED) {
+      k.state = LC_CONTACT_NONE;
+      ev = LC_CONTACT_REJECTED;
+    }
+    break;
+  case LC_CONTACT_OP_REMOVE:
+    if (was != LC_CONTACT_NONE) {
+      k.state = LC_CONTACT_NONE;
+      k.note[0] = '\0';
+      ev = LC_CONTACT_REMOVED;
+    }
+    break;
+  }
+  if (!ev && !reply)
+    return 0; /* nothing changes (a repeat, or an answer to nothing) */
+  rc = node_contact_commit(n, &k, reply, NULL);
+  if (rc < 0)
+    return rc;
+  if (ev)
+    node_contact_event(n, (lc_contact_event)ev, &k, NULL);
+  return 0;
+}
+
+/* A peer appeared or changed: a nickname we know, announced with another
+ * key, holds that key until the user accepts it.  A nickname is "known"
+ * when the key it was first seen with is one we have to do with (a
+ * conversation, a contact, a key accepted); strangers sharing a name are
+ * not warned about. */
+static void node_check_nick(lc_node *n, const uint8_t *key, const char *nick) {
+  if (!nick[0] || node_is_held(n, key))
+    return;
+  uint8_t pinned[LC_KEY_BYTES];
+  int rc = lc__store_pin_get(n->store, nick, pinned);
+  if (rc < 0 || (rc == 1 && memcmp(pinned, key, LC_KEY_BYTES) == 0))
+    return;
+  if (rc == 1 && lc__store_related(n->store, pinned) == 1) {
+    lc__contact k;
+    if (lc__store_contact_get(n->store, key, &k) < 0 || k.trust == 2)
+      return; /* accepted before: both keys are known to the user */
+    k.trust = 1;
+    snprintf(k.nick, sizeof k.nick, "%s", nick);
+    if (node_contact_commit(n, &k, 0, NULL) == 0) {
+      n->st.keys_held++;
+      char hex[LC_KEY_HEX_LEN + 1];
+      lc_key_to_hex(hex, key);
+      node_log(n, 1,
+               "%s now comes with another key (%.16s...): held until "
+               "accepted",
+               nick, hex);
+      node_contact_event(n, LC_CONTACT_KEY_CHANGED, &k, pinned);
+    }
+    return;
+  }
+  lc__store_pin_set(n->store, nick, key, node_wall_ms(n));
+}
+
 /* Hands the peer's outbox to the transport, oldest first, skipping what
  * it already holds.  Only for a peer discovery knows is there. */
 static void node_flush_peer(lc_node *n, const uint8_t *peer) {
   if (n->state != NODE_RUNNING || !lc__disc_peer_find(n->disc, peer))
+    return;
+  /* nothing goes to a blocked peer, nor to a key held after a change */
+  if (node_is_blocked(n, peer) || node_is_held(n, peer))
     return;
   int64_t *mark = node_mark(n, peer);
   if (!mark)
@@ -530,6 +743,7 @@ static void node_flush_actions(lc_node *n, const uint8_t *peer, uint64_t now) {
     memcpy(c.target, a[i].target, LC_MSGID_BYTES);
     c.text = a[i].text;
     c.text_len = a[i].text_len;
+    c.op = a[i].target[0]; /* CONTACT: the op */
     size_t cap = a[i].text_len + 64;
     uint8_t *buf = malloc(cap);
     if (!buf)
@@ -623,6 +837,23 @@ static int node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
              lc_strerror(rc));
     return 0;
   }
+  if (node_is_blocked(n, peer)) {
+    n->st.blocked_dropped++; /* acknowledged, so that it is not sent again */
+    return 0;
+  }
+  if (c.kind == LC_CHAT_CONTACT)
+    return node_recv_contact(n, peer, &c);
+  if (n->o.contacts_only && (c.kind == LC_CHAT_TEXT || c.kind == LC_CHAT_EDIT ||
+                             c.kind == LC_CHAT_RETRACT)) {
+    lc__contact k;
+    int rc2 = lc__store_contact_get(n->store, peer, &k);
+    if (rc2 < 0)
+      return rc2;
+    if (k.state != LC_CONTACT_FRIEND) {
+      n->st.policy_dropped++;
+      return 0;
+    }
+  }
   if (c.kind == LC_CHAT_TEXT)
     return node_recv_text(n, peer, msg_id, &c);
   if (c.kind == LC_CHAT_READ)
@@ -640,6 +871,10 @@ static void node_tp_unreliable(void *user, const uint8_t peer[LC_PK_BYTES],
   static lc__chat c;
   if (lc__chat_decode(&c, data, len) < 0 || c.kind != LC_CHAT_TYPING) {
     n->st.bad_datagrams++;
+    return;
+  }
+  if (node_is_blocked(n, peer)) {
+    n->st.blocked_dropped++;
     return;
   }
   node_event *e = node_event_new(EV_TYPING);
@@ -714,6 +949,8 @@ static void node_disc_event(void *user, int ev, const lc__disc_peer *p,
   } else if (ev == LC__DISC_CHANGED && (detail & LC__DISC_CH_ADDR)) {
     lc__tp_peer_moved(n->tp, p->key, &p->addr, now);
   }
+  if (ev != LC__DISC_LEFT)
+    node_check_nick(n, p->key, p->nick);
   node_event *e = node_event_new(EV_PEER);
   if (!e)
     return;
@@ -1231,6 +1468,13 @@ int lc_node_new(lc_node **out, struct uv_loop_s *loop,
     free(err);
     goto fail;
   }
+  lc__contact *ks;
+  size_t nk;
+  if (lc__store_contacts(n->store, &ks, &nk) == 0) {
+    for (size_t i = 0; i < nk; i++)
+      node_contact_sets(n, &ks[i]);
+    free(ks);
+  }
   *out = n;
   return 0;
 fail:
@@ -1421,6 +1665,8 @@ void lc_node_free(lc_node *n) {
   free(n->inflight);
   free(n->marks);
   free(n->rcpts);
+  free(n->blocked);
+  free(n->held);
   free(n);
 }
 
@@ -1531,6 +1777,8 @@ int lc_send_text(lc_node *n, const uint8_t peer[LC_KEY_BYTES], const char *text,
   if (!lc__utf8_valid(text ? text : "", len) ||
       memcmp(peer, n->id.pk, LC_KEY_BYTES) == 0 || lc__pk_check(peer) < 0)
     return LC_EINVAL;
+  if (node_is_blocked(n, peer))
+    return LC_ESTATE;
   uint8_t id[LC_MSGID_BYTES];
   node_new_msg_id(n, id);
   uint64_t now_ms = node_wall_ms(n);
@@ -1555,6 +1803,8 @@ int lc_send_typing(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
     return LC_ESTATE;
   if (!lc__disc_peer_find(n->disc, peer))
     return LC_ENOPEER;
+  if (node_is_blocked(n, peer) || node_is_held(n, peer))
+    return LC_ESTATE;
   static lc__chat c;
   memset(&c, 0, sizeof c);
   c.kind = LC_CHAT_TYPING;
@@ -1929,4 +2179,187 @@ int lc_key_from_hex(uint8_t key[LC_KEY_BYTES], const char *hex) {
     key[i] = (uint8_t)(hi << 4 | lo);
   }
   return 0;
+}
+
+/* ---- contacts and trust ---------------------------------------------------
+ */
+
+static int node_contact_args(lc_node *n, const uint8_t *peer) {
+  if (!n || !peer || memcmp(peer, n->id.pk, LC_KEY_BYTES) == 0 ||
+      lc__pk_check(peer) < 0)
+    return LC_EINVAL;
+  if (n->state != NODE_NEW && n->state != NODE_RUNNING)
+    return LC_ESTATE;
+  return 0;
+}
+
+int lc_contact_request(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
+                       const char *note) {
+  int rc = node_contact_args(n, peer);
+  if (rc < 0)
+    return rc;
+  size_t len = note ? strlen(note) : 0;
+  if (len > LC_NOTE_MAX || !lc__utf8_valid(note ? note : "", len))
+    return LC_EINVAL;
+  lc__contact k;
+  if ((rc = lc__store_contact_get(n->store, peer, &k)) < 0)
+    return rc;
+  if (k.blocked)
+    return LC_ESTATE;
+  if (k.state == LC_CONTACT_FRIEND)
+    return LC_EEXIST;
+  node_contact_nick(n, &k);
+  int op = LC_CONTACT_OP_REQUEST;
+  if (k.state == LC_CONTACT_ASKING) {
+    k.state = LC_CONTACT_FRIEND; /* it asked first: this accepts */
+    op = LC_CONTACT_OP_ACCEPT;
+    note = NULL;
+  } else {
+    k.state = LC_CONTACT_ASKED;
+    snprintf(k.note, sizeof k.note, "%s", note ? note : "");
+  }
+  rc = node_contact_commit(n, &k, op, note);
+  if (rc == 0)
+    node_contact_event(n, LC_CONTACT_UPDATED, &k, NULL);
+  return rc;
+}
+
+/* accept (1) or reject (0) a request */
+static int node_contact_answer(lc_node *n, const uint8_t *peer, int yes) {
+  int rc = node_contact_args(n, peer);
+  if (rc < 0)
+    return rc;
+  lc__contact k;
+  if ((rc = lc__store_contact_get(n->store, peer, &k)) < 0)
+    return rc;
+  if (k.state != LC_CONTACT_ASKING)
+    return LC_ESTATE;
+  node_contact_nick(n, &k);
+  k.state = yes ? LC_CONTACT_FRIEND : LC_CONTACT_NONE;
+  if (!yes)
+    k.note[0] = '\0';
+  rc = node_contact_commit(
+      n, &k, yes ? LC_CONTACT_OP_ACCEPT : LC_CONTACT_OP_REJECT, NULL);
+  if (rc == 0)
+    node_contact_event(n, LC_CONTACT_UPDATED, &k, NULL);
+  return rc;
+}
+
+int lc_contact_accept(lc_node *n, const uint8_t peer[LC_KEY_BYTES]) {
+  return node_contact_answer(n, peer, 1);
+}
+
+int lc_contact_reject(lc_node *n, const uint8_t peer[LC_KEY_BYTES]) {
+  return node_contact_answer(n, peer, 0);
+}
+
+int lc_contact_remove(lc_node *n, const uint8_t peer[LC_KEY_BYTES]) {
+  int rc = node_contact_args(n, peer);
+  if (rc < 0)
+    return rc;
+  lc__contact k;
+  if ((rc = lc__store_contact_get(n->store, peer, &k)) < 0)
+    return rc;
+  if (k.state != LC_CONTACT_FRIEND && k.state != LC_CONTACT_ASKED)
+    return LC_ESTATE;
+  k.state = LC_CONTACT_NONE;
+  k.note[0] = '\0';
+  rc = node_contact_commit(n, &k, LC_CONTACT_OP_REMOVE, NULL);
+  if (rc == 0)
+    node_contact_event(n, LC_CONTACT_UPDATED, &k, NULL);
+  return rc;
+}
+
+int lc_block(lc_node *n, const uint8_t peer[LC_KEY_BYTES], int on) {
+  int rc = node_contact_args(n, peer);
+  if (rc < 0)
+    return rc;
+  lc__contact k;
+  if ((rc = lc__store_contact_get(n->store, peer, &k)) < 0)
+    return rc;
+  node_contact_nick(n, &k);
+  k.blocked = on ? 1 : 0;
+  rc = node_contact_commit(n, &k, 0, NULL);
+  if (rc == 0) {
+    node_contact_event(n, LC_CONTACT_UPDATED, &k, NULL);
+    if (!on && n->state == NODE_RUNNING) {
+      node_flush_peer(n, peer); /* what waited for it goes now */
+      lc__net_uv_kick(n->net);
+    }
+  }
+  return rc;
+}
+
+int lc_trust_key(lc_node *n, const uint8_t peer[LC_KEY_BYTES]) {
+  int rc = node_contact_args(n, peer);
+  if (rc < 0)
+    return rc;
+  lc__contact k;
+  if ((rc = lc__store_contact_get(n->store, peer, &k)) < 0)
+    return rc;
+  node_contact_nick(n, &k);
+  k.trust = 2;
+  rc = node_contact_commit(n, &k, 0, NULL);
+  if (rc < 0)
+    return rc;
+  if (k.nick[0]) /* the nickname belongs to this key from now on */
+    lc__store_pin_set(n->store, k.nick, peer, node_wall_ms(n));
+  node_contact_event(n, LC_CONTACT_UPDATED, &k, NULL);
+  if (n->state == NODE_RUNNING) {
+    node_flush_peer(n, peer);
+    lc__net_uv_kick(n->net);
+  }
+  return 0;
+}
+
+int lc_contact_get(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
+                   lc_contact_info *out) {
+  if (!n || !peer || !out)
+    return LC_EINVAL;
+  lc__contact k;
+  int rc = lc__store_contact_get(n->store, peer, &k);
+  if (rc < 0)
+    return rc;
+  node_contact_nick(n, &k);
+  node_contact_info(&k, out);
+  return rc;
+}
+
+int lc_contacts(lc_node *n, lc_contact_info **out, size_t *count) {
+  if (!n || !out || !count)
+    return LC_EINVAL;
+  lc__contact *ks;
+  size_t nk;
+  int rc = lc__store_contacts(n->store, &ks, &nk);
+  if (rc < 0)
+    return rc;
+  lc_contact_info *v = calloc(nk ? nk : 1, sizeof *v);
+  if (!v) {
+    free(ks);
+    return LC_ENOMEM;
+  }
+  for (size_t i = 0; i < nk; i++) {
+    node_contact_nick(n, &ks[i]);
+    node_contact_info(&ks[i], &v[i]);
+  }
+  free(ks);
+  *out = v;
+  *count = nk;
+  return 0;
+}
+
+void lc_contacts_free(lc_contact_info *c) {
+  free(c);
+}
+
+int lc_node_set_policy(lc_node *n, int contacts_only) {
+  if (!n)
+    return LC_EINVAL;
+  n->o.contacts_only = contacts_only ? 1 : 0;
+  return 0;
+}
+
+void lc_fingerprint(char out[LC_FINGERPRINT_LEN + 1],
+                    const uint8_t key[LC_KEY_BYTES]) {
+  lc__fingerprint(out, key);
 }

@@ -93,6 +93,21 @@ static const char *const store_migrations[] = {
     "    VALUES ('delete', old.id, old.body);"
     "  INSERT INTO messages_fts(rowid, body) VALUES (new.id, new.body);"
     "END;",
+
+    /* 2: contacts (friend requests, friends, blocked peers, held keys) and
+     * the key each nickname was first seen with */
+    "CREATE TABLE contacts ("
+    "  peer BLOB PRIMARY KEY,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  blocked INTEGER NOT NULL DEFAULT 0,"
+    "  trust INTEGER NOT NULL DEFAULT 0,"
+    "  nick TEXT NOT NULL DEFAULT '',"
+    "  note TEXT NOT NULL DEFAULT '',"
+    "  changed_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE pins ("
+    "  nick TEXT PRIMARY KEY,"
+    "  peer BLOB NOT NULL,"
+    "  since_ms INTEGER NOT NULL);",
 };
 
 #define STORE_NMIGRATIONS                                                      \
@@ -136,6 +151,13 @@ enum {
   Q_RCPT_ADD,
   Q_RCPT_LIST,
   Q_RCPT_DEL,
+  Q_CONTACT_GET,
+  Q_CONTACT_PUT,
+  Q_CONTACT_DEL,
+  Q_CONTACTS,
+  Q_RELATED,
+  Q_PIN_GET,
+  Q_PIN_SET,
   Q_CONV_SUM,
   Q_FTS_INDEX,
   Q_FTS_MARK,
@@ -208,6 +230,20 @@ static const char *const store_sql[Q_COUNT] = {
     [Q_RCPT_LIST] = "SELECT msg_id FROM receipts WHERE peer = ?1"
                     " ORDER BY id LIMIT ?2",
     [Q_RCPT_DEL] = "DELETE FROM receipts WHERE msg_id = ?1",
+    [Q_CONTACT_GET] = "SELECT peer, state, blocked, trust, nick, note,"
+                      " changed_ms FROM contacts WHERE peer = ?1",
+    [Q_CONTACT_PUT] = "INSERT OR REPLACE INTO contacts(peer, state, blocked,"
+                      " trust, nick, note, changed_ms)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_CONTACT_DEL] = "DELETE FROM contacts WHERE peer = ?1",
+    [Q_CONTACTS] = "SELECT peer, state, blocked, trust, nick, note, changed_ms"
+                   " FROM contacts ORDER BY changed_ms DESC",
+    [Q_RELATED] = "SELECT EXISTS (SELECT 1 FROM conversations WHERE peer = ?1)"
+                  " OR EXISTS (SELECT 1 FROM contacts WHERE peer = ?1"
+                  " AND (state > 0 OR trust = 2))",
+    [Q_PIN_GET] = "SELECT peer FROM pins WHERE nick = ?1",
+    [Q_PIN_SET] = "INSERT OR REPLACE INTO pins(nick, peer, since_ms)"
+                  " VALUES (?1, ?2, ?3)",
     /* the messages this transaction added, summed into their
      * conversations at once (a trigger per row costs twice as much) */
     [Q_CONV_SUM] = "UPDATE conversations SET"
@@ -878,6 +914,137 @@ void lc__store_actions_free(lc__store_action *a, size_t count) {
   for (size_t i = 0; a && i < count; i++)
     free(a[i].text);
   free(a);
+}
+
+int lc__store_action_add(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                         const uint8_t action_id[LC_MSGID_BYTES], int kind,
+                         const uint8_t target[LC_MSGID_BYTES], uint64_t sent_ms,
+                         const char *text, size_t len) {
+  if (len > INT32_MAX)
+    return LC_EINVAL;
+  sqlite3_stmt *st = store_q(s, Q_ACTION_ADD);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, action_id, LC_MSGID_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int(st, 3, kind);
+  sqlite3_bind_blob(st, 4, target, LC_MSGID_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, (sqlite3_int64)sent_ms);
+  sqlite3_bind_text(st, 6, text ? text : "", text ? (int)len : 0,
+                    SQLITE_STATIC);
+  return store_done(st);
+}
+
+/* ---- contacts and pins ------------------------------------------------- */
+
+static void store_copy_text(sqlite3_stmt *st, int col, char *out, size_t cap) {
+  const unsigned char *t = sqlite3_column_text(st, col);
+  int n = sqlite3_column_bytes(st, col);
+  size_t k = t && n > 0 ? (size_t)n : 0;
+  if (k >= cap)
+    k = 0; /* longer than we ever write: treat as empty */
+  if (k)
+    memcpy(out, t, k);
+  out[k] = '\0';
+}
+
+static int store_read_contact(sqlite3_stmt *st, void *elem) {
+  lc__contact *c = elem;
+  memset(c, 0, sizeof *c);
+  store_blob(st, 0, c->peer, LC_KEY_BYTES);
+  c->state = sqlite3_column_int(st, 1);
+  c->blocked = sqlite3_column_int(st, 2);
+  c->trust = sqlite3_column_int(st, 3);
+  store_copy_text(st, 4, c->nick, sizeof c->nick);
+  store_copy_text(st, 5, c->note, sizeof c->note);
+  c->changed_ms = (uint64_t)sqlite3_column_int64(st, 6);
+  return 0;
+}
+
+int lc__store_contact_get(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                          lc__contact *c) {
+  sqlite3_stmt *st = store_q(s, Q_CONTACT_GET);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    store_read_contact(st, c);
+    sqlite3_reset(st);
+    return 1;
+  }
+  sqlite3_reset(st);
+  memset(c, 0, sizeof *c);
+  memcpy(c->peer, peer, LC_KEY_BYTES);
+  return rc == SQLITE_DONE ? 0 : LC_ESTORE;
+}
+
+int lc__store_contact_put(lc__store *s, const lc__contact *c) {
+  sqlite3_stmt *st;
+  if (!c->state && !c->blocked && !c->trust) {
+    st = store_q(s, Q_CONTACT_DEL);
+    sqlite3_bind_blob(st, 1, c->peer, LC_KEY_BYTES, SQLITE_STATIC);
+    return store_done(st);
+  }
+  st = store_q(s, Q_CONTACT_PUT);
+  sqlite3_bind_blob(st, 1, c->peer, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, c->state);
+  sqlite3_bind_int(st, 3, c->blocked);
+  sqlite3_bind_int(st, 4, c->trust);
+  sqlite3_bind_text(st, 5, c->nick, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 6, c->note, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 7, (sqlite3_int64)c->changed_ms);
+  return store_done(st);
+}
+
+int lc__store_contact_change(lc__store *s, const lc__contact *c,
+                             const uint8_t *action_id, int op, const char *note,
+                             uint64_t now_ms) {
+  int rc = store_tx_begin(s);
+  if (rc < 0)
+    return rc;
+  rc = lc__store_contact_put(s, c);
+  if (rc == 0 && action_id) {
+    uint8_t target[LC_MSGID_BYTES] = {(uint8_t)op};
+    rc = lc__store_action_add(s, c->peer, action_id, LC_CHAT_CONTACT, target,
+                              now_ms, note, note ? strlen(note) : 0);
+  }
+  return store_tx_end(s, rc);
+}
+
+static void store_free_contacts(void *a, size_t n) {
+  (void)n;
+  free(a);
+}
+
+int lc__store_contacts(lc__store *s, lc__contact **out, size_t *count) {
+  return store_rows(store_q(s, Q_CONTACTS), sizeof **out, store_read_contact,
+                    store_free_contacts, (void **)out, count);
+}
+
+int lc__store_related(lc__store *s, const uint8_t peer[LC_KEY_BYTES]) {
+  sqlite3_stmt *st = store_q(s, Q_RELATED);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  int v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+  sqlite3_reset(st);
+  return v < 0 ? LC_ESTORE : v != 0;
+}
+
+int lc__store_pin_get(lc__store *s, const char *nick,
+                      uint8_t peer[LC_KEY_BYTES]) {
+  sqlite3_stmt *st = store_q(s, Q_PIN_GET);
+  sqlite3_bind_text(st, 1, nick, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    store_blob(st, 0, peer, LC_KEY_BYTES);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : LC_ESTORE;
+}
+
+int lc__store_pin_set(lc__store *s, const char *nick,
+                      const uint8_t peer[LC_KEY_BYTES], uint64_t now_ms) {
+  sqlite3_stmt *st = store_q(s, Q_PIN_SET);
+  sqlite3_bind_text(st, 1, nick, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)now_ms);
+  return store_done(st);
 }
 
 int lc__store_action_done(lc__store *s,

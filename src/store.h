@@ -17,7 +17,7 @@
 
 #include "lanchat.h"
 
-#define LC_STORE_SCHEMA 1 /* the schema version this code writes */
+#define LC_STORE_SCHEMA 2 /* the schema version this code writes */
 
 typedef struct lc__store lc__store;
 
@@ -181,6 +181,51 @@ int lc__store_receipts(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
                        uint8_t (*ids)[LC_MSGID_BYTES], size_t max);
 int lc__store_receipts_done(lc__store *s, uint8_t (*ids)[LC_MSGID_BYTES],
                             size_t n);
+
+/* ---- contacts, trust and nickname pins ---- */
+
+/* What we know of a peer as a contact.  state: 0 none, 1 we asked (a
+ * request of ours waits for an answer), 2 it asked us, 3 friends.  trust:
+ * 0 nothing said, 1 held (its nickname belonged to another key we know:
+ * nothing goes to it until accepted), 2 accepted by the user. */
+typedef struct {
+  uint8_t peer[LC_KEY_BYTES];
+  int state;
+  int blocked;
+  int trust;
+  char nick[LC_NICK_MAX + 1];
+  char note[1024 + 1]; /* a request's note (LC_CHAT_NOTE_MAX) */
+  uint64_t changed_ms;
+} lc__contact;
+
+/* Returns 1 and fills *c, or 0 (c zeroed, its peer set) if unknown, or
+ * LC_ESTORE. */
+int lc__store_contact_get(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                          lc__contact *c);
+/* Writes a contact (a row with nothing left in it is deleted). */
+int lc__store_contact_put(lc__store *s, const lc__contact *c);
+/* Every contact row, the most recently changed first. */
+int lc__store_contacts(lc__store *s, lc__contact **out, size_t *count);
+/* 1 if we have something to do with peer: a conversation, a contact state
+ * or an accepted key; 0 if not; LC_ESTORE. */
+int lc__store_related(lc__store *s, const uint8_t peer[LC_KEY_BYTES]);
+/* The key a nickname was first seen with (among related peers): 1 with
+ * *peer, 0 if none, LC_ESTORE. */
+int lc__store_pin_get(lc__store *s, const char *nick,
+                      uint8_t peer[LC_KEY_BYTES]);
+int lc__store_pin_set(lc__store *s, const char *nick,
+                      const uint8_t peer[LC_KEY_BYTES], uint64_t now_ms);
+/* Writes a contact and, if action_id is not NULL, queues the CONTACT
+ * action op (with note) for it, in one transaction. */
+int lc__store_contact_change(lc__store *s, const lc__contact *c,
+                             const uint8_t *action_id, int op, const char *note,
+                             uint64_t now_ms);
+/* Queues an action for peer (kind LC_CHAT_CONTACT: target[0] is the op,
+ * text the note), sent after its messages until its node has it. */
+int lc__store_action_add(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                         const uint8_t action_id[LC_MSGID_BYTES], int kind,
+                         const uint8_t target[LC_MSGID_BYTES], uint64_t sent_ms,
+                         const char *text, size_t len);
 
 /* Checks the whole file and the full-text index against the messages.
  * 0 if sound, LC_ESTORE if not. */
