@@ -44,6 +44,9 @@ typedef struct tn_node {
   char msgs[MAXMSG][64];
   uint8_t msg_from[MAXMSG][LC_KEY_BYTES];
   lc_peer_info last_changed;
+  int contact[8]; /* on_contact calls by event */
+  lc_contact_info last_contact;
+  uint8_t other_key[LC_KEY_BYTES];
 } tn_node;
 
 typedef struct tn_net {
@@ -133,6 +136,21 @@ static void tn_on_changed(lc_node *node, const lc_msg_info *m, void *user) {
            m->retracted ? "retracted:" : "", m->text);
 }
 
+static void tn_on_contact(lc_node *node, lc_contact_event ev,
+                          const lc_contact_info *c, const uint8_t *other,
+                          void *user) {
+  tn_node *t = tn_self(user, node);
+  assert_true(ev >= 1 && ev < 8);
+  t->contact[ev]++;
+  t->last_contact = *c;
+  if (ev == LC_CONTACT_KEY_CHANGED) {
+    assert_non_null(other);
+    memcpy(t->other_key, other, LC_KEY_BYTES);
+  } else {
+    assert_null(other);
+  }
+}
+
 static void tn_on_stop(lc_node *node, void *user) {
   tn_self(user, node)->stopped = 1;
 }
@@ -193,6 +211,7 @@ static void tn_make(tn_net *net, int slot, const char *nick,
   o.on_delivery = tn_on_delivery;
   o.on_typing = tn_on_typing;
   o.on_changed = tn_on_changed;
+  o.on_contact = tn_on_contact;
   o.user_data = net;
   assert_int_equal(lc_node_new(&t->node, &net->loop, &o), 0);
   lc_node_key(t->node, t->key);
@@ -823,6 +842,189 @@ static void tn_log_ignore(lc_node *node, int level, const char *msg,
   (*(int *)user)++;
 }
 
+static tn_node *tc_wait_node;
+static int tc_wait_event, tc_wait_count;
+static int tc_contact_seen(tn_net *net) {
+  (void)net;
+  return tc_wait_node->contact[tc_wait_event] >= tc_wait_count;
+}
+static void tc_wait(tn_net *net, tn_node *t, int ev, int count,
+                    const char *what) {
+  tc_wait_node = t;
+  tc_wait_event = ev;
+  tc_wait_count = count;
+  tn_run_until(net, tc_contact_seen, what);
+}
+
+static int tc_state(tn_node *t, const tn_node *of) {
+  lc_contact_info c;
+  assert_true(lc_contact_get(t->node, of->key, &c) >= 0);
+  return (int)c.state;
+}
+
+static int tc_sees(tn_net *net) {
+  for (int i = 0; i < net->count; i++)
+    if (net->n[i].node && tn_peer_count(&net->n[i]) < net->n[i].want)
+      return 0;
+  return 1;
+}
+
+static void tc_wait_peers(tn_net *net, int want) {
+  for (int i = 0; i < net->count; i++)
+    net->n[i].want = want;
+  tn_run_until(net, tc_sees, "every node sees the others");
+}
+
+static int tc_msgs_want(tn_net *net) {
+  (void)net;
+  return tc_wait_node->nmsgs >= tc_wait_node->want;
+}
+
+static int tc_delivered_want(tn_net *net) {
+  return net->n[2].delivered >= net->n[2].want;
+}
+
+/* Runs the loop for ms of real time. */
+static void tc_pause(tn_net *net, int ms) {
+  uv_timer_start(&net->guard, tn_guard_cb, (uint64_t)ms, 0);
+  net->timed_out = 0;
+  while (!net->timed_out)
+    uv_run(&net->loop, UV_RUN_ONCE);
+}
+
+static void test_contacts_and_trust(void **state) {
+  (void)state;
+  tn_net net;
+  tn_init(&net);
+  tn_add(&net, "alice", NULL);
+  tn_add(&net, "bob", NULL);
+  tn_add(&net, "carol", NULL);
+  tn_node *a = &net.n[0], *b = &net.n[1], *c = &net.n[2];
+  tc_wait_peers(&net, 2);
+
+  /* a request with a note, accepted */
+  assert_int_equal(lc_contact_request(a->node, b->key, "hi bob, it's alice"),
+                   0);
+  assert_int_equal(tc_state(a, b), LC_CONTACT_ASKED);
+  tc_wait(&net, b, LC_CONTACT_REQUESTED, 1, "bob gets alice's request");
+  assert_string_equal(b->last_contact.note, "hi bob, it's alice");
+  assert_string_equal(b->last_contact.nickname, "alice");
+  assert_int_equal(tc_state(b, a), LC_CONTACT_ASKING);
+  assert_int_equal(lc_contact_reject(a->node, b->key), LC_ESTATE);
+  assert_int_equal(lc_contact_accept(b->node, a->key), 0);
+  tc_wait(&net, a, LC_CONTACT_ACCEPTED, 1, "alice learns bob accepted");
+  assert_int_equal(tc_state(a, b), LC_CONTACT_FRIEND);
+  assert_int_equal(tc_state(b, a), LC_CONTACT_FRIEND);
+  assert_int_equal(lc_contact_request(a->node, b->key, NULL), LC_EEXIST);
+  assert_int_equal(lc_contact_request(a->node, a->key, NULL), LC_EINVAL);
+  char big[LC_NOTE_MAX + 2];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  assert_int_equal(lc_contact_request(a->node, c->key, big), LC_EINVAL);
+
+  /* a request declined */
+  assert_int_equal(lc_contact_request(c->node, a->key, "carol here"), 0);
+  tc_wait(&net, a, LC_CONTACT_REQUESTED, 1, "alice gets carol's request");
+  assert_int_equal(lc_contact_reject(a->node, c->key), 0);
+  tc_wait(&net, c, LC_CONTACT_REJECTED, 1, "carol learns of the refusal");
+  assert_int_equal(tc_state(c, a), LC_CONTACT_NONE);
+  assert_int_equal(tc_state(a, c), LC_CONTACT_NONE);
+
+  /* removed while offline: bob learns it when he is back */
+  tn_stop_free(&net, 1);
+  assert_int_equal(lc_contact_remove(a->node, b->key), 0);
+  assert_int_equal(tc_state(a, b), LC_CONTACT_NONE);
+  tn_opts again = {.dir = 1};
+  tn_make(&net, 1, "bob", &again);
+  tc_wait(&net, b, LC_CONTACT_REMOVED, 1, "bob learns he was removed");
+  assert_int_equal(tc_state(b, a), LC_CONTACT_NONE);
+  assert_int_equal(lc_contact_remove(a->node, b->key), LC_ESTATE);
+
+  /* blocked: carol's messages and requests are dropped and counted */
+  tc_wait_peers(&net, 2);
+  assert_int_equal(lc_block(a->node, c->key, 1), 0);
+  lc_contact_info ci;
+  assert_int_equal(lc_contact_get(a->node, c->key, &ci), 1);
+  assert_int_equal(ci.blocked, 1);
+  assert_int_equal(lc_send_text(a->node, c->key, "x", 1, NULL), LC_ESTATE);
+  c->want = 1;
+  assert_int_equal(lc_send_text(c->node, a->key, "let me in", 9, NULL), 0);
+  assert_int_equal(lc_contact_request(c->node, a->key, "please"), 0);
+  tn_run_until(&net, tc_delivered_want, "carol's message acknowledged");
+  tc_pause(&net, 300);
+  assert_int_equal(a->nmsgs, 0);
+  assert_int_equal(a->contact[LC_CONTACT_REQUESTED], 1); /* the first only */
+  lc_node_stats st;
+  lc_node_stats_get(a->node, &st);
+  assert_true(st.blocked_dropped >= 2);
+  assert_int_equal(lc_block(a->node, c->key, 0), 0);
+  a->want = 1;
+  tc_wait_node = a;
+  assert_int_equal(lc_send_text(c->node, a->key, "now?", 4, NULL), 0);
+  tn_run_until(&net, tc_msgs_want, "alice gets carol's message once unblocked");
+  assert_string_equal(a->msgs[0], "now?");
+
+  /* contacts only: a stranger's message is dropped, a friend's is not */
+  assert_int_equal(lc_node_set_policy(a->node, 1), 0);
+  c->want = 3;
+  assert_int_equal(lc_send_text(c->node, a->key, "stranger", 8, NULL), 0);
+  tn_run_until(&net, tc_delivered_want, "carol's message acknowledged");
+  tc_pause(&net, 200);
+  assert_int_equal(a->nmsgs, 1);
+  lc_node_stats_get(a->node, &st);
+  assert_int_equal(st.policy_dropped, 1);
+  assert_int_equal(lc_node_set_policy(a->node, 0), 0);
+
+  /* another key calls itself carol: held, nothing is sent to it until
+   * alice accepts it */
+  tn_add(&net, "carol", NULL);
+  tn_node *d = &net.n[3];
+  tc_wait(&net, a, LC_CONTACT_KEY_CHANGED, 1, "alice is warned of a new key");
+  assert_memory_equal(a->other_key, c->key, LC_KEY_BYTES);
+  assert_memory_equal(a->last_contact.key, d->key, LC_KEY_BYTES);
+  assert_int_equal(lc_contact_get(a->node, d->key, &ci), 1);
+  assert_int_equal(ci.held, 1);
+  lc_node_stats_get(a->node, &st);
+  assert_int_equal(st.keys_held, 1);
+  tc_wait_peers(&net, 3);
+  assert_int_equal(lc_send_text(a->node, d->key, "who are you?", 12, NULL), 0);
+  assert_int_equal(lc_send_typing(a->node, d->key, LC_TYPING_COMPOSING),
+                   LC_ESTATE);
+  tc_pause(&net, 1500);
+  assert_int_equal(d->nmsgs, 0);
+  assert_int_equal(lc_trust_key(a->node, d->key), 0);
+  d->want = 1;
+  tc_wait_node = d;
+  tn_run_until(&net, tc_msgs_want, "the held message goes once accepted");
+  assert_string_equal(d->msgs[0], "who are you?");
+  assert_int_equal(lc_contact_get(a->node, d->key, &ci), 1);
+  assert_int_equal(ci.held, 0);
+  assert_int_equal(ci.trusted, 1);
+
+  /* the list */
+  lc_contact_info *list;
+  size_t nl;
+  assert_int_equal(lc_contacts(a->node, &list, &nl), 0);
+  /* bob was removed and carol unblocked: only the accepted key is left */
+  assert_int_equal(nl, 1);
+  assert_memory_equal(list[0].key, d->key, LC_KEY_BYTES);
+  assert_int_equal(list[0].trusted, 1);
+  assert_string_equal(list[0].nickname, "carol");
+  lc_contacts_free(list);
+
+  /* fingerprints: six groups of five digits, one per key */
+  char fa[LC_FINGERPRINT_LEN + 1], fb[LC_FINGERPRINT_LEN + 1];
+  lc_fingerprint(fa, a->key);
+  lc_fingerprint(fb, b->key);
+  assert_int_equal(strlen(fa), LC_FINGERPRINT_LEN);
+  for (int i = 0; i < LC_FINGERPRINT_LEN; i++)
+    assert_true(i % 6 == 5 ? fa[i] == ' ' : (fa[i] >= '0' && fa[i] <= '9'));
+  assert_string_not_equal(fa, fb);
+  lc_fingerprint(fb, a->key);
+  assert_string_equal(fa, fb);
+  tn_done(&net);
+}
+
 static void test_bad_options(void **state) {
   (void)state;
   uv_loop_t loop;
@@ -892,6 +1094,7 @@ int main(void) {
       cmocka_unit_test(test_static_peer_and_lists),
       cmocka_unit_test(test_offline_restart_receipts),
       cmocka_unit_test(test_burst),
+      cmocka_unit_test(test_contacts_and_trust),
       cmocka_unit_test(test_bad_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
