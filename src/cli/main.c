@@ -247,11 +247,12 @@ static int cmd_whoami(int argc, char **argv) {
       lcc_print_json(r);
       return 0;
     }
-    printf("%s (%s%s%s%s%s)\n  id %s\n  daemon pid %lld, port %lld, data "
-           "folder %s\n",
+    printf("%s (%s%s%s)\n  id          %s\n  fingerprint %s\n  daemon pid "
+           "%lld, port %lld, data folder %s\n",
            lcj_get_str(p, "nick"), lcj_get_str(p, "presence"),
-           *lcj_get_str(p, "status") ? ": " : "", lcj_get_str(p, "status"), "",
-           "", lcj_get_str(p, "id"), (long long)lcj_ival(lcj_get(r, "pid")),
+           *lcj_get_str(p, "status") ? ": " : "", lcj_get_str(p, "status"),
+           lcj_get_str(p, "id"), lcj_get_str(p, "fingerprint"),
+           (long long)lcj_ival(lcj_get(r, "pid")),
            (long long)lcj_ival(lcj_get(r, "port")), A.data_dir);
     return 0;
   }
@@ -271,8 +272,11 @@ static int cmd_whoami(int argc, char **argv) {
     lcc_print_json(o);
     lcj_free(o);
   } else {
-    printf("id %s%s\n  data folder %s (lanchatd is not running)\n", hexk,
-           sealed ? " (protected by a passphrase)" : "", A.data_dir);
+    char fp[LC_FINGERPRINT_LEN + 1];
+    lc_fingerprint(fp, key);
+    printf("id %s%s\n  fingerprint %s\n  data folder %s (lanchatd is not "
+           "running)\n",
+           hexk, sealed ? " (protected by a passphrase)" : "", fp, A.data_dir);
   }
   return 0;
 }
@@ -543,6 +547,8 @@ static int cmd_export(int argc, char **argv) {
   return 0;
 }
 
+static void print_contact(const lcj *c);
+
 static int cmd_watch(int argc, char **argv) {
   (void)argv;
   if (argc > 1)
@@ -576,6 +582,16 @@ static int cmd_watch(int argc, char **argv) {
     } else if (!strcmp(name, "typing")) {
       printf("%s%s is %s%s\n", lcc_c("\033[90m"), lcj_get_str(ev, "nick"),
              lcj_get_str(ev, "state"), lcc_c("\033[0m"));
+    } else if (!strcmp(name, "contact")) {
+      lcj *c = lcj_get(ev, "contact");
+      printf("%scontact %s:%s ", lcc_c("\033[33m"), lcj_get_str(ev, "change"),
+             lcc_c("\033[0m"));
+      print_contact(c);
+      if (lcj_get_str(ev, "previous_key"))
+        printf("  %sthe nickname belonged to %s: nothing is sent to the new "
+               "key until you run: lanchat trust %s%s\n",
+               lcc_c("\033[31m"), lcj_get_str(ev, "previous_key"),
+               lcj_get_str(lcj_get(c, "peer"), "id"), lcc_c("\033[0m"));
     } else if (!strcmp(name, "daemon")) {
       printf("lanchatd is stopping\n");
     } else {
@@ -662,6 +678,114 @@ static int cmd_stop(int argc, char **argv) {
   return 0;
 }
 
+/* ---- contacts ---- */
+
+static void print_contact(const lcj *c) {
+  lcj *p = lcj_get(c, "peer");
+  char sid[17];
+  const char *nick = lcj_get_str(p, "nick");
+  const char *state = lcj_get_str(c, "state");
+  char flags[64] = "";
+  if (lcj_bval(lcj_get(c, "blocked")))
+    strcat(flags, " blocked");
+  if (lcj_bval(lcj_get(c, "held")))
+    strcat(flags, " KEY-CHANGED(held)");
+  if (lcj_bval(lcj_get(c, "trusted")))
+    strcat(flags, " trusted");
+  const char *what = !strcmp(state, "friend")   ? "friend"
+                     : !strcmp(state, "asked")  ? "request sent"
+                     : !strcmp(state, "asking") ? "asks to be a friend"
+                                                : "-";
+  printf("%-20s %-16s %-20s %s %s%s%s\n", nick && *nick ? nick : "?",
+         lcc_short_id(lcj_get_str(p, "id"), sid), what,
+         lcj_get_str(p, "fingerprint"), lcc_c("\033[33m"), flags,
+         lcc_c("\033[0m"));
+  if (*lcj_get_str(c, "note"))
+    printf("%21s\"%s\"\n", "", lcj_get_str(c, "note"));
+}
+
+static int contact_cmd(const char *cmd, const char *peer, const char *note,
+                       const char *done) {
+  lcj *a = args_obj();
+  lcj_set_str(a, "peer", peer);
+  if (note && *note)
+    lcj_set_str(a, "note", note);
+  lcj *r = call(cmd, a);
+  lcj *c = lcj_get(r, "contact");
+  if (A.json) {
+    lcc_print_json(c);
+  } else {
+    printf("%s: ", done);
+    print_contact(c);
+  }
+  return 0;
+}
+
+static int cmd_friend(int argc, char **argv) {
+  const char *use = "add PEER [MESSAGE...] | accept|reject|remove PEER | list";
+  if (argc < 2)
+    usage_die("friend", use);
+  const char *sub = argv[1];
+  if (!strcmp(sub, "list") && argc == 2) {
+    lcj *r = call("friends", NULL);
+    lcj *v = lcj_get(r, "contacts");
+    for (size_t i = 0; i < lcj_len(v); i++) {
+      if (A.json)
+        lcc_print_json(lcj_at(v, i));
+      else
+        print_contact(lcj_at(v, i));
+    }
+    if (!A.json && lcj_len(v) == 0)
+      printf("no contacts yet (lanchat friend add PEER)\n");
+    return 0;
+  }
+  if (!strcmp(sub, "add") && argc >= 3) {
+    char *note = join_words(argc, argv, 3);
+    int rc = contact_cmd("friend_add", argv[2], note, "asked");
+    free(note);
+    return rc;
+  }
+  if (argc != 3)
+    usage_die("friend", use);
+  if (!strcmp(sub, "accept"))
+    return contact_cmd("friend_accept", argv[2], NULL, "accepted");
+  if (!strcmp(sub, "reject"))
+    return contact_cmd("friend_reject", argv[2], NULL, "rejected");
+  if (!strcmp(sub, "remove"))
+    return contact_cmd("friend_remove", argv[2], NULL, "removed");
+  usage_die("friend", use);
+  return LCC_EXIT_USAGE;
+}
+
+static int cmd_block(int argc, char **argv) {
+  if (argc != 2)
+    usage_die(argv[0], "PEER");
+  int on = !strcmp(argv[0], "block");
+  return contact_cmd(on ? "block" : "unblock", argv[1], NULL,
+                     on ? "blocked" : "unblocked");
+}
+
+static int cmd_trust(int argc, char **argv) {
+  if (argc != 2)
+    usage_die("trust", "PEER (accept a peer's new key)");
+  return contact_cmd("trust", argv[1], NULL, "trusted");
+}
+
+static int cmd_policy(int argc, char **argv) {
+  if (argc > 2 ||
+      (argc == 2 && strcmp(argv[1], "anyone") && strcmp(argv[1], "contacts")))
+    usage_die("policy", "[anyone|contacts]");
+  lcj *a = args_obj();
+  if (argc == 2)
+    lcj_set_str(a, "accept", argv[1]);
+  lcj *r = call("policy", a);
+  if (A.json)
+    lcc_print_json(r);
+  else
+    printf("messages accepted from: %s\n", lcj_get_str(r, "accept"));
+  return 0;
+}
+
 static int cmd_help(int argc, char **argv);
 
 static const struct {
@@ -690,6 +814,12 @@ static const struct {
     {"retract", cmd_retract, "MSGID", "retract a message we sent"},
     {"watch", cmd_watch, "", "stream events as they happen"},
     {"chat", cmd_chat, "PEER", "interactive chat"},
+    {"friend", cmd_friend, "add PEER [MSG]|accept|reject|remove PEER|list",
+     "contacts"},
+    {"block", cmd_block, "PEER", "drop everything from a peer"},
+    {"unblock", cmd_block, "PEER", "stop blocking a peer"},
+    {"trust", cmd_trust, "PEER", "accept a peer's new key"},
+    {"policy", cmd_policy, "[anyone|contacts]", "who may send us messages"},
     {"stats", cmd_stats, "", "the daemon's counters (JSON)"},
     {"stop", cmd_stop, "", "make the daemon say goodbye and exit"},
     {"help", cmd_help, "", "this list"},

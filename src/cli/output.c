@@ -71,8 +71,9 @@ void lcc_print_peer_table(const lcj *peers) {
     printf("no peers seen yet\n");
     return;
   }
-  printf("%s%-20s %-8s %-16s %-24s %s%s\n", lcc_c("\033[1m"), "NICK",
-         "PRESENCE", "ID", "ADDRESS", "STATUS / LAST SEEN", lcc_c("\033[0m"));
+  printf("%s%-20s %-8s %-16s %-35s %-22s %s%s\n", lcc_c("\033[1m"), "NICK",
+         "PRESENCE", "ID", "FINGERPRINT", "ADDRESS", "STATUS / LAST SEEN",
+         lcc_c("\033[0m"));
   for (size_t i = 0; i < n; i++) {
     lcj *p = lcj_at(peers, i);
     char sid[17], when[40];
@@ -80,9 +81,10 @@ void lcc_print_peer_table(const lcj *peers) {
     const char *status = lcj_get_str(p, "status");
     int online = lcj_bval(lcj_get(p, "online"));
     lcc_local_time(lcj_get_str(p, "last_seen"), 0, when, sizeof when);
-    printf("%-20s %s%-8s%s %-16s %-24s %s%s%s\n", lcj_get_str(p, "nick"),
+    printf("%-20s %s%-8s%s %-16s %-35s %-22s %s%s%s\n", lcj_get_str(p, "nick"),
            presence_color(pres), pres ? pres : "?", lcc_c("\033[0m"),
            lcc_short_id(lcj_get_str(p, "id"), sid),
+           lcj_get_str(p, "fingerprint") ? lcj_get_str(p, "fingerprint") : "",
            lcj_get_str(p, "address") ? lcj_get_str(p, "address") : "",
            online ? (status ? status : "") : "last seen ",
            online ? "" : (lcj_get_str(p, "last_seen") ? when : "never"), "");

@@ -79,6 +79,9 @@ static lcj *peer_json(const lc_peer_info *p, int online) {
   lcj_set(o, "last_seen", time_json(p->last_seen_ms));
   lcj_set_bool(o, "online", online);
   lcj_set_bool(o, "remote", p->remote);
+  char fp[LC_FINGERPRINT_LEN + 1];
+  lc_fingerprint(fp, p->key);
+  lcj_set_str(o, "fingerprint", fp);
   return o;
 }
 
@@ -224,6 +227,58 @@ static void on_network(lc_node *node, lc_network_event ev, void *user) {
   lcd_server_broadcast(d, LCD_EV_NETWORK, e);
 }
 
+static const char *contact_state_name(lc_contact_state s) {
+  switch (s) {
+  case LC_CONTACT_ASKED:
+    return "asked";
+  case LC_CONTACT_ASKING:
+    return "asking";
+  case LC_CONTACT_FRIEND:
+    return "friend";
+  case LC_CONTACT_NONE:
+    break;
+  }
+  return "none";
+}
+
+static lcj *dir_peer_json(lcd_daemon *d, const uint8_t key[LC_KEY_BYTES]);
+
+static lcj *contact_json(lcd_daemon *d, const lc_contact_info *c) {
+  lcj *o = lcj_obj();
+  lcj *p = dir_peer_json(d, c->key);
+  if (!*lcj_get_str(p, "nick") && c->nickname[0])
+    lcj_set_str(p, "nick", c->nickname);
+  lcj_set(o, "peer", p);
+  lcj_set_str(o, "state", contact_state_name(c->state));
+  lcj_set_bool(o, "blocked", c->blocked);
+  lcj_set_bool(o, "held", c->held);
+  lcj_set_bool(o, "trusted", c->trusted);
+  lcj_set_str(o, "note", c->note);
+  lcj_set(o, "changed_at", time_json(c->changed_ms));
+  return o;
+}
+
+static void on_contact(lc_node *node, lc_contact_event ev,
+                       const lc_contact_info *c, const uint8_t *other,
+                       void *user) {
+  lcd_daemon *d = user;
+  (void)node;
+  static const char *const names[] = {"",         "requested", "accepted",
+                                      "rejected", "removed",   "key_changed",
+                                      "updated"};
+  lcj *e = event("contact");
+  lcj_set_str(e, "change", ev >= 1 && ev <= 6 ? names[ev] : "updated");
+  lcj_set(e, "contact", contact_json(d, c));
+  if (other)
+    lcj_set(e, "previous_key", key_json(other));
+  if (ev == LC_CONTACT_KEY_CHANGED)
+    lcd_log(1,
+            "%s now comes with another key: held until accepted "
+            "(lanchat trust)",
+            c->nickname);
+  lcd_server_broadcast(d, LCD_EV_CONTACT, e);
+}
+
 static void on_log(lc_node *node, int level, const char *msg, void *user) {
   (void)node;
   (void)user;
@@ -279,6 +334,8 @@ int lcd_node_open(lcd_daemon *d, struct uv_loop_s *loop, char *err,
   o.on_changed = on_changed;
   o.on_network = on_network;
   o.on_log = on_log;
+  o.on_contact = on_contact;
+  o.contacts_only = d->contacts_only;
   o.user_data = d;
   int rc = lc_node_new(&d->node, loop, &o);
   free(bc);
@@ -345,6 +402,8 @@ void lcd_profile_load(lcd_daemon *d) {
     d->cfg.nick = strdup(nick);
   if (status && strlen(status) <= LC_STATUS_MAX)
     snprintf(d->status, sizeof d->status, "%s", status);
+  const char *policy = lcj_get_str(p, "policy");
+  d->contacts_only = policy && !strcmp(policy, "contacts");
   if (pres && (!strcmp(pres, "away") || !strcmp(pres, "busy")))
     d->presence = !strcmp(pres, "away") ? LC_PRESENCE_AWAY : LC_PRESENCE_BUSY;
   lcj_free(p);
@@ -355,6 +414,7 @@ static int profile_save(lcd_daemon *d) {
   lcj_set_str(p, "nick", d->cfg.nick ? d->cfg.nick : "");
   lcj_set_str(p, "presence", lc_presence_name(d->presence));
   lcj_set_str(p, "status", d->status);
+  lcj_set_str(p, "policy", d->contacts_only ? "contacts" : "anyone");
   char *text = lcj_dump(p);
   lcj_free(p);
   if (!text)
@@ -961,6 +1021,118 @@ static lcj *cmd_delete(ctx *c) {
   return r;
 }
 
+/* ---- contacts ---- */
+
+static lcj *contact_reply(ctx *c, const uint8_t key[LC_KEY_BYTES]) {
+  lc_contact_info ci;
+  int rc = lc_contact_get(c->d->node, key, &ci);
+  if (rc < 0)
+    return fail_lc(c, rc, "contact");
+  lcj *r = result();
+  lcj_set(r, "contact", contact_json(c->d, &ci));
+  return r;
+}
+
+static lcj *contact_fail(ctx *c, int rc, const char *what) {
+  if (rc == LC_EEXIST)
+    return fail(c, "exists", "%s: friends already", what);
+  if (rc == LC_ESTATE && !c->d->stopping)
+    return fail(c, "wrong_state", "%s: %s", what,
+                !strcmp(what, "friend_add")
+                    ? "that peer is blocked (unblock it first)"
+                : !strcmp(what, "friend_remove")
+                    ? "not a friend, and no request of ours is pending"
+                    : "no request from that peer");
+  return fail_lc(c, rc, what);
+}
+
+static lcj *cmd_friend_add(ctx *c) {
+  uint8_t key[LC_KEY_BYTES];
+  const char *note = NULL;
+  if (arg_peer(c, "peer", 1, key) < 0 || arg_str(c, "note", 0, &note) < 0)
+    return NULL;
+  if (note && strlen(note) > LC_NOTE_MAX)
+    return fail(c, "too_large", "a note is at most %d bytes", LC_NOTE_MAX);
+  int rc = lc_contact_request(c->d->node, key, note);
+  if (rc < 0)
+    return contact_fail(c, rc, "friend_add");
+  lcd_dir_touch(&c->d->dir, key);
+  return contact_reply(c, key);
+}
+
+static lcj *contact_op(ctx *c, int (*fn)(lc_node *, const uint8_t *),
+                       const char *what) {
+  uint8_t key[LC_KEY_BYTES];
+  if (arg_peer(c, "peer", 1, key) < 0)
+    return NULL;
+  int rc = fn(c->d->node, key);
+  if (rc < 0)
+    return contact_fail(c, rc, what);
+  return contact_reply(c, key);
+}
+
+static lcj *cmd_friend_accept(ctx *c) {
+  return contact_op(c, lc_contact_accept, "friend_accept");
+}
+static lcj *cmd_friend_reject(ctx *c) {
+  return contact_op(c, lc_contact_reject, "friend_reject");
+}
+static lcj *cmd_friend_remove(ctx *c) {
+  return contact_op(c, lc_contact_remove, "friend_remove");
+}
+static lcj *cmd_trust(ctx *c) {
+  return contact_op(c, lc_trust_key, "trust");
+}
+
+static lcj *block_op(ctx *c, int on) {
+  uint8_t key[LC_KEY_BYTES];
+  if (arg_peer(c, "peer", 1, key) < 0)
+    return NULL;
+  int rc = lc_block(c->d->node, key, on);
+  if (rc < 0)
+    return fail_lc(c, rc, on ? "block" : "unblock");
+  return contact_reply(c, key);
+}
+
+static lcj *cmd_block(ctx *c) {
+  return block_op(c, 1);
+}
+static lcj *cmd_unblock(ctx *c) {
+  return block_op(c, 0);
+}
+
+static lcj *cmd_friends(ctx *c) {
+  lc_contact_info *v;
+  size_t n;
+  int rc = lc_contacts(c->d->node, &v, &n);
+  if (rc < 0)
+    return fail_lc(c, rc, "friends");
+  lcj *arr = lcj_arr();
+  for (size_t i = 0; i < n; i++)
+    lcj_push(arr, contact_json(c->d, &v[i]));
+  lc_contacts_free(v);
+  lcj *r = result();
+  lcj_set(r, "contacts", arr);
+  return r;
+}
+
+static lcj *cmd_policy(ctx *c) {
+  const char *who = NULL;
+  if (arg_str(c, "accept", 0, &who) < 0)
+    return NULL;
+  if (who) {
+    if (strcmp(who, "anyone") && strcmp(who, "contacts"))
+      return fail(c, "bad_argument",
+                  "accept must be anyone or contacts, not '%s'", who);
+    c->d->contacts_only = !strcmp(who, "contacts");
+    lc_node_set_policy(c->d->node, c->d->contacts_only);
+    c->d->profile_dirty = 1;
+  }
+  lcj *r = result();
+  lcj_set_str(r, "accept", c->d->contacts_only ? "contacts" : "anyone");
+  return r;
+}
+
 static const struct {
   const char *name;
   unsigned bit;
@@ -968,7 +1140,7 @@ static const struct {
     {"message", LCD_EV_MESSAGE}, {"delivery", LCD_EV_DELIVERY},
     {"peer", LCD_EV_PEER},       {"typing", LCD_EV_TYPING},
     {"changed", LCD_EV_CHANGED}, {"network", LCD_EV_NETWORK},
-    {"daemon", LCD_EV_DAEMON},
+    {"daemon", LCD_EV_DAEMON},   {"contact", LCD_EV_CONTACT},
 };
 
 static lcj *cmd_subscribe(ctx *c) {
@@ -988,7 +1160,7 @@ static lcj *cmd_subscribe(ctx *c) {
       if (k == nk)
         return fail(c, "bad_argument",
                     "unknown event class '%s' (message, delivery, peer, "
-                    "typing, changed, network, daemon)",
+                    "typing, changed, network, daemon, contact)",
                     name ? name : lcj_type_name(lcj_at(ev, i)));
       mask |= event_classes[k].bit;
     }
@@ -1023,6 +1195,9 @@ static lcj *cmd_stats(ctx *c) {
   lcj_set_int(node, "bad_announces", (int64_t)st.bad_announces);
   lcj_set_int(node, "peers_present", (int64_t)st.peers_present);
   lcj_set_int(node, "interface_changes", (int64_t)st.interface_changes);
+  lcj_set_int(node, "blocked_dropped", (int64_t)st.blocked_dropped);
+  lcj_set_int(node, "policy_dropped", (int64_t)st.policy_dropped);
+  lcj_set_int(node, "keys_held", (int64_t)st.keys_held);
   lcj *ctl = lcj_obj();
   size_t clients, subs;
   lcd_server_clients(d, &clients, &subs);
@@ -1074,6 +1249,15 @@ static const struct {
     {"delete", cmd_delete, "msg"},
     {"subscribe", cmd_subscribe, "[events]"},
     {"unsubscribe", cmd_unsubscribe, ""},
+    {"friend_add", cmd_friend_add, "peer [note]"},
+    {"friend_accept", cmd_friend_accept, "peer"},
+    {"friend_reject", cmd_friend_reject, "peer"},
+    {"friend_remove", cmd_friend_remove, "peer"},
+    {"friends", cmd_friends, ""},
+    {"block", cmd_block, "peer"},
+    {"unblock", cmd_unblock, "peer"},
+    {"trust", cmd_trust, "peer"},
+    {"policy", cmd_policy, "[accept]"},
     {"stats", cmd_stats, ""},
     {"stop", cmd_stop, ""},
 };

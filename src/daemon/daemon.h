@@ -22,7 +22,8 @@ enum {
   LCD_EV_CHANGED = 1 << 4,  /* changed: a message edited or retracted */
   LCD_EV_NETWORK = 1 << 5,  /* network: interfaces changed */
   LCD_EV_DAEMON = 1 << 6,   /* daemon: stopping */
-  LCD_EV_ALL = (1 << 7) - 1
+  LCD_EV_CONTACT = 1 << 7,  /* contact: requests, answers, key changes */
+  LCD_EV_ALL = (1 << 8) - 1
 };
 
 typedef struct {
@@ -43,6 +44,7 @@ typedef struct lcd_daemon {
   /* our profile (nick in cfg.nick): kept in profile.json across restarts */
   int presence;
   char status[LC_STATUS_MAX + 1];
+  int contacts_only; /* the policy: messages from friends only */
   int profile_dirty;
   void *server; /* server.c's state */
   int stopping;
