@@ -17,7 +17,7 @@ declare -A fg_pid=()
 
 cleanup() {
   local n pid
-  for n in alice bob carol dave; do
+  for n in alice bob carol dave mallory; do
     if [ -f "$work/$n/lanchatd.pid" ]; then
       pid=$(cat "$work/$n/lanchatd.pid" 2>/dev/null || true)
       [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
@@ -30,7 +30,7 @@ trap cleanup EXIT
 
 fail() {
   printf 'FAIL: %s\n' "$*" >&2
-  for n in alice bob carol dave; do
+  for n in alice bob carol dave mallory; do
     [ -f "$work/$n.log" ] && { printf -- '--- %s.log\n' "$n" >&2; tail -20 "$work/$n.log" >&2; }
     [ -f "$work/$n/lanchatd.log" ] && { printf -- '--- %s/lanchatd.log\n' "$n" >&2; tail -20 "$work/$n/lanchatd.log" >&2; }
   done
@@ -281,6 +281,67 @@ for i in range(40):
 assert time.time() - t0 < 60, "sends slowed down by a stuck subscriber"
 s.close()
 EOF
+
+# ---- contacts: requests, answers, removal notices, blocking, key change ----
+lc alice --json watch >"$work/alice-events" 2>&1 &
+watch_pid=$!
+lc bob --json watch >"$work/bob-events" 2>&1 &
+watch_bob=$!
+sleep 0.3
+lc alice friend add bob "lunch buddy?" | grep -q 'request sent' || fail "friend add"
+wait_for "bob sees alice's request" grep -q '"change":"requested"' "$work/bob-events"
+grep '"change":"requested"' "$work/bob-events" | grep -q '"note":"lunch buddy?"' || fail "request note"
+lc bob friend list | grep alice | grep -q 'asks to be a friend' || fail "bob's list"
+lc bob friend accept alice >/dev/null || fail "friend accept"
+wait_for "alice learns bob accepted" grep -q '"change":"accepted"' "$work/alice-events"
+[ "$(lc alice --json friend list | grep -c '"state":"friend"')" -eq 1 ] || fail "alice's list"
+rc=0
+lc alice friend add bob 2>"$work/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'friends already' "$work/err" || fail "second friend add: exit $rc"
+rc=0
+lc carol friend accept alice 2>"$work/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'no request' "$work/err" || fail "accept without a request: exit $rc"
+# bob removes alice: she is told
+lc bob friend remove alice >/dev/null || fail "friend remove"
+wait_for "alice learns she was removed" grep -q '"change":"removed"' "$work/alice-events"
+[ "$(lc alice --json friend list | grep -c '"state":"friend"')" -eq 0 ] || fail "still friends"
+# carol is blocked by alice: her messages are dropped, and counted
+lc alice block carol | grep -q blocked || fail "block"
+before=$(lc alice --json history carol --limit 1000 | grep -c '"text"')
+lc carol send alice "are you ignoring me?" >/dev/null
+wait_for "the blocked message acknowledged" delivered carol alice 3
+sleep 0.3
+[ "$(lc alice --json history carol --limit 1000 | grep -c '"text"')" -eq "$before" ] ||
+  fail "a blocked peer's message was stored"
+lc alice stats | grep -q '"blocked_dropped":[1-9]' || fail "blocked_dropped not counted"
+lc alice unblock carol >/dev/null
+# contacts only: carol is no friend of alice's
+lc alice policy contacts | grep -q contacts || fail "policy"
+lc carol send alice "and now?" >/dev/null
+wait_for "carol's message acknowledged" delivered carol alice 4
+sleep 0.3
+lc alice stats | grep -q '"policy_dropped":1' || fail "policy_dropped not counted"
+lc alice policy anyone >/dev/null
+# a new identity calls itself bob: alice is warned, and nothing she sends
+# to it goes until she trusts it
+lc mallory init --nick bob >/dev/null
+"$LANCHATD" --data-dir "$work/mallory" "${common[@]}" || fail "start mallory"
+wait_for "alice is warned of a new key for bob" grep -q '"change":"key_changed"' "$work/alice-events"
+mallory_id=$(lc mallory --json whoami | python3 -c 'import json,sys; print(json.load(sys.stdin)["peer"]["id"])')
+grep '"change":"key_changed"' "$work/alice-events" | grep -q "\"previous_key\":\"$bob_id\"" ||
+  fail "the warning does not name bob's key"
+lc alice --json friend list | grep "$mallory_id" | grep -q '"held":true' || fail "not held"
+alice_id=$(lc alice --json whoami | python3 -c 'import json,sys; print(json.load(sys.stdin)["peer"]["id"])')
+lc alice send "$mallory_id" "are you really bob?" >/dev/null
+sleep 1
+if lc mallory --json history "$alice_id" | grep -q 'really bob'; then
+  fail "a message went to a held key"
+fi
+lc alice --json history "$mallory_id" | grep -q '"state":"queued"' || fail "not queued"
+lc alice trust "$mallory_id" | grep -q trusted || fail "trust"
+wait_for "the held message delivered" sh -c "'$LANCHAT' --data-dir '$work/mallory' --json history '$alice_id' | grep -q 'really bob'"
+lc mallory stop >/dev/null
+kill "$watch_pid" "$watch_bob" 2>/dev/null || true
 
 # ---- an identity sealed by a passphrase ----
 printf 'correct horse battery staple\n' >"$work/pass"
