@@ -1140,6 +1140,12 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
         c->text_len > LC_CHAT_NOTE_MAX || (c->text_len && !c->text) ||
         !lc__utf8_valid(c->text, c->text_len))
       return LC_EINVAL;
+  } else if (c->kind == LC_CHAT_GROUP_OP || c->kind == LC_CHAT_GROUP_MSG) {
+    if (!c->blob || c->blob_len == 0 || c->blob_len > LC_GROUP_BLOB_MAX)
+      return LC_EINVAL;
+  } else if (c->kind == LC_CHAT_GROUP_SYNC) {
+    if (c->nvec > LC_GROUP_MEMBERS_MAX)
+      return LC_EINVAL;
   } else if (c->kind != LC_CHAT_RETRACT) {
     return LC_EINVAL;
   }
@@ -1147,7 +1153,9 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
   msgpack_packer pk;
   msgpack_packer_init(&pk, &o, wire_out_write);
   msgpack_pack_array(
-      &pk, c->kind == LC_CHAT_EDIT || c->kind == LC_CHAT_CONTACT ? 4 : 3);
+      &pk, c->kind == LC_CHAT_GROUP_SYNC                           ? 6
+           : c->kind == LC_CHAT_EDIT || c->kind == LC_CHAT_CONTACT ? 4
+                                                                   : 3);
   msgpack_pack_uint64(&pk, (uint64_t)c->kind);
   msgpack_pack_uint64(&pk, c->sent_ms);
   if (c->kind == LC_CHAT_EDIT || c->kind == LC_CHAT_RETRACT) {
@@ -1161,6 +1169,18 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
   } else if (c->kind == LC_CHAT_CONTACT) {
     msgpack_pack_uint64(&pk, (uint64_t)c->op);
     wire_pack_str(&pk, c->text, c->text_len);
+  } else if (c->kind == LC_CHAT_GROUP_OP || c->kind == LC_CHAT_GROUP_MSG) {
+    wire_pack_bin(&pk, c->blob, c->blob_len);
+  } else if (c->kind == LC_CHAT_GROUP_SYNC) {
+    wire_pack_bin(&pk, c->group, LC_GROUP_ID_BYTES);
+    msgpack_pack_uint64(&pk, c->nops);
+    wire_pack_bin(&pk, c->ops_hash, sizeof c->ops_hash);
+    msgpack_pack_array(&pk, c->nvec);
+    for (size_t i = 0; i < c->nvec; i++) {
+      msgpack_pack_array(&pk, 2);
+      wire_pack_bin(&pk, c->vec[i].author, LC_KEY_BYTES);
+      msgpack_pack_uint64(&pk, c->vec[i].seq);
+    }
   } else {
     msgpack_pack_array(&pk, c->nids);
     for (size_t i = 0; i < c->nids; i++)
@@ -1182,13 +1202,18 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
   c->nids = 0;
   c->typing = 0;
   c->op = 0;
+  c->blob = NULL;
+  c->blob_len = 0;
+  c->nvec = 0;
   WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
   if (n < 3)
     return LC_EPROTO;
   WIRE_TRY(wire_read_uint(&in, 255, &kind));
-  if (kind < LC_CHAT_TEXT || kind > LC_CHAT_CONTACT)
+  if (kind < LC_CHAT_TEXT || kind > LC_CHAT_GROUP_SYNC)
     return LC_ETYPE;
-  if (n != (kind == LC_CHAT_EDIT || kind == LC_CHAT_CONTACT ? 4u : 3u))
+  if (n != (kind == LC_CHAT_GROUP_SYNC                        ? 6u
+            : kind == LC_CHAT_EDIT || kind == LC_CHAT_CONTACT ? 4u
+                                                              : 3u))
     return LC_EPROTO;
   WIRE_TRY(wire_read_u64(&in, &c->sent_ms));
   if (kind == LC_CHAT_EDIT || kind == LC_CHAT_RETRACT) {
@@ -1208,6 +1233,27 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
       return LC_ERANGE;
     c->op = (int)op;
     WIRE_TRY(wire_read_str(&in, LC_CHAT_NOTE_MAX, &c->text, &c->text_len));
+  } else if (kind == LC_CHAT_GROUP_OP || kind == LC_CHAT_GROUP_MSG) {
+    WIRE_TRY(wire_read_bin(&in, &c->blob, &c->blob_len));
+    if (c->blob_len == 0 || c->blob_len > LC_GROUP_BLOB_MAX)
+      return LC_ERANGE;
+  } else if (kind == LC_CHAT_GROUP_SYNC) {
+    WIRE_TRY(wire_read_fixed(&in, c->group, LC_GROUP_ID_BYTES));
+    WIRE_TRY(wire_read_u64(&in, &c->nops));
+    WIRE_TRY(wire_read_fixed(&in, c->ops_hash, sizeof c->ops_hash));
+    uint32_t k;
+    WIRE_TRY(wire_read_array(&in, &k, LC_EFIELD));
+    if (k > LC_GROUP_MEMBERS_MAX)
+      return LC_ERANGE;
+    for (uint32_t i = 0; i < k; i++) {
+      uint32_t two;
+      WIRE_TRY(wire_read_array(&in, &two, LC_EFIELD));
+      if (two != 2)
+        return LC_EPROTO;
+      WIRE_TRY(wire_read_fixed(&in, c->vec[i].author, LC_KEY_BYTES));
+      WIRE_TRY(wire_read_u64(&in, &c->vec[i].seq));
+    }
+    c->nvec = k;
   } else {
     uint32_t k;
     WIRE_TRY(wire_read_array(&in, &k, LC_EFIELD));
@@ -1220,5 +1266,125 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
   if (in.pos != in.len)
     return LC_ETRAILING;
   c->kind = (int)kind;
+  return 0;
+}
+
+/* ---- group operations and messages ------------------------------------- */
+
+#define WIRE_SIG_FIELD 66 /* bin8 header (2) + 64 bytes */
+
+static int wire_name_ok(const char *s, size_t n) {
+  return n <= LC_GROUP_NAME_MAX && (!n || s) && lc__utf8_valid(s ? s : "", n);
+}
+
+int lc__gop_encode(const lc__gop_wire *op, uint8_t *out, size_t cap,
+                   size_t *signed_len) {
+  if (op->kind < LC_GOP_CREATE || op->kind > LC_GOP_RENAME ||
+      !wire_name_ok(op->name, op->name_len) ||
+      op->nmembers > LC_GROUP_MEMBERS_MAX || (op->nmembers && !op->members))
+    return LC_EINVAL;
+  wire_out o = {out, cap, 0, 0};
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &o, wire_out_write);
+  msgpack_pack_array(&pk, 10);
+  wire_pack_bin(&pk, op->group, LC_GROUP_ID_BYTES);
+  wire_pack_bin(&pk, op->author, LC_KEY_BYTES);
+  msgpack_pack_uint64(&pk, op->lamport);
+  msgpack_pack_uint64(&pk, op->sent_ms);
+  msgpack_pack_uint64(&pk, (uint64_t)op->kind);
+  wire_pack_bin(&pk, op->target, LC_KEY_BYTES);
+  wire_pack_str(&pk, op->name, op->name_len);
+  wire_pack_bin(&pk, op->nonce, sizeof op->nonce);
+  msgpack_pack_array(&pk, op->nmembers);
+  for (size_t i = 0; i < op->nmembers; i++)
+    wire_pack_bin(&pk, op->members + i * LC_KEY_BYTES, LC_KEY_BYTES);
+  wire_pack_bin(&pk, op->sig, sizeof op->sig);
+  if (o.overflow)
+    return LC_ETOOBIG;
+  if (signed_len)
+    *signed_len = o.len - WIRE_SIG_FIELD;
+  return (int)o.len;
+}
+
+int lc__gop_decode(lc__gop_wire *op, uint8_t (*members)[LC_KEY_BYTES],
+                   const uint8_t *buf, size_t len) {
+  if (!buf && len)
+    return LC_EINVAL;
+  wire_in in = {buf, len, 0};
+  uint32_t n, k;
+  uint64_t kind;
+  memset(op, 0, sizeof *op);
+  WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
+  if (n != 10)
+    return LC_EPROTO;
+  WIRE_TRY(wire_read_fixed(&in, op->group, LC_GROUP_ID_BYTES));
+  WIRE_TRY(wire_read_fixed(&in, op->author, LC_KEY_BYTES));
+  WIRE_TRY(wire_read_u64(&in, &op->lamport));
+  WIRE_TRY(wire_read_u64(&in, &op->sent_ms));
+  WIRE_TRY(wire_read_uint(&in, LC_GOP_RENAME, &kind));
+  if (kind < LC_GOP_CREATE)
+    return LC_ERANGE;
+  op->kind = (int)kind;
+  WIRE_TRY(wire_read_fixed(&in, op->target, LC_KEY_BYTES));
+  WIRE_TRY(wire_read_str(&in, LC_GROUP_NAME_MAX, &op->name, &op->name_len));
+  WIRE_TRY(wire_read_fixed(&in, op->nonce, sizeof op->nonce));
+  WIRE_TRY(wire_read_array(&in, &k, LC_EFIELD));
+  if (k > LC_GROUP_MEMBERS_MAX)
+    return LC_ERANGE;
+  for (uint32_t i = 0; i < k; i++)
+    WIRE_TRY(wire_read_fixed(&in, members[i], LC_KEY_BYTES));
+  op->nmembers = k;
+  op->members = k ? members[0] : NULL;
+  op->signed_len = in.pos;
+  WIRE_TRY(wire_read_fixed(&in, op->sig, sizeof op->sig));
+  if (in.pos != in.len)
+    return LC_ETRAILING;
+  return 0;
+}
+
+int lc__gmsg_encode(const lc__gmsg_wire *m, uint8_t *out, size_t cap,
+                    size_t *signed_len) {
+  if ((m->text_len && !m->text) ||
+      !lc__utf8_valid(m->text ? m->text : "", m->text_len) || m->seq == 0)
+    return LC_EINVAL;
+  wire_out o = {out, cap, 0, 0};
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &o, wire_out_write);
+  msgpack_pack_array(&pk, 7);
+  wire_pack_bin(&pk, m->group, LC_GROUP_ID_BYTES);
+  wire_pack_bin(&pk, m->author, LC_KEY_BYTES);
+  msgpack_pack_uint64(&pk, m->seq);
+  msgpack_pack_uint64(&pk, m->lamport);
+  msgpack_pack_uint64(&pk, m->sent_ms);
+  wire_pack_str(&pk, m->text, m->text_len);
+  wire_pack_bin(&pk, m->sig, sizeof m->sig);
+  if (o.overflow)
+    return LC_ETOOBIG;
+  if (signed_len)
+    *signed_len = o.len - WIRE_SIG_FIELD;
+  return (int)o.len;
+}
+
+int lc__gmsg_decode(lc__gmsg_wire *m, const uint8_t *buf, size_t len) {
+  if (!buf && len)
+    return LC_EINVAL;
+  wire_in in = {buf, len, 0};
+  uint32_t n;
+  memset(m, 0, sizeof *m);
+  WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
+  if (n != 7)
+    return LC_EPROTO;
+  WIRE_TRY(wire_read_fixed(&in, m->group, LC_GROUP_ID_BYTES));
+  WIRE_TRY(wire_read_fixed(&in, m->author, LC_KEY_BYTES));
+  WIRE_TRY(wire_read_u64(&in, &m->seq));
+  WIRE_TRY(wire_read_u64(&in, &m->lamport));
+  WIRE_TRY(wire_read_u64(&in, &m->sent_ms));
+  WIRE_TRY(wire_read_str(&in, SIZE_MAX, &m->text, &m->text_len));
+  m->signed_len = in.pos;
+  WIRE_TRY(wire_read_fixed(&in, m->sig, sizeof m->sig));
+  if (in.pos != in.len)
+    return LC_ETRAILING;
+  if (m->seq == 0)
+    return LC_ERANGE;
   return 0;
 }

@@ -303,8 +303,16 @@ enum {
   LC_CHAT_TYPING = 3,
   LC_CHAT_EDIT = 4,
   LC_CHAT_RETRACT = 5,
-  LC_CHAT_CONTACT = 6
+  LC_CHAT_CONTACT = 6,
+  LC_CHAT_GROUP_OP = 7,  /* [7, sent_ms, op bin]: a signed group operation */
+  LC_CHAT_GROUP_MSG = 8, /* [8, sent_ms, msg bin]: a signed group message */
+  LC_CHAT_GROUP_SYNC = 9 /* [9, sent_ms, group bin32, nops uint, ops_hash
+                            bin16, [[author bin32, seq uint], ...]] */
 };
+#define LC_GROUP_ID_BYTES 32
+#define LC_GROUP_MEMBERS_MAX 256
+#define LC_GROUP_NAME_MAX 128
+#define LC_GROUP_BLOB_MAX (LC_GROUP_MEMBERS_MAX * 34 + 1024)
 enum {
   LC_CONTACT_OP_REQUEST = 1,
   LC_CONTACT_OP_ACCEPT = 2,
@@ -320,8 +328,18 @@ typedef struct {
   const char *text; /* TEXT, EDIT: valid UTF-8, not NUL-terminated; decode:
                        into buf */
   size_t text_len;
-  int typing;                      /* TYPING: 0..2 */
-  int op;                          /* CONTACT: LC_CONTACT_OP_* */
+  int typing;          /* TYPING: 0..2 */
+  int op;              /* CONTACT: LC_CONTACT_OP_* */
+  const uint8_t *blob; /* GROUP_OP, GROUP_MSG: the signed bytes */
+  size_t blob_len;
+  uint8_t group[LC_GROUP_ID_BYTES]; /* GROUP_SYNC */
+  uint64_t nops;
+  uint8_t ops_hash[16];
+  size_t nvec;
+  struct {
+    uint8_t author[LC_KEY_BYTES];
+    uint64_t seq;
+  } vec[LC_GROUP_MEMBERS_MAX];
   uint8_t target[LC_MSG_ID_BYTES]; /* EDIT, RETRACT */
   size_t nids;                     /* READ */
   uint8_t ids[LC_CHAT_IDS_MAX][LC_MSG_ID_BYTES];
@@ -333,6 +351,57 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap);
 /* Errors as lc__wire_decode; invalid UTF-8 is LC_EFIELD, an unknown kind
  * LC_ETYPE. */
 int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len);
+
+/* ---- group operations and messages (signed blobs inside the envelope) --
+ * op:  [group bin32, author bin32, lamport uint, sent_ms uint, kind uint,
+ *       target bin32, name str, nonce bin16, [member bin32, ...], sig bin64]
+ * msg: [group bin32, author bin32, seq uint, lamport uint, sent_ms uint,
+ *       text str, sig bin64]
+ * The signature (the author's Ed25519) covers every byte before its own
+ * field: buf[0..signed_len). */
+enum {
+  LC_GOP_CREATE = 1,
+  LC_GOP_ADD = 2,
+  LC_GOP_REMOVE = 3,
+  LC_GOP_RENAME = 4
+};
+
+typedef struct {
+  uint8_t group[LC_GROUP_ID_BYTES];
+  uint8_t author[LC_KEY_BYTES];
+  uint64_t lamport, sent_ms;
+  int kind;
+  uint8_t target[LC_KEY_BYTES]; /* ADD, REMOVE; zeros otherwise */
+  const char *name;             /* CREATE, RENAME */
+  size_t name_len;
+  uint8_t nonce[16];      /* CREATE: group = BLAKE2b(author || nonce) */
+  size_t nmembers;        /* CREATE: the first members besides the author */
+  const uint8_t *members; /* nmembers * 32 bytes (decode: the caller's
+                             array given to lc__gop_decode) */
+  uint8_t sig[64];
+  size_t signed_len; /* decode */
+} lc__gop_wire;
+
+typedef struct {
+  uint8_t group[LC_GROUP_ID_BYTES];
+  uint8_t author[LC_KEY_BYTES];
+  uint64_t seq, lamport, sent_ms;
+  const char *text;
+  size_t text_len;
+  uint8_t sig[64];
+  size_t signed_len;
+} lc__gmsg_wire;
+
+/* Encode with the signature field last; *signed_len is the length the
+ * signature covers (sign it, then copy it into out[len - 64, len)).
+ * Returns the length, LC_ETOOBIG, LC_EINVAL. */
+int lc__gop_encode(const lc__gop_wire *op, uint8_t *out, size_t cap,
+                   size_t *signed_len);
+int lc__gop_decode(lc__gop_wire *op, uint8_t (*members)[LC_KEY_BYTES],
+                   const uint8_t *buf, size_t len);
+int lc__gmsg_encode(const lc__gmsg_wire *m, uint8_t *out, size_t cap,
+                    size_t *signed_len);
+int lc__gmsg_decode(lc__gmsg_wire *m, const uint8_t *buf, size_t len);
 
 /* 1 if s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
 int lc__utf8_valid(const char *s, size_t len);
