@@ -619,6 +619,10 @@ int lc__pk_check(const uint8_t pk[LC_PK_BYTES]) {
   return rc;
 }
 
+void lc__hash(uint8_t *out, size_t outlen, const void *in, size_t inlen) {
+  crypto_generichash(out, outlen, in, inlen, NULL, 0);
+}
+
 void lc__fingerprint(char out[36], const uint8_t pk[LC_PK_BYTES]) {
   static const uint8_t personal[] = "lanchat-fingerprint-v1";
   uint8_t h[30];

@@ -111,6 +111,9 @@ int lc__verify(const uint8_t pk[LC_PK_BYTES], const uint8_t *msg, size_t len,
  * X25519), LC_EAUTH otherwise. */
 int lc__pk_check(const uint8_t pk[LC_PK_BYTES]);
 
+/* BLAKE2b of in, outlen bytes (16..64). */
+void lc__hash(uint8_t *out, size_t outlen, const void *in, size_t inlen);
+
 /* Six groups of five digits from a BLAKE2b hash of the key (out: 36
  * bytes with the NUL). */
 void lc__fingerprint(char out[36], const uint8_t pk[LC_PK_BYTES]);

@@ -1141,7 +1141,9 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
         !lc__utf8_valid(c->text, c->text_len))
       return LC_EINVAL;
   } else if (c->kind == LC_CHAT_GROUP_OP || c->kind == LC_CHAT_GROUP_MSG) {
-    if (!c->blob || c->blob_len == 0 || c->blob_len > LC_GROUP_BLOB_MAX)
+    if (!c->blob || c->blob_len == 0 ||
+        c->blob_len > (c->kind == LC_CHAT_GROUP_OP ? LC_GROUP_BLOB_MAX
+                                                   : LC_GROUP_MSG_MAX))
       return LC_EINVAL;
   } else if (c->kind == LC_CHAT_GROUP_SYNC) {
     if (c->nvec > LC_GROUP_MEMBERS_MAX)
@@ -1235,7 +1237,9 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
     WIRE_TRY(wire_read_str(&in, LC_CHAT_NOTE_MAX, &c->text, &c->text_len));
   } else if (kind == LC_CHAT_GROUP_OP || kind == LC_CHAT_GROUP_MSG) {
     WIRE_TRY(wire_read_bin(&in, &c->blob, &c->blob_len));
-    if (c->blob_len == 0 || c->blob_len > LC_GROUP_BLOB_MAX)
+    if (c->blob_len == 0 ||
+        c->blob_len > (kind == LC_CHAT_GROUP_OP ? LC_GROUP_BLOB_MAX
+                                                : LC_GROUP_MSG_MAX))
       return LC_ERANGE;
   } else if (kind == LC_CHAT_GROUP_SYNC) {
     WIRE_TRY(wire_read_fixed(&in, c->group, LC_GROUP_ID_BYTES));

@@ -312,7 +312,8 @@ enum {
 #define LC_GROUP_ID_BYTES 32
 #define LC_GROUP_MEMBERS_MAX 256
 #define LC_GROUP_NAME_MAX 128
-#define LC_GROUP_BLOB_MAX (LC_GROUP_MEMBERS_MAX * 34 + 1024)
+#define LC_GROUP_BLOB_MAX (LC_GROUP_MEMBERS_MAX * 34 + 1024) /* an op */
+#define LC_GROUP_MSG_MAX (LC_TEXT_MAX + 512)                  /* a message */
 enum {
   LC_CONTACT_OP_REQUEST = 1,
   LC_CONTACT_OP_ACCEPT = 2,
