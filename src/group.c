@@ -167,6 +167,10 @@ static int ever_has(const lc__group *g, const uint8_t *key) {
   return 0;
 }
 
+int lc__group_was_member(const lc__group *g, const uint8_t *key) {
+  return ever_has(g, key);
+}
+
 static int fold_add(lc__group *g, const uint8_t *key, int owner) {
   if (member_find(g, key) || g->nmembers >= LC_GROUP_MEMBERS_MAX)
     return 0;
@@ -752,9 +756,22 @@ static void sync_each(void *ctx, const uint8_t *blob, size_t len) {
 static void sync_recv(lc__grp *e, const uint8_t *peer, const lc__chat *c) {
   e->st.syncs_in++;
   lc__group *g = group_get(e, c->group);
-  /* nothing for those who never were members of a group we know */
-  if (!g || !g->known || !ever_has(g, peer))
+  if (!g || !g->known) {
+    /* a group we do not know (we were added while away): answer with an
+     * empty SYNC, so that the sender sends us its operations */
+    if (c->nops > 0) {
+      static lc__chat r;
+      memset(&r, 0, offsetof(lc__chat, vec));
+      r.kind = LC_CHAT_GROUP_SYNC;
+      r.sent_ms = c->sent_ms;
+      memcpy(r.group, c->group, LC_GROUP_ID_BYTES);
+      r.nvec = 0;
+      send_env(e, peer, &r);
+    }
     return;
+  }
+  /* whoever knows the group's id (a member told it) may learn its
+   * operations: one added by an operation that lost a race learns so */
   uint64_t now_ms = c->sent_ms;
   if (c->nops != g->nops || memcmp(c->ops_hash, g->ops_hash, 16) != 0)
     send_all_ops(e, g, peer, now_ms);
@@ -795,7 +812,9 @@ int lc__grp_recv(lc__grp *e, const uint8_t *peer, const lc__chat *c) {
 void lc__grp_peer_up(lc__grp *e, const uint8_t *peer, uint64_t now_ms) {
   for (size_t i = 0; i < e->ngroups; i++) {
     lc__group *g = e->groups[i];
-    if (g->known && ever_has(g, peer) && member_find(g, e->self->pk))
+    /* former members too: they learn what happened since they left (the
+     * operations, not the messages) */
+    if (g->known && ever_has(g, peer) && ever_has(g, e->self->pk))
       send_sync(e, g, peer, now_ms);
   }
 }

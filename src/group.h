@@ -77,6 +77,8 @@ void lc__group_id(const lc__group *g, uint8_t id[LC_GROUP_ID_BYTES]);
 const char *lc__group_name(const lc__group *g);
 size_t lc__group_members(const lc__group *g, const lc__gmember **out);
 int lc__group_is_member(const lc__group *g, const uint8_t *key);
+/* 1 if key is or ever was a member (by the fold of the operations). */
+int lc__group_was_member(const lc__group *g, const uint8_t *key);
 size_t lc__group_nops(const lc__group *g);
 void lc__group_ops_hash(const lc__group *g, uint8_t out[16]);
 /* The highest seq of author held without gaps. */

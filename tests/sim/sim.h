@@ -17,7 +17,7 @@
 
 #include "transport.h"
 
-#define SIM_MAX_NODES 16
+#define SIM_MAX_NODES 24
 #define SIM_PORT 7000
 
 /* ---- the seeded generator (xoshiro256**, seeded through splitmix64) --- */
