@@ -108,6 +108,28 @@ static const char *const store_migrations[] = {
     "  nick TEXT PRIMARY KEY,"
     "  peer BLOB NOT NULL,"
     "  since_ms INTEGER NOT NULL);",
+
+    /* 3: group chats.  A group's conversation is keyed by the group's id;
+     * its messages name their sender and carry the group's Lamport time,
+     * by which every member orders them alike.  group_msgs keeps each
+     * message's signed envelope (to pass it on to members that lack it),
+     * even after the message itself is deleted here. */
+    "ALTER TABLE conversations ADD COLUMN is_group INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN sender BLOB;"
+    "ALTER TABLE messages ADD COLUMN lamport INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX messages_by_lamport ON messages(conv, lamport, sender)"
+    "  WHERE sender IS NOT NULL;"
+    "CREATE TABLE group_ops ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  grp BLOB NOT NULL,"
+    "  body BLOB NOT NULL);"
+    "CREATE TABLE group_msgs ("
+    "  grp BLOB NOT NULL,"
+    "  author BLOB NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  lamport INTEGER NOT NULL,"
+    "  envelope BLOB NOT NULL,"
+    "  PRIMARY KEY (grp, author, seq));",
 };
 
 #define STORE_NMIGRATIONS                                                      \
@@ -118,7 +140,8 @@ _Static_assert(STORE_NMIGRATIONS == LC_STORE_SCHEMA,
 
 #define MSG_COLS                                                               \
   "m.id, m.msg_id, c.peer, m.outgoing, m.kind, m.sent_ms, m.received_ms, "     \
-  "m.state, m.edited_ms, m.retracted, m.body"
+  "m.state, m.edited_ms, m.retracted, m.body, c.is_group, m.sender, "          \
+  "m.lamport"
 
 enum {
   Q_CONV_GET,
@@ -151,6 +174,15 @@ enum {
   Q_RCPT_ADD,
   Q_RCPT_LIST,
   Q_RCPT_DEL,
+  Q_CONV_GROUP,
+  Q_IS_GROUP,
+  Q_PAGE_GROUP,
+  Q_GOP_ADD,
+  Q_GOPS,
+  Q_GMSG_ADD,
+  Q_GMSG_MSG,
+  Q_GMSGS_AFTER,
+  Q_GSEQS,
   Q_CONTACT_GET,
   Q_CONTACT_PUT,
   Q_CONTACT_DEL,
@@ -230,6 +262,23 @@ static const char *const store_sql[Q_COUNT] = {
     [Q_RCPT_LIST] = "SELECT msg_id FROM receipts WHERE peer = ?1"
                     " ORDER BY id LIMIT ?2",
     [Q_RCPT_DEL] = "DELETE FROM receipts WHERE msg_id = ?1",
+    [Q_CONV_GROUP] = "UPDATE conversations SET is_group = 1 WHERE id = ?1",
+    [Q_IS_GROUP] = "SELECT is_group FROM conversations WHERE peer = ?1",
+    /* a group's history in the order every member agrees on */
+    [Q_PAGE_GROUP] = "SELECT " MSG_COLS " FROM messages m"
+                     " JOIN conversations c ON c.id = m.conv"
+                     " WHERE c.peer = ?1 AND (?2 = 0 OR (m.lamport, m.sender)"
+                     " < (SELECT lamport, sender FROM messages WHERE id = ?2))"
+                     " ORDER BY m.lamport DESC, m.sender DESC LIMIT ?3",
+    [Q_GOP_ADD] = "INSERT INTO group_ops(grp, body) VALUES (?1, ?2)",
+    [Q_GOPS] = "SELECT body FROM group_ops ORDER BY id",
+    [Q_GMSG_ADD] = "INSERT OR IGNORE INTO group_msgs(grp, author, seq, lamport,"
+                   " envelope) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_GMSG_MSG] =
+        "UPDATE messages SET sender = ?2, lamport = ?3 WHERE id = ?1",
+    [Q_GMSGS_AFTER] = "SELECT envelope FROM group_msgs WHERE grp = ?1 AND"
+                      " author = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+    [Q_GSEQS] = "SELECT grp, author, seq, lamport FROM group_msgs",
     [Q_CONTACT_GET] = "SELECT peer, state, blocked, trust, nick, note,"
                       " changed_ms FROM contacts WHERE peer = ?1",
     [Q_CONTACT_PUT] = "INSERT OR REPLACE INTO contacts(peer, state, blocked,"
@@ -358,6 +407,9 @@ static void store_read_msg(sqlite3_stmt *st, int col, lc__stored_msg *m) {
   m->edited_ms = (uint64_t)sqlite3_column_int64(st, col + 8);
   m->retracted = sqlite3_column_int(st, col + 9);
   m->text = store_text(st, col + 10, &m->text_len);
+  m->is_group = sqlite3_column_int(st, col + 11);
+  store_blob(st, col + 12, m->sender, LC_KEY_BYTES);
+  m->lamport = (uint64_t)sqlite3_column_int64(st, col + 13);
 }
 
 /* Copies a blob column of exactly n bytes (zeros otherwise). */
@@ -1047,6 +1099,122 @@ int lc__store_pin_set(lc__store *s, const char *nick,
   return store_done(st);
 }
 
+/* ---- groups ------------------------------------------------------------ */
+
+static int64_t store_limit(size_t n);
+
+static int store_is_group(lc__store *s, const uint8_t *peer) {
+  sqlite3_stmt *st = store_q(s, Q_IS_GROUP);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  int v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? v : LC_ESTORE;
+}
+
+int lc__store_group_op_add(lc__store *s, const uint8_t group[LC_KEY_BYTES],
+                           const uint8_t *op, size_t len) {
+  if (len > INT32_MAX)
+    return LC_ETOOBIG;
+  sqlite3_stmt *st = store_q(s, Q_GOP_ADD);
+  sqlite3_bind_blob(st, 1, group, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, op, (int)len, SQLITE_STATIC);
+  return store_done(st);
+}
+
+int lc__store_group_ops(lc__store *s,
+                        void (*each)(void *ctx, const uint8_t *op, size_t len),
+                        void *ctx) {
+  sqlite3_stmt *st = store_q(s, Q_GOPS);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    each(ctx, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : LC_ESTORE;
+}
+
+int lc__store_group_msg_add(lc__store *s, const uint8_t group[LC_KEY_BYTES],
+                            const uint8_t msg_id[LC_MSGID_BYTES],
+                            const uint8_t author[LC_KEY_BYTES], int outgoing,
+                            uint64_t seq, uint64_t lamport, uint64_t sent_ms,
+                            uint64_t now_ms, const char *text, size_t len,
+                            const uint8_t *env, size_t env_len, int64_t *id) {
+  if (len > INT32_MAX || env_len > INT32_MAX || seq > INT64_MAX ||
+      lamport > INT64_MAX)
+    return LC_ETOOBIG;
+  int rc = store_tx_begin(s);
+  if (rc < 0)
+    return rc;
+  sqlite3_stmt *st = store_q(s, Q_GMSG_ADD);
+  sqlite3_bind_blob(st, 1, group, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, author, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)seq);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)lamport);
+  sqlite3_bind_blob(st, 5, env, (int)env_len, SQLITE_STATIC);
+  rc = store_done(st);
+  int fresh = rc == 0 && sqlite3_changes(s->db) > 0;
+  int64_t rowid = 0;
+  if (fresh) {
+    rc = store_insert(s, group, msg_id, outgoing,
+                      outgoing ? LC_MSG_SENT : LC_MSG_DELIVERED, sent_ms,
+                      now_ms, text, len, &rowid);
+    if (rc == LC_EEXIST)
+      rc = 0; /* the message is here already (a delete is not undone) */
+    if (rc == 0 && rowid) {
+      st = store_q(s, Q_GMSG_MSG);
+      sqlite3_bind_int64(st, 1, rowid);
+      sqlite3_bind_blob(st, 2, author, LC_KEY_BYTES, SQLITE_STATIC);
+      sqlite3_bind_int64(st, 3, (sqlite3_int64)lamport);
+      rc = store_done(st);
+    }
+    if (rc == 0) {
+      st = store_q(s, Q_CONV_GROUP);
+      sqlite3_bind_int64(st, 1, store_conv(s, group, 0));
+      rc = store_done(st);
+    }
+  }
+  rc = store_tx_end(s, rc);
+  if (rc == 0 && fresh && id)
+    *id = rowid;
+  return rc < 0 ? rc : fresh;
+}
+
+int lc__store_group_msgs_after(
+    lc__store *s, const uint8_t group[LC_KEY_BYTES],
+    const uint8_t author[LC_KEY_BYTES], uint64_t after, size_t max,
+    void (*each)(void *ctx, const uint8_t *env, size_t len), void *ctx) {
+  sqlite3_stmt *st = store_q(s, Q_GMSGS_AFTER);
+  sqlite3_bind_blob(st, 1, group, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, author, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, after > INT64_MAX ? INT64_MAX : (int64_t)after);
+  sqlite3_bind_int64(st, 4, store_limit(max));
+  int rc, n = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    each(ctx, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    n++;
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? n : LC_ESTORE;
+}
+
+int lc__store_group_seqs(lc__store *s,
+                         void (*each)(void *ctx, const uint8_t *group,
+                                      const uint8_t *author, uint64_t seq,
+                                      uint64_t lamport),
+                         void *ctx) {
+  sqlite3_stmt *st = store_q(s, Q_GSEQS);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    uint8_t g[LC_KEY_BYTES], a[LC_KEY_BYTES];
+    store_blob(st, 0, g, LC_KEY_BYTES);
+    store_blob(st, 1, a, LC_KEY_BYTES);
+    each(ctx, g, a, (uint64_t)sqlite3_column_int64(st, 2),
+         (uint64_t)sqlite3_column_int64(st, 3));
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : LC_ESTORE;
+}
+
 int lc__store_action_done(lc__store *s,
                           const uint8_t action_id[LC_MSGID_BYTES]) {
   sqlite3_stmt *st = store_q(s, Q_ACTION_DEL);
@@ -1116,9 +1284,18 @@ int lc__store_outbox_after(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
   return store_collect(st, out, count);
 }
 
+static int store_is_group(lc__store *s, const uint8_t *peer);
+
 int lc__store_page(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
                    int64_t before_id, size_t n, lc__stored_msg **out,
                    size_t *count) {
+  if (store_is_group(s, peer) == 1) {
+    sqlite3_stmt *g = store_q(s, Q_PAGE_GROUP);
+    sqlite3_bind_blob(g, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(g, 2, before_id > 0 ? before_id : 0);
+    sqlite3_bind_int64(g, 3, store_limit(n));
+    return store_collect(g, out, count);
+  }
   sqlite3_stmt *st = store_q(s, Q_PAGE);
   sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, before_id > 0 ? before_id : INT64_MAX);

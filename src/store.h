@@ -17,7 +17,7 @@
 
 #include "lanchat.h"
 
-#define LC_STORE_SCHEMA 2 /* the schema version this code writes */
+#define LC_STORE_SCHEMA 3 /* the schema version this code writes */
 
 typedef struct lc__store lc__store;
 
@@ -35,6 +35,10 @@ typedef struct {
   int retracted;
   char *text; /* NUL-terminated */
   size_t text_len;
+  /* group conversations: peer is the group's id, sender the author */
+  int is_group;
+  uint8_t sender[LC_KEY_BYTES];
+  uint64_t lamport;
 } lc__stored_msg;
 
 typedef struct {
@@ -226,6 +230,39 @@ int lc__store_action_add(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
                          const uint8_t action_id[LC_MSGID_BYTES], int kind,
                          const uint8_t target[LC_MSGID_BYTES], uint64_t sent_ms,
                          const char *text, size_t len);
+
+/* ---- groups ---- */
+
+/* Keeps one of a group's operations. */
+int lc__store_group_op_add(lc__store *s, const uint8_t group[LC_KEY_BYTES],
+                           const uint8_t *op, size_t len);
+/* Calls each() with every operation kept, oldest first. */
+int lc__store_group_ops(lc__store *s,
+                        void (*each)(void *ctx, const uint8_t *op, size_t len),
+                        void *ctx);
+/* Stores a group message (its signed envelope too, to pass it on): in the
+ * group's conversation (created if new), sender author, outgoing if it is
+ * ours.  Returns 1 new, 0 held already (by group, author, seq), LC_ESTORE.
+ * *id receives its local id when new. */
+int lc__store_group_msg_add(lc__store *s, const uint8_t group[LC_KEY_BYTES],
+                            const uint8_t msg_id[LC_MSGID_BYTES],
+                            const uint8_t author[LC_KEY_BYTES], int outgoing,
+                            uint64_t seq, uint64_t lamport, uint64_t sent_ms,
+                            uint64_t now_ms, const char *text, size_t len,
+                            const uint8_t *env, size_t env_len, int64_t *id);
+/* The envelopes of author in group with seq above after, by seq, at most
+ * max. */
+int lc__store_group_msgs_after(
+    lc__store *s, const uint8_t group[LC_KEY_BYTES],
+    const uint8_t author[LC_KEY_BYTES], uint64_t after, size_t max,
+    void (*each)(void *ctx, const uint8_t *env, size_t len), void *ctx);
+/* Calls each() with (group, author, seq, lamport) of every group message
+ * held (to rebuild the counters at start). */
+int lc__store_group_seqs(lc__store *s,
+                         void (*each)(void *ctx, const uint8_t *group,
+                                      const uint8_t *author, uint64_t seq,
+                                      uint64_t lamport),
+                         void *ctx);
 
 /* Checks the whole file and the full-text index against the messages.
  * 0 if sound, LC_ESTORE if not. */
