@@ -177,6 +177,8 @@ typedef struct {
   size_t text_len;
   uint64_t sent_ms;     /* sender's clock, Unix milliseconds */
   uint64_t received_ms; /* our clock */
+  const uint8_t *group; /* LC_GROUP_ID_BYTES for a group message (from is
+                           its author), NULL for a direct one */
 } lc_message;
 
 /* Network events (lc_network_cb). */
@@ -232,6 +234,27 @@ typedef enum {
 typedef void lc_contact_cb(lc_node *node, lc_contact_event event,
                            const struct lc_contact_info_s *c,
                            const uint8_t *other_key, void *user);
+
+/* Group chats (see lc_group_create and the functions after it). */
+#define LC_GROUP_ID_BYTES 32  /* a group's id */
+#define LC_GROUP_NAME_MAX 128 /* a group's name, UTF-8 bytes */
+#define LC_GROUP_MEMBERS_MAX 256
+
+typedef struct {
+  uint8_t key[LC_KEY_BYTES];
+  int owner;
+} lc_group_member;
+
+typedef struct {
+  uint8_t id[LC_GROUP_ID_BYTES];
+  char name[LC_GROUP_NAME_MAX + 1];
+  int member; /* 1: we are a member (0: we left or were removed) */
+  size_t nmembers;
+  lc_group_member *members; /* owned by the struct (lc_groups_free) or
+                               borrowed (lc_group_cb) */
+} lc_group_info;
+/* A group's members or name changed, or we joined it; g is borrowed. */
+typedef void lc_group_cb(lc_node *node, const lc_group_info *g, void *user);
 
 /* Typing notices (never stored). */
 typedef enum {
@@ -305,6 +328,7 @@ typedef struct {
    * requests still arrive).  Changed later with lc_node_set_policy. */
   int contacts_only;
   lc_contact_cb *on_contact;
+  lc_group_cb *on_group;
 
   lc_peer_cb *on_peer;
   lc_message_cb *on_message;
@@ -407,6 +431,8 @@ typedef struct lc_msg_info_s {
   int retracted;
   char *text; /* NUL-terminated UTF-8, owned by the array */
   size_t text_len;
+  int is_group;                 /* peer is a group's id */
+  uint8_t sender[LC_KEY_BYTES]; /* a group message's author */
 } lc_msg_info;
 
 /* A page of history: up to max messages of the conversation with peer older
@@ -585,6 +611,47 @@ LC_EXTERN int lc_contacts(lc_node *node, lc_contact_info **out, size_t *count);
 LC_EXTERN void lc_contacts_free(lc_contact_info *c);
 /* Who may send us messages (see lc_node_options.contacts_only). */
 LC_EXTERN int lc_node_set_policy(lc_node *node, int contacts_only);
+
+/* ---- group chats -------------------------------------------------------
+ * No server: membership is a set of signed operations every member
+ * applies in one order, so all converge; a message goes from its author to
+ * every member present, and members that meet fill each other's gaps, so
+ * one who was away gets what it missed from whoever holds it.  A group's
+ * history is read with the history functions, the group's id as the peer;
+ * its pages follow the order every member agrees on. */
+
+/* Creates a group with the given members (besides us; at most 255).  id
+ * receives its id.  Errors: LC_EINVAL (a name over LC_GROUP_NAME_MAX or
+ * not UTF-8, our own key, too many), LC_ESTORE. */
+LC_EXTERN int lc_group_create(lc_node *node, const char *name,
+                              const uint8_t (*members)[LC_KEY_BYTES], size_t n,
+                              uint8_t id[LC_GROUP_ID_BYTES]);
+/* Adds a member (any member may invite). */
+LC_EXTERN int lc_group_invite(lc_node *node,
+                              const uint8_t group[LC_GROUP_ID_BYTES],
+                              const uint8_t peer[LC_KEY_BYTES]);
+/* Removes a member: owners only (the creator, or the oldest member once
+ * no owner is left). */
+LC_EXTERN int lc_group_remove(lc_node *node,
+                              const uint8_t group[LC_GROUP_ID_BYTES],
+                              const uint8_t peer[LC_KEY_BYTES]);
+LC_EXTERN int lc_group_leave(lc_node *node,
+                             const uint8_t group[LC_GROUP_ID_BYTES]);
+LC_EXTERN int lc_group_rename(lc_node *node,
+                              const uint8_t group[LC_GROUP_ID_BYTES],
+                              const char *name);
+/* Sends a message to the group (stored first, like lc_send_text).
+ * Errors of the group functions: LC_ENOPEER (no such group), LC_ESTATE
+ * (we are not a member; the peer is a member already, or is not one; not
+ * an owner), LC_EINVAL, LC_ETOOBIG, LC_ESTORE. */
+LC_EXTERN int lc_group_send(lc_node *node,
+                            const uint8_t group[LC_GROUP_ID_BYTES],
+                            const char *text, size_t len,
+                            uint8_t msg_id[LC_MSGID_BYTES]);
+/* The groups known (as member or former member).  Free with
+ * lc_groups_free. */
+LC_EXTERN int lc_groups(lc_node *node, lc_group_info **out, size_t *count);
+LC_EXTERN void lc_groups_free(lc_group_info *g, size_t count);
 
 #define LC_FINGERPRINT_LEN 35
 /* A key's fingerprint for two people to compare aloud: six groups of five

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "discovery.h"
+#include "group.h"
 #include "export.h"
 #include "lanchat.h"
 #include "net_uv.h"
@@ -45,7 +46,8 @@ enum {
   EV_LOG,
   EV_TYPING,
   EV_CHANGED,
-  EV_CONTACT
+  EV_CONTACT,
+  EV_GROUP
 };
 
 typedef struct node_event {
@@ -62,6 +64,9 @@ typedef struct node_event {
   char *text;               /* message text or log line, NUL-terminated */
   lc_contact_info *contact; /* contact: the contact; key: the other key */
   int has_other;
+  lc_group_info *group; /* group: the group; message: group_id */
+  int in_group;
+  uint8_t group_id[LC_GROUP_ID_BYTES];
 } node_event;
 
 struct lc_node {
@@ -119,6 +124,9 @@ struct lc_node {
   size_t nblocked;
   uint8_t (*held)[LC_KEY_BYTES];
   size_t nheld;
+
+  lc__grp *grp;             /* group chats */
+  uint64_t next_group_sync; /* a SYNC with every peer present, each minute */
 
   lc_stop_cb *stop_cb;
   uint64_t stop_deadline;
@@ -200,9 +208,16 @@ static void node_log(lc_node *n, int level, const char *fmt, ...) {
   node_enqueue(n, e);
 }
 
+static void node_group_info_free(lc_group_info *g) {
+  if (g)
+    free(g->members);
+  free(g);
+}
+
 static void node_event_free(node_event *e) {
   free(e->text);
   free(e->contact);
+  node_group_info_free(e->group);
   free(e);
 }
 
@@ -234,6 +249,7 @@ static void node_drain(lc_node *n) {
         m.text_len = e->len;
         m.sent_ms = e->sent_ms;
         m.received_ms = e->received_ms;
+        m.group = e->in_group ? e->group_id : NULL;
         n->o.on_message(n, &m, u);
       }
       break;
@@ -256,6 +272,10 @@ static void node_drain(lc_node *n) {
     case EV_CHANGED:
       if (n->o.on_changed)
         n->o.on_changed(n, &e->msg, u);
+      break;
+    case EV_GROUP:
+      if (n->o.on_group)
+        n->o.on_group(n, e->group, u);
       break;
     case EV_CONTACT:
       if (n->o.on_contact)
@@ -843,6 +863,8 @@ static int node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
   }
   if (c.kind == LC_CHAT_CONTACT)
     return node_recv_contact(n, peer, &c);
+  if (c.kind >= LC_CHAT_GROUP_OP && c.kind <= LC_CHAT_GROUP_SYNC)
+    return lc__grp_recv(n->grp, peer, &c);
   if (n->o.contacts_only && (c.kind == LC_CHAT_TEXT || c.kind == LC_CHAT_EDIT ||
                              c.kind == LC_CHAT_RETRACT)) {
     lc__contact k;
@@ -951,6 +973,8 @@ static void node_disc_event(void *user, int ev, const lc__disc_peer *p,
   }
   if (ev != LC__DISC_LEFT)
     node_check_nick(n, p->key, p->nick);
+  if (ev == LC__DISC_APPEARED && !node_is_blocked(n, p->key))
+    lc__grp_peer_up(n->grp, p->key, node_wall_ms(n));
   node_event *e = node_event_new(EV_PEER);
   if (!e)
     return;
@@ -1159,6 +1183,158 @@ static void node_recv(void *user, int sock, const lc__addr *from,
   node_drain(n);
 }
 
+/* ---- group chats: the engine's input and output -------------------------
+ */
+
+static void node_grp_send(void *user, const uint8_t *peer, const uint8_t *env,
+                          size_t len) {
+  lc_node *n = user;
+  if (n->state != NODE_RUNNING || !lc__disc_peer_find(n->disc, peer) ||
+      node_is_blocked(n, peer))
+    return; /* away: a SYNC brings it when we meet */
+  uint8_t id[LC_MSGID_BYTES];
+  node_new_msg_id(n, id);
+  if (lc__tp_send_msg(n->tp, peer, id, env, len, node_now()) == 0)
+    lc__net_uv_kick(n->net);
+}
+
+static int node_grp_op_put(void *user, const uint8_t *group, const uint8_t *op,
+                           size_t len) {
+  lc_node *n = user;
+  return lc__store_group_op_add(n->store, group, op, len);
+}
+
+static int node_grp_msg_put(void *user, const lc__gmsg_wire *m,
+                            const uint8_t *msg_id, const uint8_t *blob,
+                            size_t len) {
+  lc_node *n = user;
+  int outgoing = memcmp(m->author, n->id.pk, LC_KEY_BYTES) == 0;
+  if (!outgoing && node_is_blocked(n, m->author)) {
+    n->st.blocked_dropped++;
+    return 0; /* not stored, not counted as held: a SYNC may offer it */
+  }
+  uint64_t now_ms = node_wall_ms(n);
+  int64_t id = 0;
+  int rc = lc__store_group_msg_add(
+      n->store, m->group, msg_id, m->author, outgoing, m->seq, m->lamport,
+      m->sent_ms, now_ms, m->text, m->text_len, blob, len, &id);
+  if (rc == 1 && !outgoing && id) {
+    node_event *e = node_event_new(EV_MESSAGE);
+    char *text = malloc(m->text_len + 1);
+    if (e && text) {
+      memcpy(text, m->text, m->text_len);
+      text[m->text_len] = 0;
+      memcpy(e->key, m->author, LC_KEY_BYTES);
+      memcpy(e->msg_id, msg_id, LC_MSGID_BYTES);
+      memcpy(e->group_id, m->group, LC_GROUP_ID_BYTES);
+      e->in_group = 1;
+      e->text = text;
+      e->len = m->text_len;
+      e->sent_ms = m->sent_ms;
+      e->received_ms = now_ms;
+      e->id = id;
+      node_enqueue(n, e);
+    } else {
+      free(e);
+      free(text);
+    }
+  }
+  return rc;
+}
+
+static int node_grp_msgs_after(void *user, const uint8_t *group,
+                               const uint8_t *author, uint64_t after,
+                               size_t max,
+                               void (*each)(void *, const uint8_t *, size_t),
+                               void *ctx) {
+  lc_node *n = user;
+  return lc__store_group_msgs_after(n->store, group, author, after, max, each,
+                                    ctx);
+}
+
+/* A snapshot of a group for the application. */
+static lc_group_info *node_group_info(const lc_node *n, const lc__group *g,
+                                      lc_group_info *into) {
+  lc_group_info *info = into ? into : calloc(1, sizeof *info);
+  if (!info)
+    return NULL;
+  memset(info, 0, sizeof *info);
+  lc__group_id(g, info->id);
+  snprintf(info->name, sizeof info->name, "%s", lc__group_name(g));
+  info->member = lc__group_is_member(g, n->id.pk);
+  const lc__gmember *m;
+  size_t k = lc__group_members(g, &m);
+  info->members = calloc(k ? k : 1, sizeof *info->members);
+  if (!info->members) {
+    if (!into)
+      free(info);
+    return NULL;
+  }
+  for (size_t i = 0; i < k; i++) {
+    memcpy(info->members[i].key, m[i].key, LC_KEY_BYTES);
+    info->members[i].owner = m[i].owner;
+  }
+  info->nmembers = k;
+  return info;
+}
+
+static void node_grp_changed(void *user, const lc__group *g) {
+  lc_node *n = user;
+  if (!n->o.on_group)
+    return;
+  node_event *e = node_event_new(EV_GROUP);
+  if (!e)
+    return;
+  e->group = node_group_info(n, g, NULL);
+  if (!e->group) {
+    free(e);
+    return;
+  }
+  node_enqueue(n, e);
+}
+
+static void node_grp_load_op(void *ctx, const uint8_t *op, size_t len) {
+  lc__grp_load_op(ctx, op, len);
+}
+
+static void node_grp_load_seq(void *ctx, const uint8_t *group,
+                              const uint8_t *author, uint64_t seq,
+                              uint64_t lamport) {
+  lc__grp_load_msg(ctx, group, author, seq, lamport);
+}
+
+/* The engine, with what the store kept. */
+static int node_group_open(lc_node *n) {
+  lc__grp_io io = {.user = n,
+                   .send = node_grp_send,
+                   .op_put = node_grp_op_put,
+                   .msg_put = node_grp_msg_put,
+                   .msgs_after = node_grp_msgs_after,
+                   .changed = node_grp_changed};
+  n->grp = lc__grp_new(&n->id, &io);
+  if (!n->grp)
+    return LC_ENOMEM;
+  int rc = lc__store_group_ops(n->store, node_grp_load_op, n->grp);
+  if (rc == 0)
+    rc = lc__store_group_seqs(n->store, node_grp_load_seq, n->grp);
+  return rc;
+}
+
+/* Every minute, a SYNC for each group with every member present: what a
+ * lost send or a full queue left out is repaired without waiting for
+ * someone to come and go. */
+#define NODE_GROUP_SYNC_US (60 * UINT64_C(1000000))
+static void node_group_sync_all(lc_node *n) {
+  if (lc__grp_count(n->grp) == 0)
+    return;
+  size_t count = lc__disc_peer_count(n->disc);
+  for (size_t i = 0; i < count; i++) {
+    const lc__disc_peer *p = lc__disc_peer_at(n->disc, i);
+    if (p && !node_is_blocked(n, p->key))
+      lc__grp_peer_up(n->grp, p->key, node_wall_ms(n));
+  }
+}
+
 static int node_poll(void *user, uint64_t now, lc__addr *to, uint8_t *buf,
                      size_t cap) {
   lc_node *n = user;
@@ -1177,6 +1353,10 @@ static int node_poll(void *user, uint64_t now, lc__addr *to, uint8_t *buf,
   if (n->state == NODE_RUNNING && now >= n->next_iface_check) {
     node_refresh_ifaces(n, now);
     n->next_iface_check = now + (uint64_t)n->o.interface_poll_ms * 1000;
+    if (now >= n->next_group_sync) {
+      node_group_sync_all(n);
+      n->next_group_sync = now + NODE_GROUP_SYNC_US;
+    }
   }
   if (n->state == NODE_RUNNING || n->state == NODE_STOPPING) {
     len = lc__disc_poll(n->disc, now, to, buf, cap);
@@ -1475,6 +1655,9 @@ int lc_node_new(lc_node **out, struct uv_loop_s *loop,
       node_contact_sets(n, &ks[i]);
     free(ks);
   }
+  rc = node_group_open(n);
+  if (rc < 0)
+    goto fail;
   *out = n;
   return 0;
 fail:
@@ -1667,6 +1850,7 @@ void lc_node_free(lc_node *n) {
   free(n->rcpts);
   free(n->blocked);
   free(n->held);
+  lc__grp_free(n->grp);
   free(n);
 }
 
@@ -1838,6 +2022,8 @@ static void node_msg_info(lc__stored_msg *m, lc_msg_info *v) {
   v->text = m->text; /* moved */
   v->text_len = m->text_len;
   m->text = NULL;
+  v->is_group = m->is_group;
+  memcpy(v->sender, m->sender, LC_KEY_BYTES);
 }
 
 /* Moves the store's messages into the public form (texts change owner). */
@@ -1956,8 +2142,9 @@ int lc_mark_read(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
   if (rc < 0)
     return rc;
   /* the receipts are owed until the peer's node has them, across
-   * restarts; they go now if the peer is there */
-  if (k && !n->o.no_read_receipts) {
+   * restarts; they go now if the peer is there (not in groups: a group's
+   * messages are marked read here only) */
+  if (k && !n->o.no_read_receipts && !lc__grp_find(n->grp, peer)) {
     rc = lc__store_receipts_add(n->store, peer, ids, k);
     if (rc == 0 && n->state == NODE_RUNNING) {
       node_flush_peer(n, peer);
@@ -1978,6 +2165,13 @@ static int node_change_own(lc_node *n, int kind, const uint8_t *msg_id,
     return LC_ETOOBIG;
   if (!lc__utf8_valid(text ? text : "", len))
     return LC_EINVAL;
+  lc__stored_msg m;
+  if (lc__store_get(n->store, msg_id, &m) == 1) {
+    int in_group = m.is_group;
+    lc__store_msg_clear(&m);
+    if (in_group)
+      return LC_EINVAL; /* group messages cannot be changed (yet) */
+  }
   uint8_t action_id[LC_MSGID_BYTES], peer[LC_KEY_BYTES];
   node_new_msg_id(n, action_id);
   int rc = lc__store_change_own(n->store, kind, msg_id, action_id,
@@ -2063,14 +2257,14 @@ int lc_mark_message_read(lc_node *n, const uint8_t msg_id[LC_MSGID_BYTES]) {
   int rc = lc__store_get(n->store, msg_id, &m);
   if (rc <= 0)
     return rc < 0 ? rc : LC_EINVAL;
-  int outgoing = m.outgoing;
+  int outgoing = m.outgoing, in_group = m.is_group;
   uint8_t peer[LC_KEY_BYTES];
   memcpy(peer, m.peer, LC_KEY_BYTES);
   lc__store_msg_clear(&m);
   if (outgoing)
     return LC_EINVAL;
   rc = lc__store_set_state(n->store, msg_id, LC_MSG_READ);
-  if (rc == 1 && !n->o.no_read_receipts) {
+  if (rc == 1 && !n->o.no_read_receipts && !in_group) {
     uint8_t ids[1][LC_MSGID_BYTES];
     memcpy(ids[0], msg_id, LC_MSGID_BYTES);
     if (lc__store_receipts_add(n->store, peer, ids, 1) == 0 &&
@@ -2362,4 +2556,108 @@ int lc_node_set_policy(lc_node *n, int contacts_only) {
 void lc_fingerprint(char out[LC_FINGERPRINT_LEN + 1],
                     const uint8_t key[LC_KEY_BYTES]) {
   lc__fingerprint(out, key);
+}
+
+/* ---- group chats ----------------------------------------------------------
+ */
+
+static int node_group_args(lc_node *n, const uint8_t *group) {
+  if (!n || !group)
+    return LC_EINVAL;
+  if (n->state != NODE_NEW && n->state != NODE_RUNNING)
+    return LC_ESTATE;
+  return 0;
+}
+
+static int node_group_done(lc_node *n, int rc) {
+  if (rc == 0 && n->state == NODE_RUNNING)
+    lc__net_uv_kick(n->net);
+  return rc;
+}
+
+int lc_group_create(lc_node *n, const char *name,
+                    const uint8_t (*members)[LC_KEY_BYTES], size_t count,
+                    uint8_t id[LC_GROUP_ID_BYTES]) {
+  if (!n || !name || (count && !members))
+    return LC_EINVAL;
+  if (n->state != NODE_NEW && n->state != NODE_RUNNING)
+    return LC_ESTATE;
+  if (strlen(name) > LC_GROUP_NAME_MAX || !lc__utf8_valid(name, strlen(name)))
+    return LC_EINVAL;
+  return node_group_done(
+      n, lc__grp_create(n->grp, name, members, count, node_wall_ms(n), id));
+}
+
+int lc_group_invite(lc_node *n, const uint8_t group[LC_GROUP_ID_BYTES],
+                    const uint8_t peer[LC_KEY_BYTES]) {
+  int rc = node_group_args(n, group);
+  if (rc < 0 || !peer)
+    return rc < 0 ? rc : LC_EINVAL;
+  return node_group_done(n, lc__grp_add(n->grp, group, peer, node_wall_ms(n)));
+}
+
+int lc_group_remove(lc_node *n, const uint8_t group[LC_GROUP_ID_BYTES],
+                    const uint8_t peer[LC_KEY_BYTES]) {
+  int rc = node_group_args(n, group);
+  if (rc < 0 || !peer)
+    return rc < 0 ? rc : LC_EINVAL;
+  return node_group_done(n,
+                         lc__grp_remove(n->grp, group, peer, node_wall_ms(n)));
+}
+
+int lc_group_leave(lc_node *n, const uint8_t group[LC_GROUP_ID_BYTES]) {
+  int rc = node_group_args(n, group);
+  if (rc < 0)
+    return rc;
+  return node_group_done(
+      n, lc__grp_remove(n->grp, group, n->id.pk, node_wall_ms(n)));
+}
+
+int lc_group_rename(lc_node *n, const uint8_t group[LC_GROUP_ID_BYTES],
+                    const char *name) {
+  int rc = node_group_args(n, group);
+  if (rc < 0 || !name)
+    return rc < 0 ? rc : LC_EINVAL;
+  if (strlen(name) > LC_GROUP_NAME_MAX || !lc__utf8_valid(name, strlen(name)))
+    return LC_EINVAL;
+  return node_group_done(n,
+                         lc__grp_rename(n->grp, group, name, node_wall_ms(n)));
+}
+
+int lc_group_send(lc_node *n, const uint8_t group[LC_GROUP_ID_BYTES],
+                  const char *text, size_t len,
+                  uint8_t msg_id[LC_MSGID_BYTES]) {
+  int rc = node_group_args(n, group);
+  if (rc < 0 || (!text && len))
+    return rc < 0 ? rc : LC_EINVAL;
+  if (len > NODE_MAX_TEXT)
+    return LC_ETOOBIG;
+  if (!lc__utf8_valid(text ? text : "", len))
+    return LC_EINVAL;
+  return node_group_done(n, lc__grp_send(n->grp, group, text ? text : "", len,
+                                         node_wall_ms(n), msg_id));
+}
+
+int lc_groups(lc_node *n, lc_group_info **out, size_t *count) {
+  if (!n || !out || !count)
+    return LC_EINVAL;
+  size_t k = lc__grp_count(n->grp);
+  lc_group_info *v = calloc(k ? k : 1, sizeof *v);
+  if (!v)
+    return LC_ENOMEM;
+  for (size_t i = 0; i < k; i++) {
+    if (!node_group_info(n, lc__grp_at(n->grp, i), &v[i])) {
+      lc_groups_free(v, i);
+      return LC_ENOMEM;
+    }
+  }
+  *out = v;
+  *count = k;
+  return 0;
+}
+
+void lc_groups_free(lc_group_info *g, size_t count) {
+  for (size_t i = 0; g && i < count; i++)
+    free(g[i].members);
+  free(g);
 }

@@ -309,11 +309,9 @@ enum {
   LC_CHAT_GROUP_SYNC = 9 /* [9, sent_ms, group bin32, nops uint, ops_hash
                             bin16, [[author bin32, seq uint], ...]] */
 };
-#define LC_GROUP_ID_BYTES 32
-#define LC_GROUP_MEMBERS_MAX 256
-#define LC_GROUP_NAME_MAX 128
+/* LC_GROUP_ID_BYTES, LC_GROUP_MEMBERS_MAX, LC_GROUP_NAME_MAX: lanchat.h */
 #define LC_GROUP_BLOB_MAX (LC_GROUP_MEMBERS_MAX * 34 + 1024) /* an op */
-#define LC_GROUP_MSG_MAX (LC_TEXT_MAX + 512)                  /* a message */
+#define LC_GROUP_MSG_MAX (LC_TEXT_MAX + 512)                 /* a message */
 enum {
   LC_CONTACT_OP_REQUEST = 1,
   LC_CONTACT_OP_ACCEPT = 2,
