@@ -593,8 +593,10 @@ static void vec_add(lc__group *g, const uint8_t *author, uint64_t seq) {
         v->contig++;
       k++;
     }
-    memmove(v->above, v->above + k, (v->nabove - k) * sizeof *v->above);
-    v->nabove -= k;
+    if (k) {
+      memmove(v->above, v->above + k, (v->nabove - k) * sizeof *v->above);
+      v->nabove -= k;
+    }
     return;
   }
   size_t pos = 0;

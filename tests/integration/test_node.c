@@ -47,6 +47,9 @@ typedef struct tn_node {
   int contact[8]; /* on_contact calls by event */
   lc_contact_info last_contact;
   uint8_t other_key[LC_KEY_BYTES];
+  int group_msgs; /* messages received in groups */
+  int group_events;
+  lc_group_info last_group; /* members not kept */
 } tn_node;
 
 typedef struct tn_net {
@@ -102,6 +105,16 @@ static void tn_on_message(lc_node *node, const lc_message *m, void *user) {
     memcpy(t->msg_from[t->nmsgs], m->from, LC_KEY_BYTES);
   }
   t->nmsgs++;
+  if (m->group)
+    t->group_msgs++;
+}
+
+static void tn_on_group(lc_node *node, const lc_group_info *g, void *user) {
+  tn_node *t = tn_self(user, node);
+  t->group_events++;
+  t->last_group = *g;
+  t->last_group.members = NULL;
+  assert_true(g->nmembers <= LC_GROUP_MEMBERS_MAX);
 }
 
 static void tn_on_delivery(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
@@ -212,6 +225,7 @@ static void tn_make(tn_net *net, int slot, const char *nick,
   o.on_typing = tn_on_typing;
   o.on_changed = tn_on_changed;
   o.on_contact = tn_on_contact;
+  o.on_group = tn_on_group;
   o.user_data = net;
   assert_int_equal(lc_node_new(&t->node, &net->loop, &o), 0);
   lc_node_key(t->node, t->key);
@@ -1025,6 +1039,127 @@ static void test_contacts_and_trust(void **state) {
   tn_done(&net);
 }
 
+static int tg_want_msgs(tn_net *net) {
+  for (int i = 0; i < net->count; i++)
+    if (net->n[i].node && net->n[i].group_msgs < net->n[i].want)
+      return 0;
+  return 1;
+}
+
+/* The texts of a group's history at node t, oldest first, joined by '|'. */
+static void tg_history(tn_node *t, const uint8_t *gid, char *out, size_t cap) {
+  lc_msg_info *m;
+  size_t n;
+  assert_int_equal(lc_history_page(t->node, gid, 0, 100, &m, &n), 0);
+  out[0] = 0;
+  for (size_t i = n; i-- > 0;) {
+    assert_int_equal(m[i].is_group, 1);
+    strncat(out, m[i].text, cap - strlen(out) - 2);
+    strcat(out, "|");
+  }
+  lc_msgs_free(m, n);
+}
+
+static void test_groups(void **state) {
+  (void)state;
+  tn_net net;
+  tn_init(&net);
+  tn_add(&net, "alice", NULL);
+  tn_add(&net, "bob", NULL);
+  tn_add(&net, "carol", NULL);
+  tn_node *a = &net.n[0], *b = &net.n[1], *c = &net.n[2];
+  tc_wait_peers(&net, 2);
+  uint8_t gid[LC_GROUP_ID_BYTES], members[2][LC_KEY_BYTES];
+  memcpy(members[0], b->key, LC_KEY_BYTES);
+  memcpy(members[1], c->key, LC_KEY_BYTES);
+  assert_int_equal(
+      lc_group_create(a->node, "lunch", (const uint8_t(*)[32])members, 2, gid),
+      0);
+  assert_int_equal(lc_group_send(a->node, gid, "noon?", 5, NULL), 0);
+  a->want = 0;
+  b->want = 1;
+  c->want = 1;
+  tn_run_until(&net, tg_want_msgs, "bob and carol get alice's message");
+  assert_string_equal(b->last_group.name, "lunch");
+  assert_int_equal(b->last_group.member, 1);
+  assert_int_equal(lc_group_send(c->node, gid, "12:30 better", 12, NULL), 0);
+  a->want = 1;
+  b->want = 2;
+  tn_run_until(&net, tg_want_msgs, "carol's answer reaches both");
+  char ha[256], hb[256], hc[256];
+  tg_history(a, gid, ha, sizeof ha);
+  tg_history(b, gid, hb, sizeof hb);
+  tg_history(c, gid, hc, sizeof hc);
+  assert_string_equal(ha, "noon?|12:30 better|");
+  assert_string_equal(hb, ha);
+  assert_string_equal(hc, ha);
+  assert_int_equal(lc_unread_total(b->node), 2);
+  assert_int_equal(lc_mark_read(b->node, gid, 0), 2);
+
+  /* carol is away while alice writes; she catches up when back */
+  tn_stop_free(&net, 2);
+  assert_int_equal(lc_group_send(a->node, gid, "see you there", 13, NULL), 0);
+  b->want = 3;
+  tn_run_until(&net, tg_want_msgs, "bob gets it");
+  tn_opts again = {.dir = 1};
+  tn_make(&net, 2, "carol", &again);
+  c = &net.n[2];
+  c->want = 1;
+  tn_run_until(&net, tg_want_msgs, "carol catches up after her restart");
+  tg_history(c, gid, hc, sizeof hc);
+  assert_string_equal(hc, "noon?|12:30 better|see you there|");
+
+  /* bob leaves; only owners remove others; a rename reaches everyone */
+  assert_int_equal(lc_group_remove(c->node, gid, a->key), LC_ESTATE);
+  assert_int_equal(lc_group_leave(b->node, gid), 0);
+  assert_int_equal(lc_group_leave(b->node, gid), LC_ESTATE);
+  assert_int_equal(lc_group_rename(c->node, gid, "lunch crew"), 0);
+  lc_group_info *gs;
+  size_t ng;
+  for (int tries = 0;; tries++) {
+    assert_true(tries < 1500);
+    assert_int_equal(lc_groups(a->node, &gs, &ng), 0);
+    assert_int_equal(ng, 1);
+    int done = gs[0].nmembers == 2 && !strcmp(gs[0].name, "lunch crew");
+    lc_groups_free(gs, ng);
+    if (done)
+      break;
+    uv_run(&net.loop, UV_RUN_ONCE);
+  }
+  assert_int_equal(lc_groups(b->node, &gs, &ng), 0);
+  assert_int_equal(ng, 1);
+  assert_int_equal(gs[0].member, 0);
+  lc_groups_free(gs, ng);
+
+  /* a newcomer gets the history the members hold */
+  tn_add(&net, "dave", NULL);
+  tn_node *d = &net.n[3];
+  tc_wait_peers(&net, 3);
+  for (int i = 0; i < 4; i++)
+    net.n[i].want = 0;
+  assert_int_equal(lc_group_invite(a->node, gid, d->key), 0);
+  d->want = 3;
+  tn_run_until(&net, tg_want_msgs, "dave gets the group's history");
+  char hd[256];
+  tg_history(d, gid, hd, sizeof hd);
+  assert_string_equal(hd, "noon?|12:30 better|see you there|");
+  assert_string_equal(d->last_group.name, "lunch crew");
+  assert_int_equal(lc_group_send(d->node, gid, "hi all", 6, NULL), 0);
+  a->want = 2;
+  tn_run_until(&net, tg_want_msgs, "alice gets dave's hello");
+  tc_pause(&net, 300);
+  assert_int_equal(b->group_msgs, 3); /* bob left: not his any more */
+  /* group messages cannot be edited (yet) */
+  lc_msg_info *m;
+  size_t n;
+  assert_int_equal(lc_history_page(a->node, gid, 0, 1, &m, &n), 0);
+  assert_int_equal(n, 1);
+  assert_memory_equal(m[0].sender, d->key, LC_KEY_BYTES);
+  assert_int_equal(lc_edit_message(d->node, m[0].msg_id, "x", 1), LC_EINVAL);
+  lc_msgs_free(m, n);
+  tn_done(&net);
+}
+
 static void test_bad_options(void **state) {
   (void)state;
   uv_loop_t loop;
@@ -1095,6 +1230,7 @@ int main(void) {
       cmocka_unit_test(test_offline_restart_receipts),
       cmocka_unit_test(test_burst),
       cmocka_unit_test(test_contacts_and_trust),
+      cmocka_unit_test(test_groups),
       cmocka_unit_test(test_bad_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
