@@ -30,6 +30,7 @@ static struct {
   const char *self;
   int tty;
   int quit;
+  int is_group;
   EditLine *el;
   History *hist;
   mbstate_t mb;
@@ -87,6 +88,9 @@ static const char *recent_text(const char *id) {
 }
 
 static int about_peer(const lcj *m) {
+  const char *group = lcj_get_str(m, "group");
+  if (S.is_group || group)
+    return group && !strcmp(group, S.peer);
   const char *from = lcj_get_str(m, "from"), *to = lcj_get_str(m, "to");
   return (from && !strcmp(from, S.peer)) || (to && !strcmp(to, S.peer));
 }
@@ -167,6 +171,8 @@ static void send_line(const char *line) {
 }
 
 static void maybe_typing(void) {
+  if (S.is_group)
+    return; /* typing notices are for two */
   const LineInfo *li = el_line(S.el);
   time_t now = time(NULL);
   if (!li || li->lastchar == li->buffer || now - S.last_typing < TYPING_EVERY_S)
@@ -336,12 +342,22 @@ int lcc_chat(lcc_conn *c, const char *peer, const char *self) {
     return st;
   }
   lcj *res = lcj_get(r, "result"), *p = lcj_get(res, "peer");
-  snprintf(S.peer, sizeof S.peer, "%s", lcj_get_str(p, "id"));
-  const char *nick = lcj_get_str(p, "nick");
-  snprintf(S.nick, sizeof S.nick, "%s", nick && *nick ? nick : peer);
-  printf("%schat with %s (%s, %s); /quit or Ctrl-D to leave%s\n",
-         lcc_c("\033[1m"), S.nick, lcj_get_str(p, "presence"), S.peer,
-         lcc_c("\033[0m"));
+  lcj *grp = lcj_get(res, "group");
+  if (lcj_is_obj(grp)) {
+    S.is_group = 1;
+    snprintf(S.peer, sizeof S.peer, "%s", lcj_get_str(grp, "id"));
+    snprintf(S.nick, sizeof S.nick, "#%s", lcj_get_str(grp, "name"));
+    printf("%schat in %s (%zu members, %s); /quit or Ctrl-D to leave%s\n",
+           lcc_c("\033[1m"), S.nick, lcj_len(lcj_get(grp, "members")), S.peer,
+           lcc_c("\033[0m"));
+  } else {
+    snprintf(S.peer, sizeof S.peer, "%s", lcj_get_str(p, "id"));
+    const char *nick = lcj_get_str(p, "nick");
+    snprintf(S.nick, sizeof S.nick, "%s", nick && *nick ? nick : peer);
+    printf("%schat with %s (%s, %s); /quit or Ctrl-D to leave%s\n",
+           lcc_c("\033[1m"), S.nick, lcj_get_str(p, "presence"), S.peer,
+           lcc_c("\033[0m"));
+  }
   lcj *msgs = lcj_get(res, "messages");
   for (size_t i = 0; i < lcj_len(msgs); i++) {
     lcj *m = lcj_at(msgs, i);

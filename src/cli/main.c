@@ -80,12 +80,19 @@ static void report_error(const lcj *reply) {
     fprintf(stderr, "candidates:\n");
     for (size_t i = 0; i < lcj_len(cands); i++) {
       lcj *p = lcj_at(cands, i);
-      fprintf(stderr, "  %-20s %s (%s)\n", lcj_get_str(p, "nick"),
-              lcj_get_str(p, "id"), lcj_get_str(p, "presence"));
+      if (lcj_get_str(p, "name")) /* a group */
+        fprintf(stderr, "  #%-19s %s (group, %zu members)\n",
+                lcj_get_str(p, "name"), lcj_get_str(p, "id"),
+                lcj_len(lcj_get(p, "members")));
+      else
+        fprintf(stderr, "  %-20s %s (%s)\n", lcj_get_str(p, "nick"),
+                lcj_get_str(p, "id"), lcj_get_str(p, "presence"));
     }
   }
-  int unknown_peer = code && (!strcmp(code, "unknown_peer") ||
-                              !strcmp(code, "ambiguous_peer"));
+  int unknown_peer =
+      code &&
+      (!strcmp(code, "unknown_peer") || !strcmp(code, "ambiguous_peer") ||
+       !strcmp(code, "unknown_group") || !strcmp(code, "ambiguous_group"));
   exit(unknown_peer ? LCC_EXIT_NOPEER : LCC_EXIT_FAIL);
 }
 
@@ -404,18 +411,28 @@ static int cmd_conversations(int argc, char **argv) {
     printf("no conversations yet\n");
   for (size_t i = 0; i < lcj_len(cv); i++) {
     lcj *c = lcj_at(cv, i), *p = lcj_get(c, "peer"), *last = lcj_get(c, "last");
-    char sid[17], when[40] = "";
+    char sid[17], when[40] = "", gname[LC_GROUP_NAME_MAX + 2];
     const char *nick = lcj_get_str(p, "nick");
+    if (lcj_is_obj(lcj_get(c, "group"))) {
+      p = lcj_get(c, "group");
+      snprintf(gname, sizeof gname, "#%s", lcj_get_str(p, "name"));
+      nick = gname;
+    }
     int64_t unread = lcj_ival(lcj_get(c, "unread"));
     lcc_local_time(lcj_get_str(last, "sent_at"), 1, when, sizeof when);
     char count[24] = "";
     if (unread)
       snprintf(count, sizeof count, "%lld new", (long long)unread);
     const char *text = lcj_get_str(last, "text");
+    char who[LC_NICK_MAX + 4] = "";
+    if (lcj_bval(lcj_get(last, "outgoing")))
+      snprintf(who, sizeof who, "me: ");
+    else if (lcj_get(last, "group") && lcj_get_str(last, "from_nick"))
+      snprintf(who, sizeof who, "%s: ", lcj_get_str(last, "from_nick"));
     printf("%s%-20s%s %s%-8s%s %-19s %s%s\n", lcc_c("\033[1m"),
            nick && *nick ? nick : lcc_short_id(lcj_get_str(p, "id"), sid),
            lcc_c("\033[0m"), lcc_c("\033[33m"), count, lcc_c("\033[0m"), when,
-           lcj_bval(lcj_get(last, "outgoing")) ? "me: " : "", text ? text : "");
+           who, text ? text : "");
   }
   return 0;
 }
@@ -433,8 +450,13 @@ static int cmd_unread(int argc, char **argv) {
   printf("%lld unread\n", (long long)lcj_ival(lcj_get(r, "total")));
   for (size_t i = 0; i < lcj_len(cv); i++) {
     lcj *c = lcj_at(cv, i), *p = lcj_get(c, "peer");
-    char sid[17];
+    char sid[17], gname[LC_GROUP_NAME_MAX + 2];
     const char *nick = lcj_get_str(p, "nick");
+    if (lcj_is_obj(lcj_get(c, "group"))) {
+      p = lcj_get(c, "group");
+      snprintf(gname, sizeof gname, "#%s", lcj_get_str(p, "name"));
+      nick = gname;
+    }
     printf("  %-20s %lld\n",
            nick && *nick ? nick : lcc_short_id(lcj_get_str(p, "id"), sid),
            (long long)lcj_ival(lcj_get(c, "unread")));
@@ -786,6 +808,87 @@ static int cmd_policy(int argc, char **argv) {
   return 0;
 }
 
+/* ---- groups ---- */
+
+static void print_group(const lcj *g, int with_members) {
+  char sid[17];
+  lcj *m = lcj_get(g, "members");
+  printf("%s#%s%s  %s  %zu members%s\n", lcc_c("\033[1m"),
+         lcj_get_str(g, "name"), lcc_c("\033[0m"),
+         lcc_short_id(lcj_get_str(g, "id"), sid), lcj_len(m),
+         lcj_bval(lcj_get(g, "member")) ? "" : "  (not a member)");
+  for (size_t i = 0; with_members && i < lcj_len(m); i++) {
+    lcj *p = lcj_at(m, i);
+    printf("  %-20s %-16s %s%s\n", lcj_get_str(p, "nick"),
+           lcc_short_id(lcj_get_str(p, "id"), sid),
+           lcj_bval(lcj_get(p, "owner")) ? "owner " : "",
+           lcj_bval(lcj_get(p, "me"))       ? "(me)"
+           : lcj_bval(lcj_get(p, "online")) ? "online"
+                                            : "offline");
+  }
+}
+
+static int group_reply_print(lcj *r) {
+  lcj *g = lcj_get(r, "group");
+  if (A.json)
+    lcc_print_json(g);
+  else
+    print_group(g, 1);
+  return 0;
+}
+
+static int cmd_group(int argc, char **argv) {
+  const char *use = "create NAME PEER... | invite|remove GROUP PEER | leave "
+                    "GROUP | rename GROUP NAME | list | members GROUP";
+  if (argc < 2)
+    usage_die("group", use);
+  const char *sub = argv[1];
+  lcj *a = args_obj();
+  if (!strcmp(sub, "create") && argc >= 3) {
+    lcj_set_str(a, "name", argv[2]);
+    lcj *m = lcj_arr();
+    for (int i = 3; i < argc; i++)
+      lcj_push(m, lcj_str(argv[i]));
+    lcj_set(a, "members", m);
+    return group_reply_print(call("group_create", a));
+  }
+  if ((!strcmp(sub, "invite") || !strcmp(sub, "remove")) && argc == 4) {
+    lcj_set_str(a, "group", argv[2]);
+    lcj_set_str(a, "peer", argv[3]);
+    return group_reply_print(
+        call(!strcmp(sub, "invite") ? "group_invite" : "group_remove", a));
+  }
+  if (!strcmp(sub, "leave") && argc == 3) {
+    lcj_set_str(a, "group", argv[2]);
+    return group_reply_print(call("group_leave", a));
+  }
+  if (!strcmp(sub, "rename") && argc == 4) {
+    lcj_set_str(a, "group", argv[2]);
+    lcj_set_str(a, "name", argv[3]);
+    return group_reply_print(call("group_rename", a));
+  }
+  if (!strcmp(sub, "members") && argc == 3) {
+    lcj_set_str(a, "group", argv[2]);
+    return group_reply_print(call("group_members", a));
+  }
+  if (!strcmp(sub, "list") && argc == 2) {
+    lcj_free(a);
+    lcj *v = lcj_get(call("groups", NULL), "groups");
+    for (size_t i = 0; i < lcj_len(v); i++) {
+      if (A.json)
+        lcc_print_json(lcj_at(v, i));
+      else
+        print_group(lcj_at(v, i), 0);
+    }
+    if (!A.json && lcj_len(v) == 0)
+      printf("no groups yet (lanchat group create NAME PEER...)\n");
+    return 0;
+  }
+  lcj_free(a);
+  usage_die("group", use);
+  return LCC_EXIT_USAGE;
+}
+
 static int cmd_help(int argc, char **argv);
 
 static const struct {
@@ -816,6 +919,9 @@ static const struct {
     {"chat", cmd_chat, "PEER", "interactive chat"},
     {"friend", cmd_friend, "add PEER [MSG]|accept|reject|remove PEER|list",
      "contacts"},
+    {"group", cmd_group,
+     "create NAME PEER...|invite|remove|leave|rename|list|members",
+     "group chats"},
     {"block", cmd_block, "PEER", "drop everything from a peer"},
     {"unblock", cmd_block, "PEER", "stop blocking a peer"},
     {"trust", cmd_trust, "PEER", "accept a peer's new key"},
@@ -832,7 +938,9 @@ static int cmd_help(int argc, char **argv) {
   printf("usage: lanchat [--data-dir DIR] [--json] COMMAND [ARGS]\n\n");
   for (size_t i = 0; i < N_CMDS; i++)
     printf("  %-14s %-42s %s\n", cmds[i].name, cmds[i].args, cmds[i].help);
-  printf("\nPEER is a nickname or at least 8 hex digits of a peer's id.\n"
+  printf("\nPEER is a nickname or at least 8 hex digits of a peer's id;\n"
+         "send, history, read, search and chat also take a GROUP (its name\n"
+         "or at least 8 hex digits of its id).\n"
          "DIR defaults to $LANCHAT_HOME, else $XDG_DATA_HOME/lanchat, else\n"
          "~/.local/share/lanchat.  Exit status: 0 done, 1 failed, 2 usage,\n"
          "3 daemon not running, 4 no identity yet, 5 unknown peer.\n");

@@ -98,6 +98,8 @@ void lcc_print_message(const lcj *m, const char *self_id, int short_time) {
                                  : lcj_bval(lcj_get(m, "outgoing"));
   const char *nick = lcj_get_str(m, "peer_nick");
   char sid[17];
+  if (lcj_get(m, "group")) /* in a group: its author */
+    nick = lcj_get_str(m, "from_nick");
   if (!nick || !*nick)
     nick = lcc_short_id(outgoing ? lcj_get_str(m, "to") : from, sid);
   lcc_local_time(lcj_get_str(m, "sent_at"), short_time, when, sizeof when);

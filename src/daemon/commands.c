@@ -100,15 +100,31 @@ static const char *nick_of(lcd_daemon *d, const uint8_t key[LC_KEY_BYTES]) {
   return p ? p->info.nickname : "";
 }
 
+static void group_name_of(lcd_daemon *d, const uint8_t *id, char *out,
+                          size_t cap);
+
 static lcj *msg_json(lcd_daemon *d, const lc_msg_info *m) {
   lcj *o = lcj_obj();
   lcj_set(o, "id", msgid_json(m->msg_id));
   lcj_set_int(o, "seq", m->id);
-  const uint8_t *from = m->outgoing ? d->self : m->peer;
-  const uint8_t *to = m->outgoing ? m->peer : d->self;
-  lcj_set(o, "from", key_json(from));
-  lcj_set(o, "to", key_json(to));
-  lcj_set_str(o, "peer_nick", nick_of(d, m->peer));
+  if (m->is_group) {
+    /* from its author to the group */
+    const uint8_t *from = m->outgoing ? d->self : m->sender;
+    char name[LC_GROUP_NAME_MAX + 1];
+    group_name_of(d, m->peer, name, sizeof name);
+    lcj_set(o, "from", key_json(from));
+    lcj_set(o, "to", key_json(m->peer));
+    lcj_set(o, "group", key_json(m->peer));
+    lcj_set_str(o, "group_name", name);
+    lcj_set_str(o, "from_nick", m->outgoing ? "" : nick_of(d, from));
+    lcj_set_str(o, "peer_nick", name);
+  } else {
+    const uint8_t *from = m->outgoing ? d->self : m->peer;
+    const uint8_t *to = m->outgoing ? m->peer : d->self;
+    lcj_set(o, "from", key_json(from));
+    lcj_set(o, "to", key_json(to));
+    lcj_set_str(o, "peer_nick", nick_of(d, m->peer));
+  }
   lcj_set_bool(o, "outgoing", m->outgoing);
   lcj_set(o, "sent_at", time_json(m->sent_ms));
   lcj_set(o, "received_at", time_json(m->received_ms));
@@ -174,6 +190,11 @@ static void on_message(lc_node *node, const lc_message *m, void *user) {
   info.state = LC_MSG_DELIVERED;
   info.text = (char *)m->text;
   info.text_len = m->text_len;
+  if (m->group) {
+    info.is_group = 1;
+    memcpy(info.peer, m->group, LC_GROUP_ID_BYTES);
+    memcpy(info.sender, m->from, LC_KEY_BYTES);
+  }
   lcj *e = event("message");
   lcj_set(e, "message", msg_json(d, &info));
   lcd_server_broadcast(d, LCD_EV_MESSAGE, e);
@@ -279,6 +300,53 @@ static void on_contact(lc_node *node, lc_contact_event ev,
   lcd_server_broadcast(d, LCD_EV_CONTACT, e);
 }
 
+/* ---- groups ---- */
+
+static void group_name_of(lcd_daemon *d, const uint8_t *id, char *out,
+                          size_t cap) {
+  lc_group_info *g;
+  size_t n;
+  out[0] = '\0';
+  if (lc_groups(d->node, &g, &n) != 0)
+    return;
+  for (size_t i = 0; i < n; i++)
+    if (memcmp(g[i].id, id, LC_GROUP_ID_BYTES) == 0)
+      snprintf(out, cap, "%s", g[i].name);
+  lc_groups_free(g, n);
+}
+
+static lcj *group_json(lcd_daemon *d, const lc_group_info *g) {
+  lcj *o = lcj_obj();
+  lcj_set(o, "id", key_json(g->id));
+  lcj_set_str(o, "name", g->name);
+  lcj_set_bool(o, "member", g->member);
+  lcj *arr = lcj_arr();
+  for (size_t i = 0; i < g->nmembers; i++) {
+    lcj *m;
+    if (memcmp(g->members[i].key, d->self, LC_KEY_BYTES) == 0) {
+      m = lcj_obj();
+      lcj_set(m, "id", key_json(d->self));
+      lcj_set_str(m, "nick", d->cfg.nick ? d->cfg.nick : "");
+      lcj_set_bool(m, "online", 1);
+      lcj_set_bool(m, "me", 1);
+    } else {
+      m = dir_peer_json(d, g->members[i].key);
+    }
+    lcj_set_bool(m, "owner", g->members[i].owner);
+    lcj_push(arr, m);
+  }
+  lcj_set(o, "members", arr);
+  return o;
+}
+
+static void on_group(lc_node *node, const lc_group_info *g, void *user) {
+  lcd_daemon *d = user;
+  (void)node;
+  lcj *e = event("group");
+  lcj_set(e, "group", group_json(d, g));
+  lcd_server_broadcast(d, LCD_EV_GROUP, e);
+}
+
 static void on_log(lc_node *node, int level, const char *msg, void *user) {
   (void)node;
   (void)user;
@@ -335,6 +403,7 @@ int lcd_node_open(lcd_daemon *d, struct uv_loop_s *loop, char *err,
   o.on_network = on_network;
   o.on_log = on_log;
   o.on_contact = on_contact;
+  o.on_group = on_group;
   o.contacts_only = d->contacts_only;
   o.user_data = d;
   int rc = lc_node_new(&d->node, loop, &o);
@@ -602,6 +671,115 @@ static int arg_peer(ctx *c, const char *name, int required,
   return -1;
 }
 
+/* A group by id (64 hex digits, or at least 8 of them) or name (exact,
+ * then ignoring case): 1 with its id, 0 if none, -n if n match. */
+static int find_group(lcd_daemon *d, const char *s, uint8_t id[32],
+                      lcj *cands) {
+  lc_group_info *g;
+  size_t n;
+  if (lc_groups(d->node, &g, &n) != 0)
+    return 0;
+  size_t len = strlen(s);
+  int found = 0;
+  int hex = len >= 8 && len <= LC_KEY_HEX_LEN &&
+            strspn(s, "0123456789abcdefABCDEF") == len;
+  for (int pass = 0; pass < 3 && !found; pass++) {
+    for (size_t i = 0; i < n; i++) {
+      char h[LC_KEY_HEX_LEN + 1];
+      lc_key_to_hex(h, g[i].id);
+      int match = pass == 0   ? hex && strncasecmp(h, s, len) == 0
+                  : pass == 1 ? strcmp(g[i].name, s) == 0
+                              : strcasecmp(g[i].name, s) == 0;
+      if (!match)
+        continue;
+      found++;
+      memcpy(id, g[i].id, LC_GROUP_ID_BYTES);
+      if (cands)
+        lcj_push(cands, group_json(d, &g[i]));
+    }
+  }
+  lc_groups_free(g, n);
+  return found <= 1 ? found : -found;
+}
+
+/* A peer or a group (send, history, read, search): 1 with is_group set,
+ * 0 absent and optional, -1 an error listing the candidates. */
+static int arg_target(ctx *c, const char *name, int required,
+                      uint8_t key[LC_KEY_BYTES], int *is_group) {
+  const char *s = NULL;
+  int r = arg_str(c, name, required, &s);
+  if (r <= 0)
+    return r;
+  *is_group = 0;
+  lcj *gc = lcj_arr();
+  int g = find_group(c->d, s, key, gc);
+  if (g == 1 && strlen(s) == LC_KEY_HEX_LEN) {
+    lcj_free(gc);
+    *is_group = 1;
+    return 1;
+  }
+  size_t idx[CANDIDATES_MAX];
+  uint8_t pk[LC_KEY_BYTES];
+  int p = lcd_dir_resolve(&c->d->dir, s, pk, idx, CANDIDATES_MAX);
+  if (p == 1 && g == 0) {
+    memcpy(key, pk, LC_KEY_BYTES);
+    lcj_free(gc);
+    return 1;
+  }
+  if (g == 1 && p == 0) {
+    lcj_free(gc);
+    *is_group = 1;
+    return 1;
+  }
+  if (p == 0 && g == 0) {
+    lcj_free(gc);
+    return arg_peer(c, name, required, key); /* the unknown_peer error */
+  }
+  /* several: peers and groups alike */
+  for (int i = 0; p < 0 && i < -p && i < CANDIDATES_MAX; i++)
+    lcj_push(gc,
+             peer_json(&c->d->dir.v[idx[i]].info, c->d->dir.v[idx[i]].online));
+  if (p == 1)
+    lcj_push(gc, dir_peer_json(c->d, pk));
+  fail(c, "ambiguous_peer",
+       "'%s' names more than one peer or group: give more of the id", s);
+  c->details = lcj_obj();
+  lcj_set(c->details, "candidates", gc);
+  return -1;
+}
+
+/* A group argument (the group commands). */
+static int arg_group(ctx *c, const char *name, uint8_t id[32]) {
+  const char *s = NULL;
+  if (arg_str(c, name, 1, &s) < 0)
+    return -1;
+  lcj *cands = lcj_arr();
+  int g = find_group(c->d, s, id, cands);
+  if (g == 1) {
+    lcj_free(cands);
+    return 1;
+  }
+  if (g == 0) {
+    lcj_free(cands);
+    cands = lcj_arr();
+    lc_group_info *v;
+    size_t n;
+    if (lc_groups(c->d->node, &v, &n) == 0) {
+      for (size_t i = 0; i < n && i < CANDIDATES_MAX; i++)
+        lcj_push(cands, group_json(c->d, &v[i]));
+      lc_groups_free(v, n);
+    }
+    fail(c, "unknown_group",
+         "no group called '%s' (a name, or at least 8 hex digits of an id)", s);
+  } else {
+    fail(c, "ambiguous_group", "'%s' matches %d groups: give more of the id", s,
+         -g);
+  }
+  c->details = lcj_obj();
+  lcj_set(c->details, "candidates", cands);
+  return -1;
+}
+
 static lcj *result(void) {
   return lcj_obj();
 }
@@ -749,10 +927,34 @@ static lcj *message_reply(ctx *c, const uint8_t id[LC_MSGID_BYTES]) {
   return r;
 }
 
+/* A group's JSON by id (null if unknown). */
+static lcj *group_by_id(lcd_daemon *d, const uint8_t *id) {
+  lc_group_info *g;
+  size_t n;
+  lcj *r = NULL;
+  if (lc_groups(d->node, &g, &n) == 0) {
+    for (size_t i = 0; i < n && !r; i++)
+      if (memcmp(g[i].id, id, LC_GROUP_ID_BYTES) == 0)
+        r = group_json(d, &g[i]);
+    lc_groups_free(g, n);
+  }
+  return r ? r : lcj_null();
+}
+
+/* A conversation's other side: "peer", or "group" for a group's. */
+static void conv_who(lcd_daemon *d, lcj *o, const lc_conversation_info *cv) {
+  if (cv->has_last && cv->last.is_group)
+    lcj_set(o, "group", group_by_id(d, cv->peer));
+  else
+    lcj_set(o, "peer", dir_peer_json(d, cv->peer));
+}
+
 static lcj *cmd_send(ctx *c) {
   uint8_t to[LC_KEY_BYTES], id[LC_MSGID_BYTES];
   const char *text;
-  if (arg_peer(c, "to", 1, to) < 0 || arg_str(c, "text", 1, &text) < 0)
+  int group = 0;
+  if (arg_target(c, "to", 1, to, &group) < 0 ||
+      arg_str(c, "text", 1, &text) < 0)
     return NULL;
   size_t len = lcj_slen(lcj_get(c->req, "text"));
   if (len == 0)
@@ -760,12 +962,16 @@ static lcj *cmd_send(ctx *c) {
   if (len > LC_TEXT_MAX)
     return fail(c, "too_large", "a message is at most %d bytes, not %zu",
                 LC_TEXT_MAX, len);
-  if (memcmp(to, c->d->self, LC_KEY_BYTES) == 0)
+  if (!group && memcmp(to, c->d->self, LC_KEY_BYTES) == 0)
     return fail(c, "bad_argument", "that is us: messages go to other peers");
-  int rc = lc_send_text(c->d->node, to, text, len, id);
+  int rc = group ? lc_group_send(c->d->node, to, text, len, id)
+                 : lc_send_text(c->d->node, to, text, len, id);
+  if (rc == LC_ESTATE && group)
+    return fail(c, "wrong_state", "send: we are not a member of that group");
   if (rc < 0)
     return fail_lc(c, rc, "send");
-  lcd_dir_touch(&c->d->dir, to);
+  if (!group)
+    lcd_dir_touch(&c->d->dir, to);
   lcj *m = one_message(c, id);
   if (!m)
     return NULL;
@@ -803,8 +1009,8 @@ static lcj *cmd_typing(ctx *c) {
 static lcj *cmd_history(ctx *c) {
   uint8_t with[LC_KEY_BYTES], before[LC_MSGID_BYTES];
   int64_t limit = HISTORY_DEFAULT, before_seq = 0;
-  int hb;
-  if (arg_peer(c, "with", 1, with) < 0 ||
+  int hb, group = 0;
+  if (arg_target(c, "with", 1, with, &group) < 0 ||
       arg_int(c, "limit", 1, HISTORY_MAX, &limit) < 0 ||
       (hb = arg_msgid(c, "before", 0, before)) < 0 ||
       arg_int(c, "before_seq", 1, INT64_MAX, &before_seq) < 0)
@@ -827,7 +1033,10 @@ static lcj *cmd_history(ctx *c) {
     return fail_lc(c, rc, "history");
   size_t shown = n > (size_t)limit ? (size_t)limit : n;
   lcj *r = result();
-  lcj_set(r, "peer", dir_peer_json(c->d, with));
+  if (group)
+    lcj_set(r, "group", group_by_id(c->d, with));
+  else
+    lcj_set(r, "peer", dir_peer_json(c->d, with));
   /* newest first: an extra one is the oldest, left out */
   lcj_set(r, "messages", msgs_json(c->d, m, shown, 1));
   lcj_set_bool(r, "more", n > shown);
@@ -851,7 +1060,7 @@ static lcj *cmd_conversations(ctx *c) {
   lcj *arr = lcj_arr();
   for (size_t i = 0; i < n; i++) {
     lcj *o = lcj_obj();
-    lcj_set(o, "peer", dir_peer_json(c->d, cv[i].peer));
+    conv_who(c->d, o, &cv[i]);
     lcj_set_int(o, "unread", cv[i].unread);
     lcj_set(o, "last",
             cv[i].has_last ? msg_json(c->d, &cv[i].last) : lcj_null());
@@ -877,7 +1086,7 @@ static lcj *cmd_unread(ctx *c) {
     if (cv[i].unread <= 0)
       continue;
     lcj *o = lcj_obj();
-    lcj_set(o, "peer", dir_peer_json(c->d, cv[i].peer));
+    conv_who(c->d, o, &cv[i]);
     lcj_set_int(o, "unread", cv[i].unread);
     lcj_push(arr, o);
   }
@@ -889,9 +1098,10 @@ static lcj *cmd_unread(ctx *c) {
 }
 
 static lcj *cmd_read(ctx *c) {
+  int tg_unused = 0;
   uint8_t with[LC_KEY_BYTES], upto[LC_MSGID_BYTES];
   int hu;
-  if (arg_peer(c, "with", 1, with) < 0 ||
+  if (arg_target(c, "with", 1, with, &tg_unused) < 0 ||
       (hu = arg_msgid(c, "up_to", 0, upto)) < 0)
     return NULL;
   int64_t seq = 0;
@@ -913,12 +1123,13 @@ static lcj *cmd_read(ctx *c) {
 }
 
 static lcj *cmd_search(ctx *c) {
+  int tg_search = 0;
   const char *q;
   uint8_t with[LC_KEY_BYTES];
   int64_t limit = SEARCH_DEFAULT;
   int hw;
   if (arg_str(c, "query", 1, &q) < 0 ||
-      (hw = arg_peer(c, "with", 0, with)) < 0 ||
+      (hw = arg_target(c, "with", 0, with, &tg_search)) < 0 ||
       arg_int(c, "limit", 1, HISTORY_MAX, &limit) < 0)
     return NULL;
   lc_msg_info *m;
@@ -941,8 +1152,9 @@ static lcj *cmd_search(ctx *c) {
 static lcj *cmd_export(ctx *c) {
   uint8_t with[LC_KEY_BYTES];
   const char *path, *format = "json";
-  if (arg_peer(c, "with", 1, with) < 0 || arg_str(c, "path", 1, &path) < 0 ||
-      arg_str(c, "format", 0, &format) < 0)
+  int tg_export = 0;
+  if (arg_target(c, "with", 1, with, &tg_export) < 0 ||
+      arg_str(c, "path", 1, &path) < 0 || arg_str(c, "format", 0, &format) < 0)
     return NULL;
   lc_export_format f;
   if (!strcmp(format, "json"))
@@ -1133,6 +1345,123 @@ static lcj *cmd_policy(ctx *c) {
   return r;
 }
 
+/* ---- groups ---- */
+
+static lcj *group_fail(ctx *c, int rc, const char *what) {
+  if (rc == LC_ESTATE)
+    return fail(c, "wrong_state",
+                "%s: not possible now (we are not a member; the peer is a "
+                "member already, or is not one; only owners remove others)",
+                what);
+  if (rc == LC_ENOPEER)
+    return fail(c, "unknown_group", "%s: no such group", what);
+  return fail_lc(c, rc, what);
+}
+
+static lcj *group_reply(ctx *c, const uint8_t *id) {
+  lcj *r = result();
+  lcj_set(r, "group", group_by_id(c->d, id));
+  return r;
+}
+
+static lcj *cmd_group_create(ctx *c) {
+  const char *name;
+  if (arg_str(c, "name", 1, &name) < 0)
+    return NULL;
+  lcj *mv = lcj_get(c->req, "members");
+  if (mv && !lcj_is_null(mv) && !lcj_is_arr(mv))
+    return fail(c, "bad_argument",
+                "argument 'members' must be an array of peers, not %s",
+                lcj_type_name(mv));
+  size_t n = lcj_len(mv);
+  if (n >= LC_GROUP_MEMBERS_MAX)
+    return fail(c, "too_large", "a group has at most %d members",
+                LC_GROUP_MEMBERS_MAX);
+  uint8_t(*keys)[LC_KEY_BYTES] = calloc(n ? n : 1, LC_KEY_BYTES);
+  if (!keys)
+    return fail(c, "out_of_memory", "group_create");
+  for (size_t i = 0; i < n; i++) {
+    lcj *one = lcj_obj();
+    lcj_set(one, "peer", lcj_ref(lcj_at(mv, i)));
+    lcj *saved = c->req;
+    c->req = one;
+    int r = arg_peer(c, "peer", 1, keys[i]);
+    c->req = saved;
+    lcj_free(one);
+    if (r < 0) {
+      free(keys);
+      return NULL;
+    }
+  }
+  uint8_t id[LC_GROUP_ID_BYTES];
+  int rc = lc_group_create(c->d->node, name, (const uint8_t(*)[32])keys, n, id);
+  free(keys);
+  if (rc < 0)
+    return group_fail(c, rc, "group_create");
+  return group_reply(c, id);
+}
+
+static lcj *group_member_op(ctx *c, int invite) {
+  uint8_t id[LC_GROUP_ID_BYTES], key[LC_KEY_BYTES];
+  if (arg_group(c, "group", id) < 0 || arg_peer(c, "peer", 1, key) < 0)
+    return NULL;
+  int rc = invite ? lc_group_invite(c->d->node, id, key)
+                  : lc_group_remove(c->d->node, id, key);
+  if (rc < 0)
+    return group_fail(c, rc, invite ? "group_invite" : "group_remove");
+  return group_reply(c, id);
+}
+
+static lcj *cmd_group_invite(ctx *c) {
+  return group_member_op(c, 1);
+}
+static lcj *cmd_group_remove(ctx *c) {
+  return group_member_op(c, 0);
+}
+
+static lcj *cmd_group_leave(ctx *c) {
+  uint8_t id[LC_GROUP_ID_BYTES];
+  if (arg_group(c, "group", id) < 0)
+    return NULL;
+  int rc = lc_group_leave(c->d->node, id);
+  if (rc < 0)
+    return group_fail(c, rc, "group_leave");
+  return group_reply(c, id);
+}
+
+static lcj *cmd_group_rename(ctx *c) {
+  uint8_t id[LC_GROUP_ID_BYTES];
+  const char *name;
+  if (arg_group(c, "group", id) < 0 || arg_str(c, "name", 1, &name) < 0)
+    return NULL;
+  int rc = lc_group_rename(c->d->node, id, name);
+  if (rc < 0)
+    return group_fail(c, rc, "group_rename");
+  return group_reply(c, id);
+}
+
+static lcj *cmd_groups(ctx *c) {
+  lc_group_info *g;
+  size_t n;
+  int rc = lc_groups(c->d->node, &g, &n);
+  if (rc < 0)
+    return fail_lc(c, rc, "groups");
+  lcj *arr = lcj_arr();
+  for (size_t i = 0; i < n; i++)
+    lcj_push(arr, group_json(c->d, &g[i]));
+  lc_groups_free(g, n);
+  lcj *r = result();
+  lcj_set(r, "groups", arr);
+  return r;
+}
+
+static lcj *cmd_group_members(ctx *c) {
+  uint8_t id[LC_GROUP_ID_BYTES];
+  if (arg_group(c, "group", id) < 0)
+    return NULL;
+  return group_reply(c, id);
+}
+
 static const struct {
   const char *name;
   unsigned bit;
@@ -1141,6 +1470,7 @@ static const struct {
     {"peer", LCD_EV_PEER},       {"typing", LCD_EV_TYPING},
     {"changed", LCD_EV_CHANGED}, {"network", LCD_EV_NETWORK},
     {"daemon", LCD_EV_DAEMON},   {"contact", LCD_EV_CONTACT},
+    {"group", LCD_EV_GROUP},
 };
 
 static lcj *cmd_subscribe(ctx *c) {
@@ -1160,7 +1490,7 @@ static lcj *cmd_subscribe(ctx *c) {
       if (k == nk)
         return fail(c, "bad_argument",
                     "unknown event class '%s' (message, delivery, peer, "
-                    "typing, changed, network, daemon, contact)",
+                    "typing, changed, network, daemon, contact, group)",
                     name ? name : lcj_type_name(lcj_at(ev, i)));
       mask |= event_classes[k].bit;
     }
@@ -1258,6 +1588,13 @@ static const struct {
     {"unblock", cmd_unblock, "peer"},
     {"trust", cmd_trust, "peer"},
     {"policy", cmd_policy, "[accept]"},
+    {"group_create", cmd_group_create, "name [members]"},
+    {"group_invite", cmd_group_invite, "group peer"},
+    {"group_remove", cmd_group_remove, "group peer"},
+    {"group_leave", cmd_group_leave, "group"},
+    {"group_rename", cmd_group_rename, "group name"},
+    {"groups", cmd_groups, ""},
+    {"group_members", cmd_group_members, "group"},
     {"stats", cmd_stats, ""},
     {"stop", cmd_stop, ""},
 };

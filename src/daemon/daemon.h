@@ -23,7 +23,8 @@ enum {
   LCD_EV_NETWORK = 1 << 5,  /* network: interfaces changed */
   LCD_EV_DAEMON = 1 << 6,   /* daemon: stopping */
   LCD_EV_CONTACT = 1 << 7,  /* contact: requests, answers, key changes */
-  LCD_EV_ALL = (1 << 8) - 1
+  LCD_EV_GROUP = 1 << 8,    /* group: members or name changed, joined */
+  LCD_EV_ALL = (1 << 9) - 1
 };
 
 typedef struct {
