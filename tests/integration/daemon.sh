@@ -343,6 +343,41 @@ wait_for "the held message delivered" sh -c "'$LANCHAT' --data-dir '$work/mallor
 lc mallory stop >/dev/null
 kill "$watch_pid" "$watch_bob" 2>/dev/null || true
 
+# ---- a three-member group ----
+lc alice group create lunch bob carol | grep -q '3 members' || fail "group create"
+wait_for "bob knows the group" sh -c "'$LANCHAT' --data-dir '$work/bob' group list | grep -q '#lunch'"
+wait_for "carol knows the group" sh -c "'$LANCHAT' --data-dir '$work/carol' group list | grep -q '#lunch'"
+lc alice send lunch "noon at the usual place?" >/dev/null
+lc carol send lunch "yes" >/dev/null
+group_has() { # group_has NAME COUNT: NAME's history of lunch has COUNT messages
+  [ "$(lc "$1" --json history lunch | grep -c '"group":')" -eq "$2" ]
+}
+for n in alice bob carol; do wait_for "$n has both group messages" group_has "$n" 2; done
+# every member shows the same history, in the same order
+a_hist=$(lc alice --json history lunch | python3 -c 'import json,sys; print([json.loads(l)["id"] for l in sys.stdin])')
+for n in bob carol; do
+  [ "$(lc "$n" --json history lunch | python3 -c 'import json,sys; print([json.loads(l)["id"] for l in sys.stdin])')" = "$a_hist" ] ||
+    fail "$n's group history differs from alice's"
+done
+lc bob history lunch | grep -q 'carol: yes' || fail "group message author"
+lc bob read lunch | grep -q '2 marked read' || fail "group read"
+# bob is away while alice writes; he catches up when back
+lc bob stop >/dev/null
+lc alice send lunch "see you there" >/dev/null
+"$LANCHATD" --data-dir "$work/bob" "${common[@]}" || fail "bob back"
+wait_for "bob catches up on the group" group_has bob 3
+# only owners remove others; a rename reaches everyone; carol leaves
+rc=0
+lc bob group remove lunch alice 2>"$work/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'only owners' "$work/err" || fail "a non-owner removed someone: exit $rc"
+lc bob group rename lunch "lunch crew" >/dev/null || fail "group rename"
+wait_for "alice sees the new name" sh -c "'$LANCHAT' --data-dir '$work/alice' group list | grep -q '#lunch crew'"
+lc carol group leave "lunch crew" | grep -q 'not a member' || fail "group leave"
+wait_for "alice sees carol gone" sh -c "'$LANCHAT' --data-dir '$work/alice' group members 'lunch crew' | grep -vq carol && [ \$('$LANCHAT' --data-dir '$work/alice' --json group members 'lunch crew' | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"members\"]))') -eq 2 ]"
+rc=0
+lc carol send "lunch crew" "still here?" 2>"$work/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'not a member' "$work/err" || fail "a former member sent: exit $rc"
+
 # ---- an identity sealed by a passphrase ----
 printf 'correct horse battery staple\n' >"$work/pass"
 chmod 600 "$work/pass"
