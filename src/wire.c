@@ -1238,8 +1238,8 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
   } else if (kind == LC_CHAT_GROUP_OP || kind == LC_CHAT_GROUP_MSG) {
     WIRE_TRY(wire_read_bin(&in, &c->blob, &c->blob_len));
     if (c->blob_len == 0 ||
-        c->blob_len > (kind == LC_CHAT_GROUP_OP ? LC_GROUP_BLOB_MAX
-                                                : LC_GROUP_MSG_MAX))
+        c->blob_len >
+            (kind == LC_CHAT_GROUP_OP ? LC_GROUP_BLOB_MAX : LC_GROUP_MSG_MAX))
       return LC_ERANGE;
   } else if (kind == LC_CHAT_GROUP_SYNC) {
     WIRE_TRY(wire_read_fixed(&in, c->group, LC_GROUP_ID_BYTES));

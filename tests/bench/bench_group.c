@@ -1,0 +1,286 @@
+/* bench_group.c: lanchat-bench-group, the group fan-out figures of the
+ * README, on loopback only (unicast 127.0.0.1, broadcast 127.255.255.255,
+ * a discovery port picked free for the run).
+ *
+ * N nodes (10 and 50 by default) in one process and one libuv loop find
+ * each other; one creates a group of all of them; then members in turn
+ * send a message and the time until every other member's node has it
+ * stored (on_message) is measured.  Reference in the same run: the same
+ * nodes sending the same text directly to one peer (a direct message's
+ * time to the other side), so the ratio says what fan-out costs.
+ *
+ *   lanchat-bench-group [--sizes 10,50] [--messages 30] */
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "lanchat.h"
+
+#define MAXN 64
+
+typedef struct {
+  lc_node *node;
+  char dir[64];
+  uint8_t key[LC_KEY_BYTES];
+  int got;      /* messages received for the round in progress */
+  int in_group; /* on_group seen with us a member */
+  int peers;    /* present peers */
+  int stopped;
+} bn;
+
+static bn nodes[MAXN];
+static int nn;
+static uv_loop_t loop;
+static int g_round_want;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint16_t free_port(void) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, (struct sockaddr *)&a, sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+static bn *self_of(lc_node *n) {
+  for (int i = 0; i < nn; i++)
+    if (nodes[i].node == n)
+      return &nodes[i];
+  return NULL;
+}
+
+static void on_peer(lc_node *n, lc_peer_event ev, const lc_peer_info *p,
+                    int detail, void *u) {
+  (void)p;
+  (void)detail;
+  (void)u;
+  bn *b = self_of(n);
+  if (ev == LC_PEER_APPEARED)
+    b->peers++;
+  else if (ev == LC_PEER_LEFT)
+    b->peers--;
+}
+
+static void on_message(lc_node *n, const lc_message *m, void *u) {
+  (void)m;
+  (void)u;
+  self_of(n)->got++;
+}
+
+static void on_group(lc_node *n, const lc_group_info *g, void *u) {
+  (void)u;
+  bn *b = self_of(n);
+  b->in_group = g->member && (int)g->nmembers == nn;
+}
+
+static void on_stop(lc_node *n, void *u) {
+  (void)u;
+  self_of(n)->stopped = 1;
+}
+
+static int run_until(int (*pred)(void), double timeout_s) {
+  uint64_t end = now_ns() + (uint64_t)(timeout_s * 1e9);
+  while (!pred()) {
+    if (now_ns() > end)
+      return -1;
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  return 0;
+}
+
+static int all_see_all(void) {
+  for (int i = 0; i < nn; i++)
+    if (nodes[i].peers < nn - 1)
+      return 0;
+  return 1;
+}
+
+static int all_in_group(void) {
+  for (int i = 0; i < nn; i++)
+    if (!nodes[i].in_group)
+      return 0;
+  return 1;
+}
+
+static int round_done(void) {
+  int have = 0;
+  for (int i = 0; i < nn; i++)
+    have += nodes[i].got;
+  return have >= g_round_want;
+}
+
+static int all_stopped(void) {
+  for (int i = 0; i < nn; i++)
+    if (!nodes[i].stopped)
+      return 0;
+  return 1;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double pct(uint64_t *v, int n, double p) {
+  qsort(v, (size_t)n, sizeof *v, cmp_u64);
+  int i = (int)(p * (n - 1) + 0.5);
+  return (double)v[i] / 1e6;
+}
+
+static void rm_dir(const char *dir) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static int bench_size(int n, int messages) {
+  nn = n;
+  memset(nodes, 0, sizeof nodes);
+  uint16_t dport = free_port();
+  for (int i = 0; i < n; i++) {
+    bn *b = &nodes[i];
+    snprintf(b->dir, sizeof b->dir, "/tmp/lc-bench-group-XXXXXX");
+    if (!mkdtemp(b->dir))
+      return -1;
+    char nick[16];
+    snprintf(nick, sizeof nick, "m%02d", i);
+    lc_node_options o;
+    lc_node_options_init(&o);
+    o.data_dir = b->dir;
+    o.nickname = nick;
+    o.discovery_port = dport;
+    o.bind_v4 = "127.0.0.1";
+    o.bind_v6 = "";
+    o.interfaces = "lo";
+    o.broadcast = "127.255.255.255";
+    o.announce_interval_ms = 2000;
+    o.on_peer = on_peer;
+    o.on_message = on_message;
+    o.on_group = on_group;
+    if (lc_node_new(&b->node, &loop, &o) != 0 || lc_node_start(b->node) != 0)
+      return -1;
+    lc_node_key(b->node, b->key);
+  }
+  int rc = 0;
+  if (run_until(all_see_all, 60) < 0) {
+    fprintf(stderr, "group bench: the %d nodes did not all see each other\n",
+            n);
+    rc = -1;
+    goto out;
+  }
+  uint8_t(*members)[LC_KEY_BYTES] = calloc((size_t)n, LC_KEY_BYTES);
+  for (int i = 1; i < n; i++)
+    memcpy(members[i - 1], nodes[i].key, LC_KEY_BYTES);
+  uint8_t gid[LC_GROUP_ID_BYTES];
+  uint64_t t0 = now_ns();
+  int cr = lc_group_create(nodes[0].node, "bench",
+                           (const uint8_t(*)[LC_KEY_BYTES])members,
+                           (size_t)n - 1, gid);
+  free(members);
+  if (cr != 0 || run_until(all_in_group, 60) < 0) {
+    fprintf(stderr, "group bench: the group did not reach every node\n");
+    rc = -1;
+    goto out;
+  }
+  double create_ms = (double)(now_ns() - t0) / 1e6;
+  uint64_t *fan = calloc((size_t)messages, sizeof *fan);
+  uint64_t *direct = calloc((size_t)messages, sizeof *direct);
+  const char *text = "a message of about the size people write, 60 bytes..";
+  for (int k = 0; k < messages; k++) {
+    int from = k % n;
+    for (int i = 0; i < n; i++)
+      nodes[i].got = 0;
+    g_round_want = n - 1;
+    t0 = now_ns();
+    lc_group_send(nodes[from].node, gid, text, strlen(text), NULL);
+    if (run_until(round_done, 30) < 0) {
+      fprintf(stderr, "group bench: message %d did not reach everyone\n", k);
+      rc = -1;
+      break;
+    }
+    fan[k] = now_ns() - t0;
+    /* the reference: the same text, directly to one peer */
+    for (int i = 0; i < n; i++)
+      nodes[i].got = 0;
+    g_round_want = 1;
+    t0 = now_ns();
+    lc_send_text(nodes[from].node, nodes[(from + 1) % n].key, text,
+                 strlen(text), NULL);
+    if (run_until(round_done, 30) < 0) {
+      rc = -1;
+      break;
+    }
+    direct[k] = now_ns() - t0;
+  }
+  if (rc == 0) {
+    double f50 = pct(fan, messages, 0.5), f99 = pct(fan, messages, 0.99);
+    double d50 = pct(direct, messages, 0.5);
+    printf("| %d | %.1f | %.2f | %.2f | %.2f | %.1f |\n", n, create_ms, f50,
+           f99, d50, f50 / (d50 > 0 ? d50 : 1));
+  }
+  free(fan);
+  free(direct);
+out:
+  for (int i = 0; i < n; i++)
+    if (nodes[i].node && lc_node_stop(nodes[i].node, on_stop) != 0)
+      nodes[i].stopped = 1;
+  run_until(all_stopped, 30);
+  for (int i = 0; i < n; i++) {
+    lc_node_free(nodes[i].node);
+    rm_dir(nodes[i].dir);
+  }
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  char sizes[64] = "10,50";
+  int messages = 30;
+  static const struct option lo[] = {{"sizes", required_argument, NULL, 's'},
+                                     {"messages", required_argument, NULL, 'm'},
+                                     {NULL, 0, NULL, 0}};
+  int ch;
+  while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    if (ch == 's')
+      snprintf(sizes, sizeof sizes, "%s", optarg);
+    else if (ch == 'm')
+      messages = atoi(optarg);
+    else
+      return 2;
+  }
+  if (messages < 1)
+    messages = 1;
+  uv_loop_init(&loop);
+  printf("| members | group created everywhere (ms) | fan-out p50 (ms) | "
+         "fan-out p99 (ms) | direct message p50 (ms) | fan-out / direct |\n");
+  printf("|---|---|---|---|---|---|\n");
+  int rc = 0;
+  for (char *tok = strtok(sizes, ","); tok; tok = strtok(NULL, ",")) {
+    int n = atoi(tok);
+    if (n < 2 || n > MAXN) {
+      fprintf(stderr, "sizes: 2..%d\n", MAXN);
+      return 2;
+    }
+    if (bench_size(n, messages) != 0)
+      rc = 1;
+  }
+  uv_loop_close(&loop);
+  return rc;
+}
