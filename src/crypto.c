@@ -619,6 +619,23 @@ int lc__pk_check(const uint8_t pk[LC_PK_BYTES]) {
   return rc;
 }
 
+int lc__seal_to(const uint8_t recipient[LC_PK_BYTES], const uint8_t *pt,
+                size_t len, uint8_t *out) {
+  uint8_t x[crypto_box_PUBLICKEYBYTES];
+  if (crypto_sign_ed25519_pk_to_curve25519(x, recipient) != 0)
+    return LC_EAUTH;
+  return crypto_box_seal(out, pt, len, x) == 0 ? 0 : LC_ECRYPTO;
+}
+
+int lc__seal_open(const lc__identity *self, const uint8_t *ct, size_t len,
+                  uint8_t *out) {
+  if (len < crypto_box_SEALBYTES)
+    return LC_EAUTH;
+  return crypto_box_seal_open(out, ct, len, self->x_pk, self->x_sk) == 0
+             ? 0
+             : LC_EAUTH;
+}
+
 void lc__hash(uint8_t *out, size_t outlen, const void *in, size_t inlen) {
   crypto_generichash(out, outlen, in, inlen, NULL, 0);
 }

@@ -111,6 +111,17 @@ int lc__verify(const uint8_t pk[LC_PK_BYTES], const uint8_t *msg, size_t len,
  * X25519), LC_EAUTH otherwise. */
 int lc__pk_check(const uint8_t pk[LC_PK_BYTES]);
 
+/* Sealed boxes, for a message a relay carries without reading it: an
+ * ephemeral X25519 key and XSalsa20-Poly1305 (crypto_box_seal) to the
+ * recipient's identity (its Ed25519 key, converted).  out has len +
+ * LC_SEAL_OVERHEAD bytes.  Errors: LC_EAUTH (not a usable key, or a box
+ * that does not open). */
+#define LC_SEAL_OVERHEAD 48
+int lc__seal_to(const uint8_t recipient[LC_PK_BYTES], const uint8_t *pt,
+                size_t len, uint8_t *out);
+int lc__seal_open(const lc__identity *self, const uint8_t *ct, size_t len,
+                  uint8_t *out);
+
 /* BLAKE2b of in, outlen bytes (16..64). */
 void lc__hash(uint8_t *out, size_t outlen, const void *in, size_t inlen);
 

@@ -1121,6 +1121,20 @@ int lc__disc_decode(lc__disc_datagram *dg, const uint8_t *buf, size_t len,
   return 0;
 }
 
+/* How many fields each kind of chat envelope has. */
+static uint32_t wire_chat_fields(int kind) {
+  switch (kind) {
+  case LC_CHAT_GROUP_SYNC:
+    return 6;
+  case LC_CHAT_RELAY:
+    return 5;
+  case LC_CHAT_EDIT:
+  case LC_CHAT_CONTACT:
+    return 4;
+  }
+  return 3;
+}
+
 int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
   assert(c != NULL);
   if (c->kind == LC_CHAT_TEXT) {
@@ -1148,16 +1162,16 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
   } else if (c->kind == LC_CHAT_GROUP_SYNC) {
     if (c->nvec > LC_GROUP_MEMBERS_MAX)
       return LC_EINVAL;
+  } else if (c->kind == LC_CHAT_RELAY) {
+    if (!c->blob || c->blob_len == 0 || c->blob_len > LC_RELAY_MAX)
+      return LC_EINVAL;
   } else if (c->kind != LC_CHAT_RETRACT) {
     return LC_EINVAL;
   }
   wire_out o = {out, cap, 0, 0};
   msgpack_packer pk;
   msgpack_packer_init(&pk, &o, wire_out_write);
-  msgpack_pack_array(
-      &pk, c->kind == LC_CHAT_GROUP_SYNC                           ? 6
-           : c->kind == LC_CHAT_EDIT || c->kind == LC_CHAT_CONTACT ? 4
-                                                                   : 3);
+  msgpack_pack_array(&pk, wire_chat_fields(c->kind));
   msgpack_pack_uint64(&pk, (uint64_t)c->kind);
   msgpack_pack_uint64(&pk, c->sent_ms);
   if (c->kind == LC_CHAT_EDIT || c->kind == LC_CHAT_RETRACT) {
@@ -1172,6 +1186,10 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
     msgpack_pack_uint64(&pk, (uint64_t)c->op);
     wire_pack_str(&pk, c->text, c->text_len);
   } else if (c->kind == LC_CHAT_GROUP_OP || c->kind == LC_CHAT_GROUP_MSG) {
+    wire_pack_bin(&pk, c->blob, c->blob_len);
+  } else if (c->kind == LC_CHAT_RELAY) {
+    wire_pack_bin(&pk, c->recipient, LC_KEY_BYTES);
+    msgpack_pack_uint64(&pk, c->expires_ms);
     wire_pack_bin(&pk, c->blob, c->blob_len);
   } else if (c->kind == LC_CHAT_GROUP_SYNC) {
     wire_pack_bin(&pk, c->group, LC_GROUP_ID_BYTES);
@@ -1211,11 +1229,9 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
   if (n < 3)
     return LC_EPROTO;
   WIRE_TRY(wire_read_uint(&in, 255, &kind));
-  if (kind < LC_CHAT_TEXT || kind > LC_CHAT_GROUP_SYNC)
+  if (kind < LC_CHAT_TEXT || kind > LC_CHAT_RELAY)
     return LC_ETYPE;
-  if (n != (kind == LC_CHAT_GROUP_SYNC                        ? 6u
-            : kind == LC_CHAT_EDIT || kind == LC_CHAT_CONTACT ? 4u
-                                                              : 3u))
+  if (n != wire_chat_fields((int)kind))
     return LC_EPROTO;
   WIRE_TRY(wire_read_u64(&in, &c->sent_ms));
   if (kind == LC_CHAT_EDIT || kind == LC_CHAT_RETRACT) {
@@ -1240,6 +1256,12 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
     if (c->blob_len == 0 ||
         c->blob_len >
             (kind == LC_CHAT_GROUP_OP ? LC_GROUP_BLOB_MAX : LC_GROUP_MSG_MAX))
+      return LC_ERANGE;
+  } else if (kind == LC_CHAT_RELAY) {
+    WIRE_TRY(wire_read_fixed(&in, c->recipient, LC_KEY_BYTES));
+    WIRE_TRY(wire_read_u64(&in, &c->expires_ms));
+    WIRE_TRY(wire_read_bin(&in, &c->blob, &c->blob_len));
+    if (c->blob_len == 0 || c->blob_len > LC_RELAY_MAX)
       return LC_ERANGE;
   } else if (kind == LC_CHAT_GROUP_SYNC) {
     WIRE_TRY(wire_read_fixed(&in, c->group, LC_GROUP_ID_BYTES));
@@ -1390,5 +1412,50 @@ int lc__gmsg_decode(lc__gmsg_wire *m, const uint8_t *buf, size_t len) {
     return LC_ETRAILING;
   if (m->seq == 0)
     return LC_ERANGE;
+  return 0;
+}
+
+/* ---- relayed messages -------------------------------------------------- */
+
+int lc__relay_inner_encode(const lc__relay_inner *r, uint8_t *out, size_t cap,
+                           size_t *signed_len) {
+  if ((r->text_len && !r->text) ||
+      !lc__utf8_valid(r->text ? r->text : "", r->text_len))
+    return LC_EINVAL;
+  wire_out o = {out, cap, 0, 0};
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &o, wire_out_write);
+  msgpack_pack_array(&pk, 6);
+  wire_pack_bin(&pk, r->sender, LC_KEY_BYTES);
+  wire_pack_bin(&pk, r->recipient, LC_KEY_BYTES);
+  wire_pack_bin(&pk, r->msg_id, LC_MSG_ID_BYTES);
+  msgpack_pack_uint64(&pk, r->sent_ms);
+  wire_pack_str(&pk, r->text, r->text_len);
+  wire_pack_bin(&pk, r->sig, sizeof r->sig);
+  if (o.overflow)
+    return LC_ETOOBIG;
+  if (signed_len)
+    *signed_len = o.len - WIRE_SIG_FIELD;
+  return (int)o.len;
+}
+
+int lc__relay_inner_decode(lc__relay_inner *r, const uint8_t *buf, size_t len) {
+  if (!buf && len)
+    return LC_EINVAL;
+  wire_in in = {buf, len, 0};
+  uint32_t n;
+  memset(r, 0, sizeof *r);
+  WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
+  if (n != 6)
+    return LC_EPROTO;
+  WIRE_TRY(wire_read_fixed(&in, r->sender, LC_KEY_BYTES));
+  WIRE_TRY(wire_read_fixed(&in, r->recipient, LC_KEY_BYTES));
+  WIRE_TRY(wire_read_fixed(&in, r->msg_id, LC_MSG_ID_BYTES));
+  WIRE_TRY(wire_read_u64(&in, &r->sent_ms));
+  WIRE_TRY(wire_read_str(&in, SIZE_MAX, &r->text, &r->text_len));
+  r->signed_len = in.pos;
+  WIRE_TRY(wire_read_fixed(&in, r->sig, sizeof r->sig));
+  if (in.pos != in.len)
+    return LC_ETRAILING;
   return 0;
 }

@@ -304,10 +304,13 @@ enum {
   LC_CHAT_EDIT = 4,
   LC_CHAT_RETRACT = 5,
   LC_CHAT_CONTACT = 6,
-  LC_CHAT_GROUP_OP = 7,  /* [7, sent_ms, op bin]: a signed group operation */
-  LC_CHAT_GROUP_MSG = 8, /* [8, sent_ms, msg bin]: a signed group message */
-  LC_CHAT_GROUP_SYNC = 9 /* [9, sent_ms, group bin32, nops uint, ops_hash
-                            bin16, [[author bin32, seq uint], ...]] */
+  LC_CHAT_GROUP_OP = 7,   /* [7, sent_ms, op bin]: a signed group operation */
+  LC_CHAT_GROUP_MSG = 8,  /* [8, sent_ms, msg bin]: a signed group message */
+  LC_CHAT_GROUP_SYNC = 9, /* [9, sent_ms, group bin32, nops uint, ops_hash
+                             bin16, [[author bin32, seq uint], ...]] */
+  LC_CHAT_RELAY = 10      /* [10, sent_ms, recipient bin32, expires_ms
+                             uint, sealed bin]: a message carried for
+                             someone else, sealed to the recipient */
 };
 /* LC_GROUP_ID_BYTES, LC_GROUP_MEMBERS_MAX, LC_GROUP_NAME_MAX: lanchat.h */
 #define LC_GROUP_BLOB_MAX (LC_GROUP_MEMBERS_MAX * 34 + 1024) /* an op */
@@ -329,8 +332,11 @@ typedef struct {
   size_t text_len;
   int typing;          /* TYPING: 0..2 */
   int op;              /* CONTACT: LC_CONTACT_OP_* */
-  const uint8_t *blob; /* GROUP_OP, GROUP_MSG: the signed bytes */
+  const uint8_t *blob; /* GROUP_OP, GROUP_MSG: the signed bytes; RELAY:
+                          the sealed box */
   size_t blob_len;
+  uint8_t recipient[LC_KEY_BYTES]; /* RELAY */
+  uint64_t expires_ms;
   uint8_t group[LC_GROUP_ID_BYTES]; /* GROUP_SYNC */
   uint64_t nops;
   uint8_t ops_hash[16];
@@ -401,6 +407,25 @@ int lc__gop_decode(lc__gop_wire *op, uint8_t (*members)[LC_KEY_BYTES],
 int lc__gmsg_encode(const lc__gmsg_wire *m, uint8_t *out, size_t cap,
                     size_t *signed_len);
 int lc__gmsg_decode(lc__gmsg_wire *m, const uint8_t *buf, size_t len);
+
+/* ---- relayed messages: the inside of a RELAY's sealed box ----------------
+ * [sender bin32, recipient bin32, msg_id bin16, sent_ms uint, text str,
+ *  sig bin64], the sender's signature over the bytes before sig. */
+typedef struct {
+  uint8_t sender[LC_KEY_BYTES];
+  uint8_t recipient[LC_KEY_BYTES];
+  uint8_t msg_id[LC_MSG_ID_BYTES];
+  uint64_t sent_ms;
+  const char *text;
+  size_t text_len;
+  uint8_t sig[64];
+  size_t signed_len;
+} lc__relay_inner;
+#define LC_RELAY_MAX (LC_TEXT_MAX + 512) /* a sealed box */
+
+int lc__relay_inner_encode(const lc__relay_inner *r, uint8_t *out, size_t cap,
+                           size_t *signed_len);
+int lc__relay_inner_decode(lc__relay_inner *r, const uint8_t *buf, size_t len);
 
 /* 1 if s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
 int lc__utf8_valid(const char *s, size_t len);

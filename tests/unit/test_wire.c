@@ -1423,7 +1423,7 @@ static void test_chat_read(void **state) {
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_ERANGE);
   n = hex("93 02 07 a1 41", buf, sizeof buf);
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_EFIELD);
-  n = hex("93 0a 07 a1 41", buf, sizeof buf);
+  n = hex("93 0b 07 a1 41", buf, sizeof buf);
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_ETYPE);
   /* EDIT [4, 7, target, text] and RETRACT [5, 7, target] */
   memset(&c, 0, sizeof c);
@@ -1590,7 +1590,7 @@ static void test_disc_encode_refuses(void **state) {
   assert_int_equal(lc__disc_encode_body(&dg, buf, sizeof buf), LC_EINVAL);
   dg.type = LC_DG_DATA;
   assert_int_equal(lc__disc_encode_body(&dg, buf, sizeof buf), LC_EINVAL);
-  lc__chat c = {.kind = 10, .text = "x", .text_len = 1};
+  lc__chat c = {.kind = 11, .text = "x", .text_len = 1};
   assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
   c.kind = LC_CHAT_TEXT;
   c.text = "\xed\xa0\x80"; /* a surrogate */
