@@ -672,6 +672,13 @@ typedef struct {
   uint64_t blocked_dropped; /* messages from blocked peers, dropped */
   uint64_t policy_dropped;  /* messages from non-friends (contacts_only) */
   uint64_t keys_held;       /* key changes warned about */
+  /* relays (messages carried for peers that are away) */
+  uint64_t relays_handed;    /* copies of ours handed to friends */
+  uint64_t relays_carried;   /* boxes taken to carry for friends */
+  uint64_t relays_refused;   /* boxes not taken (not a friend, full) */
+  uint64_t relays_forwarded; /* boxes passed on to their recipient */
+  uint64_t relays_delivered; /* of which its node confirmed */
+  uint64_t relayed_in;       /* messages to us that came by a relay */
 } lc_node_stats;
 LC_EXTERN void lc_node_stats_get(const lc_node *node, lc_node_stats *st);
 

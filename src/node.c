@@ -16,6 +16,7 @@
 
 #include "discovery.h"
 #include "group.h"
+#include "relay.h"
 #include "export.h"
 #include "lanchat.h"
 #include "net_uv.h"
@@ -125,7 +126,9 @@ struct lc_node {
   uint8_t (*held)[LC_KEY_BYTES];
   size_t nheld;
 
-  lc__grp *grp;             /* group chats */
+  lc__grp *grp;                      /* group chats */
+  uint8_t (*handed)[LC_MSGID_BYTES]; /* our messages handed to relays */
+  size_t nhanded;
   uint64_t next_group_sync; /* a SYNC with every peer present, each minute */
 
   lc_stop_cb *stop_cb;
@@ -516,6 +519,8 @@ static void node_contact_nick(lc_node *n, lc__contact *k) {
 }
 
 static void node_flush_peer(lc_node *n, const uint8_t *peer);
+static int node_recv_relay(lc_node *n, const uint8_t *from, const lc__chat *c);
+static void node_relay_forward(lc_node *n, const uint8_t *peer);
 
 /* Stores a contact's new state and, with op, the CONTACT action for the
  * peer; then sends what can go. */
@@ -865,6 +870,8 @@ static int node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
     return node_recv_contact(n, peer, &c);
   if (c.kind >= LC_CHAT_GROUP_OP && c.kind <= LC_CHAT_GROUP_SYNC)
     return lc__grp_recv(n->grp, peer, &c);
+  if (c.kind == LC_CHAT_RELAY)
+    return node_recv_relay(n, peer, &c);
   if (n->o.contacts_only && (c.kind == LC_CHAT_TEXT || c.kind == LC_CHAT_EDIT ||
                              c.kind == LC_CHAT_RETRACT)) {
     lc__contact k;
@@ -920,8 +927,9 @@ static void node_tp_acked(void *user, const uint8_t peer[LC_PK_BYTES],
   node_inflight_del(n, msg_id);
   if (lc__store_set_state(n->store, msg_id, LC_MSG_DELIVERED) == 1)
     node_delivery(n, peer, msg_id, LC_MSG_DELIVERED, 0);
-  else
-    lc__store_action_done(n->store, msg_id); /* an edit or retraction */
+  else if (lc__store_action_done(n->store, msg_id) == 0 && /* an edit */
+           lc__store_relay_done(n->store, msg_id) == 1)    /* a box */
+    n->st.relays_delivered++;
 }
 
 /* The session ended before the peer confirmed: the message stays in the
@@ -973,8 +981,10 @@ static void node_disc_event(void *user, int ev, const lc__disc_peer *p,
   }
   if (ev != LC__DISC_LEFT)
     node_check_nick(n, p->key, p->nick);
-  if (ev == LC__DISC_APPEARED && !node_is_blocked(n, p->key))
+  if (ev == LC__DISC_APPEARED && !node_is_blocked(n, p->key)) {
     lc__grp_peer_up(n->grp, p->key, node_wall_ms(n));
+    node_relay_forward(n, p->key);
+  }
   node_event *e = node_event_new(EV_PEER);
   if (!e)
     return;
@@ -1183,6 +1193,180 @@ static void node_recv(void *user, int sock, const lc__addr *from,
   node_drain(n);
 }
 
+/* ---- relays: messages carried for someone who is away ------------------
+ * A message to a peer that is away is also handed, sealed, to up to two
+ * friends present; whichever meets the recipient first passes it on.  The
+ * recipient takes it once (by its id); the sender's own copy still goes
+ * when they meet, and is acknowledged as a duplicate. */
+
+#define NODE_RELAYS_MAX 10000 /* boxes carried for others */
+#define NODE_RELAY_COPIES 2   /* friends a box is handed to */
+#define NODE_HANDED_MAX 4096  /* our messages already handed (in memory) */
+
+static int node_handed(lc_node *n, const uint8_t *msg_id, int add) {
+  for (size_t i = 0; i < n->nhanded; i++)
+    if (memcmp(n->handed[i], msg_id, LC_MSGID_BYTES) == 0)
+      return 1;
+  if (add) {
+    if (n->nhanded == NODE_HANDED_MAX)
+      n->nhanded = 0; /* forget the oldest: a repeat is harmless */
+    memcpy(n->handed[n->nhanded++], msg_id, LC_MSGID_BYTES);
+  }
+  return 0;
+}
+
+static int node_send_relay(lc_node *n, const uint8_t *to, const uint8_t *tid,
+                           const uint8_t *recipient, uint64_t expires_ms,
+                           const uint8_t *box, size_t len) {
+  static lc__chat c;
+  memset(&c, 0, offsetof(lc__chat, vec));
+  c.kind = LC_CHAT_RELAY;
+  c.sent_ms = node_wall_ms(n);
+  memcpy(c.recipient, recipient, LC_KEY_BYTES);
+  c.expires_ms = expires_ms;
+  c.blob = box;
+  c.blob_len = len;
+  size_t cap = len + 128;
+  uint8_t *env = malloc(cap);
+  if (!env)
+    return LC_ENOMEM;
+  int rc = lc__chat_encode(&c, env, cap);
+  if (rc > 0)
+    rc = lc__tp_send_msg(n->tp, to, tid, env, (size_t)rc, node_now());
+  free(env);
+  return rc < 0 ? rc : 0;
+}
+
+/* Hands one of our messages to peer (who is away) to friends present. */
+static void node_relay_handoff(lc_node *n, const uint8_t *peer,
+                               const uint8_t *msg_id, uint64_t sent_ms,
+                               const char *text, size_t len) {
+  if (n->state != NODE_RUNNING || node_handed(n, msg_id, 0) ||
+      lc__disc_peer_find(n->disc, peer))
+    return;
+  uint8_t *box = NULL;
+  size_t box_len = 0;
+  int copies = 0;
+  size_t count = lc__disc_peer_count(n->disc);
+  for (size_t i = 0; i < count && copies < NODE_RELAY_COPIES; i++) {
+    const lc__disc_peer *p = lc__disc_peer_at(n->disc, i);
+    lc__contact k;
+    if (!p || memcmp(p->key, peer, LC_KEY_BYTES) == 0 ||
+        node_is_blocked(n, p->key) || node_is_held(n, p->key) ||
+        lc__store_contact_get(n->store, p->key, &k) != 1 ||
+        k.state != LC_CONTACT_FRIEND)
+      continue;
+    if (!box && lc__relay_seal(&n->id, peer, msg_id, sent_ms, text, len, &box,
+                               &box_len) < 0)
+      return;
+    uint8_t tid[LC_MSGID_BYTES];
+    node_new_msg_id(n, tid);
+    if (node_send_relay(n, p->key, tid, peer, node_wall_ms(n) + LC_RELAY_TTL_MS,
+                        box, box_len) == 0)
+      copies++;
+  }
+  free(box);
+  if (copies) {
+    node_handed(n, msg_id, 1);
+    n->st.relays_handed += (uint64_t)copies;
+    lc__net_uv_kick(n->net);
+  }
+}
+
+/* Our outbox messages to peers that are away, not handed yet. */
+static void node_relay_handoff_all(lc_node *n) {
+  lc__stored_msg *m;
+  size_t count;
+  if (lc__store_outbox(n->store, NULL, &m, &count) < 0)
+    return;
+  for (size_t i = 0; i < count; i++)
+    node_relay_handoff(n, m[i].peer, m[i].msg_id, m[i].sent_ms, m[i].text,
+                       m[i].text_len);
+  lc__store_msgs_free(m, count);
+}
+
+typedef struct {
+  lc_node *n;
+  const uint8_t *peer;
+} node_fwd_ctx;
+
+static void node_relay_fwd_one(void *ctx, const uint8_t *msg_id,
+                               uint64_t expires_ms, const uint8_t *box,
+                               size_t len) {
+  node_fwd_ctx *f = ctx;
+  if (node_send_relay(f->n, f->peer, msg_id, f->peer, expires_ms, box, len) ==
+      0)
+    f->n->st.relays_forwarded++;
+}
+
+/* Passes on what we carry for peer, now that it is here. */
+static void node_relay_forward(lc_node *n, const uint8_t *peer) {
+  node_fwd_ctx f = {n, peer};
+  lc__store_relays_for(n->store, peer, node_relay_fwd_one, &f);
+}
+
+/* A RELAY envelope from peer: ours to open, or one to carry. */
+static int node_recv_relay(lc_node *n, const uint8_t *from, const lc__chat *c) {
+  uint64_t now_ms = node_wall_ms(n);
+  if (memcmp(c->recipient, n->id.pk, LC_KEY_BYTES) == 0) {
+    lc__relay_inner in;
+    uint8_t *plain = NULL;
+    if (lc__relay_open(&n->id, c->blob, c->blob_len, &in, &plain) < 0) {
+      n->st.bad_datagrams++;
+      return 0;
+    }
+    int rc = 0;
+    lc__contact k;
+    if (node_is_blocked(n, in.sender)) {
+      n->st.blocked_dropped++;
+    } else if (n->o.contacts_only &&
+               (lc__store_contact_get(n->store, in.sender, &k) != 1 ||
+                k.state != LC_CONTACT_FRIEND)) {
+      n->st.policy_dropped++;
+    } else {
+      lc__chat t;
+      memset(&t, 0, offsetof(lc__chat, vec));
+      t.kind = LC_CHAT_TEXT;
+      t.sent_ms = in.sent_ms;
+      t.text = in.text;
+      t.text_len = in.text_len;
+      node_event *tail = n->ev_tail;
+      rc = node_recv_text(n, in.sender, in.msg_id, &t);
+      if (rc == 0 && n->ev_tail != tail) /* new: not a copy we had */
+        n->st.relayed_in++;
+    }
+    free(plain);
+    return rc;
+  }
+  /* to carry: only for friends, only so many, only so long */
+  lc__contact k;
+  if (lc__store_contact_get(n->store, from, &k) != 1 ||
+      k.state != LC_CONTACT_FRIEND ||
+      memcmp(c->recipient, from, LC_KEY_BYTES) == 0 ||
+      lc__store_relay_count(n->store) >= NODE_RELAYS_MAX) {
+    n->st.relays_refused++;
+    return 0;
+  }
+  uint64_t expires = c->expires_ms;
+  if (expires > now_ms + LC_RELAY_TTL_MS)
+    expires = now_ms + LC_RELAY_TTL_MS;
+  if (expires <= now_ms)
+    return 0;
+  /* the box's id is its hash: two copies of one box are one */
+  uint8_t id[LC_MSGID_BYTES];
+  lc__hash(id, sizeof id, c->blob, c->blob_len);
+  int rc = lc__store_relay_add(n->store, c->recipient, id, from, expires,
+                               c->blob, c->blob_len);
+  if (rc < 0)
+    return rc; /* refused: it comes again */
+  if (rc == 1) {
+    n->st.relays_carried++;
+    if (lc__disc_peer_find(n->disc, c->recipient))
+      node_relay_forward(n, c->recipient);
+  }
+  return 0;
+}
+
 /* ---- group chats: the engine's input and output -------------------------
  */
 
@@ -1355,6 +1539,8 @@ static int node_poll(void *user, uint64_t now, lc__addr *to, uint8_t *buf,
     n->next_iface_check = now + (uint64_t)n->o.interface_poll_ms * 1000;
     if (now >= n->next_group_sync) {
       node_group_sync_all(n);
+      node_relay_handoff_all(n);
+      lc__store_relay_purge(n->store, node_wall_ms(n));
       n->next_group_sync = now + NODE_GROUP_SYNC_US;
     }
   }
@@ -1658,6 +1844,11 @@ int lc_node_new(lc_node **out, struct uv_loop_s *loop,
   rc = node_group_open(n);
   if (rc < 0)
     goto fail;
+  n->handed = calloc(NODE_HANDED_MAX, LC_MSGID_BYTES);
+  if (!n->handed) {
+    rc = LC_ENOMEM;
+    goto fail;
+  }
   *out = n;
   return 0;
 fail:
@@ -1851,6 +2042,7 @@ void lc_node_free(lc_node *n) {
   free(n->blocked);
   free(n->held);
   lc__grp_free(n->grp);
+  free(n->handed);
   free(n);
 }
 
@@ -1974,6 +2166,9 @@ int lc_send_text(lc_node *n, const uint8_t peer[LC_KEY_BYTES], const char *text,
     memcpy(msg_id, id, LC_MSGID_BYTES);
   if (n->state == NODE_RUNNING) {
     node_flush_peer(n, peer);
+    /* away: friends present carry a sealed copy */
+    if (!node_is_held(n, peer))
+      node_relay_handoff(n, peer, id, now_ms, text ? text : "", len);
     lc__net_uv_kick(n->net);
   }
   return 0;

@@ -130,6 +130,15 @@ static const char *const store_migrations[] = {
     "  lamport INTEGER NOT NULL,"
     "  envelope BLOB NOT NULL,"
     "  PRIMARY KEY (grp, author, seq));",
+
+    /* 4: messages we carry for a recipient who is away, sealed to it */
+    "CREATE TABLE relays ("
+    "  msg_id BLOB PRIMARY KEY,"
+    "  recipient BLOB NOT NULL,"
+    "  from_peer BLOB NOT NULL,"
+    "  expires_ms INTEGER NOT NULL,"
+    "  box BLOB NOT NULL);"
+    "CREATE INDEX relays_by_recipient ON relays(recipient);",
 };
 
 #define STORE_NMIGRATIONS                                                      \
@@ -174,6 +183,11 @@ enum {
   Q_RCPT_ADD,
   Q_RCPT_LIST,
   Q_RCPT_DEL,
+  Q_RELAY_ADD,
+  Q_RELAYS_FOR,
+  Q_RELAY_DEL,
+  Q_RELAY_PURGE,
+  Q_RELAY_COUNT,
   Q_CONV_GROUP,
   Q_IS_GROUP,
   Q_PAGE_GROUP,
@@ -262,6 +276,13 @@ static const char *const store_sql[Q_COUNT] = {
     [Q_RCPT_LIST] = "SELECT msg_id FROM receipts WHERE peer = ?1"
                     " ORDER BY id LIMIT ?2",
     [Q_RCPT_DEL] = "DELETE FROM receipts WHERE msg_id = ?1",
+    [Q_RELAY_ADD] = "INSERT OR IGNORE INTO relays(msg_id, recipient, from_peer,"
+                    " expires_ms, box) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_RELAYS_FOR] = "SELECT msg_id, expires_ms, box FROM relays"
+                     " WHERE recipient = ?1",
+    [Q_RELAY_DEL] = "DELETE FROM relays WHERE msg_id = ?1",
+    [Q_RELAY_PURGE] = "DELETE FROM relays WHERE expires_ms <= ?1",
+    [Q_RELAY_COUNT] = "SELECT count(*) FROM relays",
     [Q_CONV_GROUP] = "UPDATE conversations SET is_group = 1 WHERE id = ?1",
     [Q_IS_GROUP] = "SELECT is_group FROM conversations WHERE peer = ?1",
     /* a group's history in the order every member agrees on */
@@ -1213,6 +1234,67 @@ int lc__store_group_seqs(lc__store *s,
   }
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? 0 : LC_ESTORE;
+}
+
+/* ---- relays ------------------------------------------------------------ */
+
+int lc__store_relay_add(lc__store *s, const uint8_t recipient[LC_KEY_BYTES],
+                        const uint8_t msg_id[LC_MSGID_BYTES],
+                        const uint8_t from[LC_KEY_BYTES], uint64_t expires_ms,
+                        const uint8_t *box, size_t len) {
+  if (len > INT32_MAX || expires_ms > INT64_MAX)
+    return LC_ETOOBIG;
+  sqlite3_stmt *st = store_q(s, Q_RELAY_ADD);
+  sqlite3_bind_blob(st, 1, msg_id, LC_MSGID_BYTES, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, recipient, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 3, from, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)expires_ms);
+  sqlite3_bind_blob(st, 5, box, (int)len, SQLITE_STATIC);
+  if (store_done(st) < 0)
+    return LC_ESTORE;
+  return sqlite3_changes(s->db) > 0;
+}
+
+int lc__store_relays_for(lc__store *s, const uint8_t recipient[LC_KEY_BYTES],
+                         void (*each)(void *ctx, const uint8_t *msg_id,
+                                      uint64_t expires_ms, const uint8_t *box,
+                                      size_t len),
+                         void *ctx) {
+  sqlite3_stmt *st = store_q(s, Q_RELAYS_FOR);
+  sqlite3_bind_blob(st, 1, recipient, LC_KEY_BYTES, SQLITE_STATIC);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    uint8_t id[LC_MSGID_BYTES];
+    store_blob(st, 0, id, LC_MSGID_BYTES);
+    each(ctx, id, (uint64_t)sqlite3_column_int64(st, 1),
+         sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : LC_ESTORE;
+}
+
+int lc__store_relay_done(lc__store *s, const uint8_t msg_id[LC_MSGID_BYTES]) {
+  sqlite3_stmt *st = store_q(s, Q_RELAY_DEL);
+  sqlite3_bind_blob(st, 1, msg_id, LC_MSGID_BYTES, SQLITE_STATIC);
+  if (store_done(st) < 0)
+    return LC_ESTORE;
+  return sqlite3_changes(s->db) > 0;
+}
+
+int lc__store_relay_purge(lc__store *s, uint64_t now_ms) {
+  sqlite3_stmt *st = store_q(s, Q_RELAY_PURGE);
+  sqlite3_bind_int64(st, 1, now_ms > INT64_MAX ? INT64_MAX : (int64_t)now_ms);
+  if (store_done(st) < 0)
+    return LC_ESTORE;
+  return sqlite3_changes(s->db);
+}
+
+int64_t lc__store_relay_count(lc__store *s) {
+  sqlite3_stmt *st = store_q(s, Q_RELAY_COUNT);
+  int rc = sqlite3_step(st);
+  int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : LC_ESTORE;
+  sqlite3_reset(st);
+  return n;
 }
 
 int lc__store_action_done(lc__store *s,

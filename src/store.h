@@ -17,7 +17,7 @@
 
 #include "lanchat.h"
 
-#define LC_STORE_SCHEMA 3 /* the schema version this code writes */
+#define LC_STORE_SCHEMA 4 /* the schema version this code writes */
 
 typedef struct lc__store lc__store;
 
@@ -263,6 +263,27 @@ int lc__store_group_seqs(lc__store *s,
                                       const uint8_t *author, uint64_t seq,
                                       uint64_t lamport),
                          void *ctx);
+
+/* ---- messages carried for others (relays) ---- */
+
+/* Keeps a sealed box for recipient (from: who handed it to us).  Returns 1
+ * new, 0 held already (by msg_id), LC_ESTORE. */
+int lc__store_relay_add(lc__store *s, const uint8_t recipient[LC_KEY_BYTES],
+                        const uint8_t msg_id[LC_MSGID_BYTES],
+                        const uint8_t from[LC_KEY_BYTES], uint64_t expires_ms,
+                        const uint8_t *box, size_t len);
+/* Calls each() with the boxes held for recipient. */
+int lc__store_relays_for(lc__store *s, const uint8_t recipient[LC_KEY_BYTES],
+                         void (*each)(void *ctx, const uint8_t *msg_id,
+                                      uint64_t expires_ms, const uint8_t *box,
+                                      size_t len),
+                         void *ctx);
+/* The recipient has it: forget it.  1, 0 (unknown), LC_ESTORE. */
+int lc__store_relay_done(lc__store *s, const uint8_t msg_id[LC_MSGID_BYTES]);
+/* Drops the boxes expired at now_ms; returns how many, or LC_ESTORE. */
+int lc__store_relay_purge(lc__store *s, uint64_t now_ms);
+/* How many boxes are held (>= 0), or LC_ESTORE. */
+int64_t lc__store_relay_count(lc__store *s);
 
 /* Checks the whole file and the full-text index against the messages.
  * 0 if sound, LC_ESTORE if not. */

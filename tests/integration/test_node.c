@@ -1160,6 +1160,88 @@ static void test_groups(void **state) {
   tn_done(&net);
 }
 
+static tn_node *tr_node;
+static uint64_t tr_want;
+static int tr_carried(tn_net *net) {
+  (void)net;
+  lc_node_stats st;
+  lc_node_stats_get(tr_node->node, &st);
+  return st.relays_carried >= tr_want;
+}
+static int tr_delivered(tn_net *net) {
+  (void)net;
+  lc_node_stats st;
+  lc_node_stats_get(tr_node->node, &st);
+  return st.relays_delivered >= tr_want;
+}
+
+/* alice writes to carol while carol is away; bob, alice's friend, carries
+ * a sealed copy; alice leaves; carol comes back and gets it from bob, once,
+ * also when alice is back and delivers it herself. */
+static void test_relayed_delivery(void **state) {
+  (void)state;
+  tn_net net;
+  tn_init(&net);
+  tn_add(&net, "alice", NULL);
+  tn_add(&net, "bob", NULL);
+  tn_add(&net, "carol", NULL);
+  tn_node *a = &net.n[0], *b = &net.n[1];
+  tc_wait_peers(&net, 2);
+  assert_int_equal(lc_contact_request(a->node, b->key, NULL), 0);
+  tc_wait(&net, b, LC_CONTACT_REQUESTED, 1, "bob gets alice's request");
+  assert_int_equal(lc_contact_accept(b->node, a->key), 0);
+  tc_wait(&net, a, LC_CONTACT_ACCEPTED, 1, "alice and bob are friends");
+  uint8_t carol[LC_KEY_BYTES];
+  memcpy(carol, net.n[2].key, LC_KEY_BYTES);
+  tn_stop_free(&net, 2);
+  tn_run_until(&net, tn_one_stopped, "carol gone");
+  /* carol's departure is known once her goodbye arrived */
+  for (int tries = 0; tn_peer_count(a) != 1; tries++) {
+    assert_true(tries < 2000);
+    uv_run(&net.loop, UV_RUN_ONCE);
+  }
+  assert_int_equal(lc_send_text(a->node, carol, "while you were out", 18, NULL),
+                   0);
+  tr_node = b;
+  tr_want = 1;
+  tn_run_until(&net, tr_carried, "bob carries alice's sealed message");
+  lc_node_stats st;
+  lc_node_stats_get(a->node, &st);
+  assert_int_equal(st.relays_handed, 1);
+  /* bob holds the box, not the text */
+  lc_msg_info *m;
+  size_t n;
+  assert_int_equal(lc_history_search(b->node, NULL, "while", 10, &m, &n), 0);
+  assert_int_equal(n, 0);
+  lc_msgs_free(m, n);
+  tn_stop_free(&net, 0);
+  tn_opts again = {.dir = 1};
+  tn_make(&net, 2, "carol", &again);
+  tn_node *c = &net.n[2];
+  c->want = 1;
+  tc_wait_node = c;
+  tn_run_until(&net, tc_msgs_want, "carol gets alice's message from bob");
+  assert_string_equal(c->msgs[0], "while you were out");
+  assert_memory_equal(c->msg_from[0], a->key, LC_KEY_BYTES);
+  lc_node_stats_get(c->node, &st);
+  assert_int_equal(st.relayed_in, 1);
+  tr_node = b;
+  tn_run_until(&net, tr_delivered, "bob's box confirmed and dropped");
+  /* alice is back: her own copy goes, and is a duplicate */
+  tn_make(&net, 0, "alice", &again);
+  a = &net.n[0];
+  for (int tries = 0; a->delivered < 1; tries++) {
+    assert_true(tries < 5000);
+    uv_run(&net.loop, UV_RUN_ONCE);
+  }
+  tc_pause(&net, 200);
+  assert_int_equal(c->nmsgs, 1);
+  assert_int_equal(lc_history_page(c->node, a->key, 0, 10, &m, &n), 0);
+  assert_int_equal(n, 1);
+  lc_msgs_free(m, n);
+  tn_done(&net);
+}
+
 static void test_bad_options(void **state) {
   (void)state;
   uv_loop_t loop;
@@ -1231,6 +1313,7 @@ int main(void) {
       cmocka_unit_test(test_burst),
       cmocka_unit_test(test_contacts_and_trust),
       cmocka_unit_test(test_groups),
+      cmocka_unit_test(test_relayed_delivery),
       cmocka_unit_test(test_bad_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
