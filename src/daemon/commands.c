@@ -1528,6 +1528,12 @@ static lcj *cmd_stats(ctx *c) {
   lcj_set_int(node, "blocked_dropped", (int64_t)st.blocked_dropped);
   lcj_set_int(node, "policy_dropped", (int64_t)st.policy_dropped);
   lcj_set_int(node, "keys_held", (int64_t)st.keys_held);
+  lcj_set_int(node, "relays_handed", (int64_t)st.relays_handed);
+  lcj_set_int(node, "relays_carried", (int64_t)st.relays_carried);
+  lcj_set_int(node, "relays_refused", (int64_t)st.relays_refused);
+  lcj_set_int(node, "relays_forwarded", (int64_t)st.relays_forwarded);
+  lcj_set_int(node, "relays_delivered", (int64_t)st.relays_delivered);
+  lcj_set_int(node, "relayed_in", (int64_t)st.relayed_in);
   lcj *ctl = lcj_obj();
   size_t clients, subs;
   lcd_server_clients(d, &clients, &subs);
