@@ -906,15 +906,20 @@ static void tc_pause(tn_net *net, int ms) {
     uv_run(&net->loop, UV_RUN_ONCE);
 }
 
+/* alice, bob and carol on loopback, each seeing the two others. */
+static void tn_three(tn_net *net) {
+  tn_init(net);
+  tn_add(net, "alice", NULL);
+  tn_add(net, "bob", NULL);
+  tn_add(net, "carol", NULL);
+  tc_wait_peers(net, 2);
+}
+
 static void test_contacts_and_trust(void **state) {
   (void)state;
   tn_net net;
-  tn_init(&net);
-  tn_add(&net, "alice", NULL);
-  tn_add(&net, "bob", NULL);
-  tn_add(&net, "carol", NULL);
+  tn_three(&net);
   tn_node *a = &net.n[0], *b = &net.n[1], *c = &net.n[2];
-  tc_wait_peers(&net, 2);
 
   /* a request with a note, accepted */
   assert_int_equal(lc_contact_request(a->node, b->key, "hi bob, it's alice"),
@@ -1063,12 +1068,8 @@ static void tg_history(tn_node *t, const uint8_t *gid, char *out, size_t cap) {
 static void test_groups(void **state) {
   (void)state;
   tn_net net;
-  tn_init(&net);
-  tn_add(&net, "alice", NULL);
-  tn_add(&net, "bob", NULL);
-  tn_add(&net, "carol", NULL);
+  tn_three(&net);
   tn_node *a = &net.n[0], *b = &net.n[1], *c = &net.n[2];
-  tc_wait_peers(&net, 2);
   uint8_t gid[LC_GROUP_ID_BYTES], members[2][LC_KEY_BYTES];
   memcpy(members[0], b->key, LC_KEY_BYTES);
   memcpy(members[1], c->key, LC_KEY_BYTES);
@@ -1181,12 +1182,8 @@ static int tr_delivered(tn_net *net) {
 static void test_relayed_delivery(void **state) {
   (void)state;
   tn_net net;
-  tn_init(&net);
-  tn_add(&net, "alice", NULL);
-  tn_add(&net, "bob", NULL);
-  tn_add(&net, "carol", NULL);
+  tn_three(&net);
   tn_node *a = &net.n[0], *b = &net.n[1];
-  tc_wait_peers(&net, 2);
   assert_int_equal(lc_contact_request(a->node, b->key, NULL), 0);
   tc_wait(&net, b, LC_CONTACT_REQUESTED, 1, "bob gets alice's request");
   assert_int_equal(lc_contact_accept(b->node, a->key), 0);
