@@ -388,7 +388,7 @@ static void send_sync(lc__grp *e, const lc__group *g, const uint8_t *peer,
 /* Takes an operation (ours or a peer's): keeps it, folds, reports, and
  * when it made us a member, asks the members for what we lack. */
 static int op_apply(lc__grp *e, const uint8_t *bytes, size_t len,
-                    uint64_t now_ms, lc__group **out) {
+                    uint64_t now_ms, const uint8_t *from, lc__group **out) {
   lc__group *g = NULL;
   int rc = op_take(e, bytes, len, &g);
   if (rc <= 0)
@@ -411,9 +411,11 @@ static int op_apply(lc__grp *e, const uint8_t *bytes, size_t len,
   }
   if (group_fold(g) && e->io.changed)
     e->io.changed(e->io.user, g);
-  if (!was_member && member_find(g, e->self->pk))
-    for (size_t i = 0; i < g->nmembers; i++)
-      send_sync(e, g, g->members[i].key, now_ms);
+  /* just joined: ask the member who told us for what we lack (the others
+   * follow when we meet them; asking all of a big group at once would
+   * have every member answer with everything) */
+  if (!was_member && member_find(g, e->self->pk) && from)
+    send_sync(e, g, from, now_ms);
   return 1;
 }
 
@@ -433,7 +435,7 @@ static int op_ours(lc__grp *e, lc__gop_wire *w, uint64_t now_ms) {
   }
   lc__sign(e->self, buf, signed_len, buf + len - 64);
   lc__group *g = NULL;
-  int rc = op_apply(e, buf, (size_t)len, now_ms, &g);
+  int rc = op_apply(e, buf, (size_t)len, now_ms, NULL, &g);
   if (rc == 1) {
     grp_op op = {.bytes = buf, .len = (size_t)len};
     for (size_t i = 0; i < g->nmembers; i++) {
@@ -775,7 +777,11 @@ static void sync_recv(lc__grp *e, const uint8_t *peer, const lc__chat *c) {
   /* whoever knows the group's id (a member told it) may learn its
    * operations: one added by an operation that lost a race learns so */
   uint64_t now_ms = c->sent_ms;
-  if (c->nops != g->nops || memcmp(c->ops_hash, g->ops_hash, 16) != 0)
+  /* operations only to a peer that has fewer, or as many but others (it
+   * sends us its own when it gets our SYNC): when the two differ both ways
+   * each sends the other its set once, not both at every SYNC */
+  if (c->nops < g->nops ||
+      (c->nops == g->nops && memcmp(c->ops_hash, g->ops_hash, 16) != 0))
     send_all_ops(e, g, peer, now_ms);
   if (!member_find(g, peer))
     return; /* a former member learns of the operations, no more */
@@ -795,7 +801,7 @@ int lc__grp_recv(lc__grp *e, const uint8_t *peer, const lc__chat *c) {
   switch (c->kind) {
   case LC_CHAT_GROUP_OP: {
     e->st.ops_in++;
-    int rc = op_apply(e, c->blob, c->blob_len, c->sent_ms, NULL);
+    int rc = op_apply(e, c->blob, c->blob_len, c->sent_ms, peer, NULL);
     if (rc == LC_ESTORE)
       return rc;
     if (rc < 0)

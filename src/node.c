@@ -1187,8 +1187,12 @@ static void node_recv(void *user, int sock, const lc__addr *from,
     n->st.bad_datagrams++; /* only discovery belongs on the shared port */
   } else {
     rc = lc__tp_recv(n->tp, from, buf, len, now);
-    if (rc < 0 && rc != LC_EREPLAY)
+    if (rc < 0 && rc != LC_EREPLAY) {
       n->st.bad_datagrams++;
+      char a[64];
+      lc__net_format_addr(from, a, sizeof a);
+      node_log(n, 3, "datagram from %s refused: %s", a, lc_strerror(rc));
+    }
   }
   node_drain(n);
 }

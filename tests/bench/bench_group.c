@@ -9,7 +9,10 @@
  * nodes sending the same text directly to one peer (a direct message's
  * time to the other side), so the ratio says what fan-out costs.
  *
- *   lanchat-bench-group [--sizes 10,50] [--messages 30] */
+ *   lanchat-bench-group [--sizes 10,50] [--messages 30]
+ *
+ * BENCH_VERBOSE=1 prints each message's time and the nodes' datagram
+ * counters (sent, send errors, refused) on stderr. */
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -217,6 +220,9 @@ static int bench_size(int n, int messages) {
       break;
     }
     fan[k] = now_ns() - t0;
+    if (getenv("BENCH_VERBOSE"))
+      fprintf(stderr, "message %d from %d: %.2f ms\n", k, from,
+              (double)fan[k] / 1e6);
     /* the reference: the same text, directly to one peer */
     for (int i = 0; i < n; i++)
       nodes[i].got = 0;
@@ -238,6 +244,20 @@ static int bench_size(int n, int messages) {
   }
   free(fan);
   free(direct);
+  if (getenv("BENCH_VERBOSE")) {
+    uint64_t errs = 0, bad = 0, out = 0;
+    for (int i = 0; i < n; i++) {
+      lc_node_stats st;
+      lc_node_stats_get(nodes[i].node, &st);
+      errs += st.send_errors;
+      bad += st.bad_datagrams;
+      out += st.datagrams_out;
+    }
+    fprintf(stderr,
+            "%d nodes: %llu datagrams out, %llu send errors, %llu bad in\n", n,
+            (unsigned long long)out, (unsigned long long)errs,
+            (unsigned long long)bad);
+  }
 out:
   for (int i = 0; i < n; i++)
     if (nodes[i].node && lc_node_stop(nodes[i].node, on_stop) != 0)
