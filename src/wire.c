@@ -1225,6 +1225,12 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
   c->blob = NULL;
   c->blob_len = 0;
   c->nvec = 0;
+  c->nops = 0;
+  c->expires_ms = 0;
+  memset(c->group, 0, sizeof c->group);
+  memset(c->ops_hash, 0, sizeof c->ops_hash);
+  memset(c->recipient, 0, sizeof c->recipient);
+  memset(c->target, 0, sizeof c->target);
   WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
   if (n < 3)
     return LC_EPROTO;
