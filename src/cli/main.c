@@ -156,7 +156,10 @@ static char *read_stdin(void) {
       if (cap > (2u << 20))
         die(LCC_EXIT_USAGE, "the message on standard input is over 1 MiB");
       cap *= 2;
-      s = realloc(s, cap);
+      char *bigger = realloc(s, cap);
+      if (!bigger)
+        free(s);
+      s = bigger; /* NULL: dies at the top of the loop */
       continue;
     }
     size_t n = fread(s + len, 1, cap - 1 - len, stdin);

@@ -425,15 +425,13 @@ int lcd_server_run(lcd_daemon *d,
   }
   rc = lc_node_start(d->node);
   if (rc < 0) {
+    unsigned dport =
+        d->cfg.discovery_port ? d->cfg.discovery_port : LC_DISCOVERY_PORT;
     snprintf(err, sizeof err,
              "cannot start the node: %s (is another program using port "
              "%u or %u? try --port)",
-             lc_strerror(rc),
-             d->cfg.discovery_port ? d->cfg.discovery_port : LC_DISCOVERY_PORT,
-             d->cfg.port ? d->cfg.port
-                         : (d->cfg.discovery_port ? d->cfg.discovery_port
-                                                  : LC_DISCOVERY_PORT) +
-                               1);
+             lc_strerror(rc), (unsigned)dport,
+             (unsigned)(d->cfg.port ? d->cfg.port : dport + 1));
     unlink(d->sock_path);
     ready(d, rc, err);
     goto out;
