@@ -624,8 +624,8 @@ LC_EXTERN int lc_node_set_policy(lc_node *node, int contacts_only);
  * receives its id.  Errors: LC_EINVAL (a name over LC_GROUP_NAME_MAX or
  * not UTF-8, our own key, too many), LC_ESTORE. */
 LC_EXTERN int lc_group_create(lc_node *node, const char *name,
-                              const uint8_t (*members)[LC_KEY_BYTES], size_t n,
-                              uint8_t id[LC_GROUP_ID_BYTES]);
+                              const uint8_t (*members)[LC_KEY_BYTES],
+                              size_t count, uint8_t id[LC_GROUP_ID_BYTES]);
 /* Adds a member (any member may invite). */
 LC_EXTERN int lc_group_invite(lc_node *node,
                               const uint8_t group[LC_GROUP_ID_BYTES],
