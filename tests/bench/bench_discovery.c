@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <uv.h>
 
+#include "bench_util.h"
 #include "lanchat.h"
 
 enum { R_READY = 1, R_ALL = 2, R_STOPPING = 3, R_GOODBYE = 4, R_EXPIRED = 5 };
@@ -38,25 +39,6 @@ static int g_peers = 51;
 static uint32_t g_interval_ms = 5000;
 static uint16_t g_dport;
 static char g_root[64];
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint16_t free_port(void) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, (struct sockaddr *)&a, sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, (struct sockaddr *)&a, &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 /* ---- a child: one node --------------------------------------------------- */
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "bench_util.h"
 #include "lanchat.h"
 
 #define MAXN 64
@@ -42,25 +43,6 @@ static bn nodes[MAXN];
 static int nn;
 static uv_loop_t loop;
 static int g_round_want;
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint16_t free_port(void) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, (struct sockaddr *)&a, sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, (struct sockaddr *)&a, &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 static bn *self_of(lc_node *n) {
   for (int i = 0; i < nn; i++)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "bench_util.h"
 #include "lanchat.h"
 
 static uv_loop_t loop;
@@ -31,25 +32,6 @@ static uint8_t ka[LC_KEY_BYTES], kb[LC_KEY_BYTES];
 static int a_peers, b_peers, stopped;
 static uint64_t delivered, received;
 static char dir_a[64], dir_b[64];
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint16_t free_port(void) {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in s;
-  memset(&s, 0, sizeof s);
-  s.sin_family = AF_INET;
-  s.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, (struct sockaddr *)&s, sizeof s);
-  socklen_t len = sizeof s;
-  getsockname(fd, (struct sockaddr *)&s, &len);
-  close(fd);
-  return ntohs(s.sin_port);
-}
 
 static void on_peer(lc_node *n, lc_peer_event ev, const lc_peer_info *p,
                     int detail, void *u) {
