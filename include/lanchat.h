@@ -69,7 +69,11 @@ extern "C" {
   XX(ETIMEDOUT, -30022, "timed out")                                           \
   XX(ESTORE, -30023, "local store (database) failure")                         \
   XX(EEXIST, -30024, "already exists")                                         \
-  XX(EPASSPHRASE, -30025, "wrong or missing passphrase")
+  XX(EPASSPHRASE, -30025, "wrong or missing passphrase")                       \
+  XX(EINTEGRITY, -30026, "file failed its integrity check")                    \
+  XX(EUNSAFE, -30027, "unsafe file name")                                      \
+  XX(ECHANGED, -30028, "source file changed or missing")                       \
+  XX(ECANCELED, -30029, "transfer cancelled")
 
 typedef enum {
 #define LC__ERR_ENUM(name, value, msg) LC_##name = (value),
@@ -179,7 +183,16 @@ typedef struct {
   uint64_t received_ms; /* our clock */
   const uint8_t *group; /* LC_GROUP_ID_BYTES for a group message (from is
                            its author), NULL for a direct one */
+  int kind; /* LC_KIND_TEXT, or LC_KIND_FILE for an offer of files, a
+               folder or a voice message (text is its summary; its
+               msg_id is the transfer's id: see lc_transfer_get) */
 } lc_message;
+
+/* What a message of the history is (lc_message.kind, lc_msg_info.kind). */
+typedef enum {
+  LC_KIND_TEXT = 0,
+  LC_KIND_FILE = 1 /* an attachment: files, a folder, a voice message */
+} lc_msg_kind;
 
 /* Network events (lc_network_cb). */
 typedef enum {
@@ -266,6 +279,19 @@ typedef enum {
  * application shows "typing" for a few seconds after the last one. */
 typedef void lc_typing_cb(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
                           lc_typing state, void *user);
+/* File transfers (see lc_send_files and the functions after it). */
+struct lc_transfer_info_s;
+typedef enum {
+  LC_TRANSFER_OFFER = 1,    /* a peer offers files: accept or decline */
+  LC_TRANSFER_CHANGED = 2,  /* its state changed (accepted, done, ...) */
+  LC_TRANSFER_PROGRESS = 3, /* bytes moved (at most every 250 ms) */
+  LC_TRANSFER_FILE = 4      /* one file arrived and was verified: detail is
+                               its index in files[] */
+} lc_transfer_event;
+/* t is borrowed for the callback (its files too). */
+typedef void lc_transfer_cb(lc_node *node, lc_transfer_event event,
+                            const struct lc_transfer_info_s *t, int detail,
+                            void *user);
 /* level: 0 error, 1 warning, 2 notice, 3 debug.  msg is borrowed. */
 typedef void lc_log_cb(lc_node *node, int level, const char *msg, void *user);
 typedef void lc_stop_cb(lc_node *node, void *user);
@@ -329,6 +355,16 @@ typedef struct {
   int contacts_only;
   lc_contact_cb *on_contact;
   lc_group_cb *on_group;
+
+  /* Files received go to downloads_dir (created 0700 if missing; default
+   * <data_dir>/downloads), each written aside under a hidden name and
+   * renamed into place, never over an existing file, once verified.
+   * auto_accept_bytes: offers from friends up to this total are accepted
+   * without asking (0, the default: always ask).  Voice messages up to
+   * LC_VOICE_AUTO_MAX are accepted from anyone allowed to message us. */
+  const char *downloads_dir;
+  uint64_t auto_accept_bytes;
+  lc_transfer_cb *on_transfer;
 
   lc_peer_cb *on_peer;
   lc_message_cb *on_message;
@@ -433,6 +469,7 @@ typedef struct lc_msg_info_s {
   size_t text_len;
   int is_group;                 /* peer is a group's id */
   uint8_t sender[LC_KEY_BYTES]; /* a group message's author */
+  int kind;                     /* lc_msg_kind */
 } lc_msg_info;
 
 /* A page of history: up to max messages of the conversation with peer older
@@ -653,6 +690,113 @@ LC_EXTERN int lc_group_send(lc_node *node,
 LC_EXTERN int lc_groups(lc_node *node, lc_group_info **out, size_t *count);
 LC_EXTERN void lc_groups_free(lc_group_info *g, size_t count);
 
+/* ---- files, folders and voice messages -----------------------------------
+ * A transfer starts as an offer, a message of the conversation (kind
+ * LC_KIND_FILE) delivered like a text, present or not.  Once the receiver
+ * accepts, the data flows peer to peer over the transport's bulk streams
+ * whenever both are present, resuming from the last byte the receiver
+ * confirmed after a disconnect or a restart of either side.  Each file is
+ * hashed (BLAKE2b-256) by both sides and shown under its final name only
+ * once the hashes agree.  The transfer's id is the offer's msg_id. */
+
+#define LC_TRANSFER_FILES_MAX 10000 /* files in one offer */
+#define LC_TRANSFER_PATH_MAX 1024   /* a file's relative path, bytes */
+#define LC_VOICE_AUTO_MAX (16u * 1024 * 1024)
+
+typedef enum {
+  LC_TRANSFER_KIND_FILES = 1,  /* one or more files */
+  LC_TRANSFER_KIND_FOLDER = 2, /* a folder (or several), its tree kept */
+  LC_TRANSFER_KIND_VOICE = 3   /* a voice message: one audio file */
+} lc_transfer_kind;
+
+typedef enum {
+  LC_TRANSFER_OFFERED = 1,   /* waiting for the receiver's answer */
+  LC_TRANSFER_ACCEPTED = 2,  /* data flows whenever both are present */
+  LC_TRANSFER_DONE = 3,      /* every file arrived and was verified */
+  LC_TRANSFER_DECLINED = 4,  /* the receiver said no */
+  LC_TRANSFER_CANCELLED = 5, /* by either side (by_peer says which) */
+  LC_TRANSFER_FAILED = 6     /* error says why */
+} lc_transfer_state;
+
+/* "offered", "accepted", "done", "declined", "cancelled", "failed";
+ * NULL for anything else. */
+LC_EXTERN const char *lc_transfer_state_name(int state);
+/* "files", "folder", "voice"; NULL for anything else. */
+LC_EXTERN const char *lc_transfer_kind_name(int kind);
+
+typedef struct {
+  char *path;    /* relative, '/'-separated, as offered */
+  uint64_t size; /* bytes */
+  int verified;  /* 1: complete and its hash checked (receiver), or its
+                    hash computed (sender) */
+  char *local;   /* sender: the file sent; receiver: where it is once
+                    verified, else NULL */
+} lc_transfer_file;
+
+typedef struct lc_transfer_info_s {
+  uint8_t id[LC_MSGID_BYTES]; /* the offer's msg_id */
+  uint8_t peer[LC_KEY_BYTES];
+  int outgoing; /* 1: we send */
+  lc_transfer_kind kind;
+  lc_transfer_state state;
+  int error;       /* FAILED, CANCELLED: an LC_E* code or negative errno */
+  int by_peer;     /* DECLINED, CANCELLED, FAILED: 1 if the peer ended it */
+  uint64_t total;  /* bytes in all files */
+  uint64_t bytes;  /* received and written (receiver) or handed
+                      to the transport (sender) */
+  uint64_t rate;   /* bytes per second lately (0 when idle) */
+  uint64_t eta_ms; /* time left at that rate (0 if unknown) */
+  uint64_t duration_ms; /* voice messages */
+  uint64_t created_ms;  /* our clock */
+  char *name;           /* what to show: a file's or folder's name, or
+                           "N files" */
+  size_t nfiles;
+  lc_transfer_file *files;
+} lc_transfer_info;
+
+/* Offers files and folders to a peer, present or not.  Each path is a
+ * file or a folder (whose regular files are sent with their paths under
+ * the folder's name; symbolic links and special files are skipped).  The
+ * files are read when sent, so they must stay in place until the transfer
+ * is done.  The offer is stored and sent like a text; id (may be NULL)
+ * receives the transfer's id.  Errors: LC_EINVAL (no path, our own key, a
+ * name that is not UTF-8), LC_ELIMIT (over LC_TRANSFER_FILES_MAX files, a
+ * path over LC_TRANSFER_PATH_MAX), LC_ETOOBIG (the list does not fit one
+ * message), LC_ESTATE, LC_ESTORE, a negative errno (a path that cannot be
+ * read). */
+LC_EXTERN int lc_send_files(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
+                            const char *const *paths, size_t count,
+                            uint8_t id[LC_MSGID_BYTES]);
+/* Sends an audio file as a voice message of duration_ms (0: read from the
+ * file, WAV or Ogg; LC_EINVAL if it cannot be).  Errors as lc_send_files. */
+LC_EXTERN int lc_send_voice(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
+                            const char *path, uint64_t duration_ms,
+                            uint8_t id[LC_MSGID_BYTES]);
+/* Reads an audio file's duration (WAV, Ogg Opus, Ogg Vorbis).  Errors:
+ * LC_EINVAL (not a format it knows, or malformed), a negative errno. */
+LC_EXTERN int lc_audio_duration(const char *path, uint64_t *duration_ms);
+
+/* Answers an offer we received.  Errors: -ENOENT (no such transfer),
+ * LC_ESTATE (not an offer to us waiting for an answer), -ENOSPC (the
+ * downloads folder has less room than the offer), LC_ESTORE. */
+LC_EXTERN int lc_transfer_accept(lc_node *node,
+                                 const uint8_t id[LC_MSGID_BYTES]);
+LC_EXTERN int lc_transfer_decline(lc_node *node,
+                                  const uint8_t id[LC_MSGID_BYTES]);
+/* Cancels a transfer from either side (offered or accepted); the peer is
+ * told whenever it can be reached.  Partial data is deleted.  Errors:
+ * -ENOENT, LC_ESTATE (already over), LC_ESTORE. */
+LC_EXTERN int lc_transfer_cancel(lc_node *node,
+                                 const uint8_t id[LC_MSGID_BYTES]);
+/* One transfer; free with lc_transfers_free(*out, 1).  Errors: -ENOENT,
+ * LC_ESTORE, LC_ENOMEM. */
+LC_EXTERN int lc_transfer_get(lc_node *node, const uint8_t id[LC_MSGID_BYTES],
+                              lc_transfer_info **out);
+/* Every transfer (active_only: offered or accepted only), newest first. */
+LC_EXTERN int lc_transfers(lc_node *node, int active_only,
+                           lc_transfer_info **out, size_t *count);
+LC_EXTERN void lc_transfers_free(lc_transfer_info *t, size_t count);
+
 #define LC_FINGERPRINT_LEN 35
 /* A key's fingerprint for two people to compare aloud: six groups of five
  * digits, "12345 67890 ...", from a BLAKE2b hash of the key (about 100
@@ -679,6 +823,11 @@ typedef struct {
   uint64_t relays_forwarded; /* boxes passed on to their recipient */
   uint64_t relays_delivered; /* of which its node confirmed */
   uint64_t relayed_in;       /* messages to us that came by a relay */
+  /* transfers */
+  uint64_t transfers_refused;   /* offers refused: unsafe names, too many */
+  uint64_t transfer_bad_data;   /* bulk data of no transfer, or beyond it */
+  uint64_t transfer_hash_fails; /* files whose hash did not match */
+  uint64_t bytes_sent_files, bytes_received_files;
 } lc_node_stats;
 LC_EXTERN void lc_node_stats_get(const lc_node *node, lc_node_stats *st);
 

@@ -640,6 +640,24 @@ void lc__hash(uint8_t *out, size_t outlen, const void *in, size_t inlen) {
   crypto_generichash(out, outlen, in, inlen, NULL, 0);
 }
 
+_Static_assert(sizeof(crypto_generichash_state) <= sizeof(lc__hash_state),
+               "lc__hash_state holds a crypto_generichash_state");
+
+void lc__hash_init(lc__hash_state *st) {
+  crypto_generichash_init((crypto_generichash_state *)(void *)st->opaque, NULL,
+                          0, 32);
+}
+
+void lc__hash_update(lc__hash_state *st, const void *in, size_t len) {
+  crypto_generichash_update((crypto_generichash_state *)(void *)st->opaque, in,
+                            len);
+}
+
+void lc__hash_final(lc__hash_state *st, uint8_t out[32]) {
+  crypto_generichash_final((crypto_generichash_state *)(void *)st->opaque, out,
+                           32);
+}
+
 void lc__fingerprint(char out[36], const uint8_t pk[LC_PK_BYTES]) {
   static const uint8_t personal[] = "lanchat-fingerprint-v1";
   uint8_t h[30];

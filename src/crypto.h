@@ -125,6 +125,15 @@ int lc__seal_open(const lc__identity *self, const uint8_t *ct, size_t len,
 /* BLAKE2b of in, outlen bytes (16..64). */
 void lc__hash(uint8_t *out, size_t outlen, const void *in, size_t inlen);
 
+/* BLAKE2b-256 over a stream of bytes (files).  The state is plain bytes:
+ * it may be copied, never shared between two streams. */
+typedef struct {
+  _Alignas(64) uint8_t opaque[384];
+} lc__hash_state;
+void lc__hash_init(lc__hash_state *st);
+void lc__hash_update(lc__hash_state *st, const void *in, size_t len);
+void lc__hash_final(lc__hash_state *st, uint8_t out[32]);
+
 /* Six groups of five digits from a BLAKE2b hash of the key (out: 36
  * bytes with the NUL). */
 void lc__fingerprint(char out[36], const uint8_t pk[LC_PK_BYTES]);

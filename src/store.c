@@ -139,6 +139,34 @@ static const char *const store_migrations[] = {
     "  expires_ms INTEGER NOT NULL,"
     "  box BLOB NOT NULL);"
     "CREATE INDEX relays_by_recipient ON relays(recipient);",
+
+    /* 5: file transfers; the offer is a message (kind FILE) too */
+    "CREATE TABLE transfers ("
+    "  id INTEGER PRIMARY KEY,"
+    "  msg_id BLOB NOT NULL UNIQUE,"
+    "  peer BLOB NOT NULL,"
+    "  outgoing INTEGER NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL,"
+    "  err INTEGER NOT NULL DEFAULT 0,"
+    "  by_peer INTEGER NOT NULL DEFAULT 0,"
+    "  told INTEGER NOT NULL DEFAULT 1,"
+    "  total INTEGER NOT NULL,"
+    "  pos INTEGER NOT NULL DEFAULT 0,"
+    "  duration_ms INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  dir TEXT);"
+    "CREATE TABLE transfer_files ("
+    "  xfer INTEGER NOT NULL REFERENCES transfers(id) ON DELETE CASCADE,"
+    "  idx INTEGER NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  local TEXT,"
+    "  hash BLOB,"
+    "  mine BLOB,"
+    "  verified INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (xfer, idx)) WITHOUT ROWID;",
 };
 
 #define STORE_NMIGRATIONS                                                      \
@@ -151,6 +179,10 @@ _Static_assert(STORE_NMIGRATIONS == LC_STORE_SCHEMA,
   "m.id, m.msg_id, c.peer, m.outgoing, m.kind, m.sent_ms, m.received_ms, "     \
   "m.state, m.edited_ms, m.retracted, m.body, c.is_group, m.sender, "          \
   "m.lamport"
+
+#define XFER_COLS                                                              \
+  "id, msg_id, peer, outgoing, kind, state, err, by_peer, told, total, pos, "  \
+  "duration_ms, created_ms, name, dir"
 
 enum {
   Q_CONV_GET,
@@ -207,6 +239,13 @@ enum {
   Q_CONV_SUM,
   Q_FTS_INDEX,
   Q_FTS_MARK,
+  Q_XFER_ADD,
+  Q_XFER_FILE_ADD,
+  Q_XFER_SET,
+  Q_XFER_FILE_SET,
+  Q_XFER_GET,
+  Q_XFER_LIST,
+  Q_XFER_FILES,
   Q_BEGIN,
   Q_COMMIT,
   Q_ROLLBACK,
@@ -325,6 +364,23 @@ static const char *const store_sql[Q_COUNT] = {
                    "   WHERE m.conv = conversations.id)"
                    " WHERE id IN (SELECT DISTINCT conv FROM messages WHERE id >"
                    " (SELECT value FROM meta WHERE key = 'fts_indexed'))",
+    [Q_XFER_ADD] = "INSERT INTO transfers(msg_id, peer, outgoing, kind, state,"
+                   " total, duration_ms, created_ms, name, dir)"
+                   " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+    [Q_XFER_FILE_ADD] = "INSERT INTO transfer_files(xfer, idx, path, size,"
+                        " local) VALUES (?1,?2,?3,?4,?5)",
+    [Q_XFER_SET] = "UPDATE transfers SET state = ?2, err = ?3, by_peer = ?4,"
+                   " told = ?5, pos = ?6, dir = ?7 WHERE msg_id = ?1",
+    [Q_XFER_FILE_SET] = "UPDATE transfer_files SET local = ?3, hash = ?4,"
+                        " mine = ?5, verified = ?6 WHERE idx = ?2 AND xfer ="
+                        " (SELECT id FROM transfers WHERE msg_id = ?1)",
+    [Q_XFER_GET] = "SELECT " XFER_COLS " FROM transfers WHERE msg_id = ?1",
+    [Q_XFER_LIST] = "SELECT " XFER_COLS " FROM transfers WHERE ?1 = 0"
+                    " OR (?1 = 1 AND state <= 2)"
+                    " OR (?1 = 2 AND (state <= 2 OR told = 0))"
+                    " ORDER BY id DESC",
+    [Q_XFER_FILES] = "SELECT idx, path, size, local, hash, mine, verified"
+                     " FROM transfer_files WHERE xfer = ?1 ORDER BY idx",
     [Q_FTS_INDEX] = "INSERT INTO messages_fts(rowid, body) SELECT id, body"
                     " FROM messages WHERE id >"
                     " (SELECT value FROM meta WHERE key = 'fts_indexed')",
@@ -640,10 +696,10 @@ void lc__store_close(lc__store *s) {
 
 /* ---- writing ------------------------------------------------------------ */
 
-static int store_insert(lc__store *s, const uint8_t *peer, const uint8_t *id,
-                        int outgoing, int state, uint64_t sent_ms,
-                        uint64_t now_ms, const char *text, size_t len,
-                        int64_t *rowid) {
+static int store_insert_kind(lc__store *s, const uint8_t *peer,
+                             const uint8_t *id, int kind, int outgoing,
+                             int state, uint64_t sent_ms, uint64_t now_ms,
+                             const char *text, size_t len, int64_t *rowid) {
   int64_t conv = store_conv(s, peer, 1);
   if (conv < 0)
     return (int)conv;
@@ -651,7 +707,7 @@ static int store_insert(lc__store *s, const uint8_t *peer, const uint8_t *id,
   sqlite3_bind_blob(st, 1, id, LC_MSGID_BYTES, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, conv);
   sqlite3_bind_int(st, 3, outgoing);
-  sqlite3_bind_int(st, 4, LC_CHAT_TEXT);
+  sqlite3_bind_int(st, 4, kind);
   sqlite3_bind_int64(st, 5, (sqlite3_int64)sent_ms);
   sqlite3_bind_int64(st, 6, (sqlite3_int64)now_ms);
   sqlite3_bind_int(st, 7, state);
@@ -665,6 +721,14 @@ static int store_insert(lc__store *s, const uint8_t *peer, const uint8_t *id,
   *rowid = sqlite3_last_insert_rowid(s->db);
   s->unindexed = 1;
   return 0;
+}
+
+static int store_insert(lc__store *s, const uint8_t *peer, const uint8_t *id,
+                        int outgoing, int state, uint64_t sent_ms,
+                        uint64_t now_ms, const char *text, size_t len,
+                        int64_t *rowid) {
+  return store_insert_kind(s, peer, id, LC_CHAT_TEXT, outgoing, state, sent_ms,
+                           now_ms, text, len, rowid);
 }
 
 int lc__store_add_outgoing(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
@@ -1517,6 +1581,245 @@ int lc__store_check(lc__store *s) {
                    NULL, NULL, NULL) != SQLITE_OK)
     return LC_ESTORE;
   return 0;
+}
+
+/* ---- transfers ---------------------------------------------------------- */
+
+static void store_bind_opt_text(sqlite3_stmt *st, int col, const char *t) {
+  if (t)
+    sqlite3_bind_text(st, col, t, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, col);
+}
+
+int lc__store_xfer_add(lc__store *s, const lc__xfer_row *x, uint64_t sent_ms,
+                       const char *summary, size_t len, int64_t *local_id) {
+  if (len > INT32_MAX || x->nfiles == 0)
+    return LC_EINVAL;
+  int rc = store_tx_begin(s);
+  if (rc < 0)
+    return rc;
+  int64_t rowid = 0;
+  rc = store_insert_kind(s, x->peer, x->id, LC_CHAT_FILE, x->outgoing,
+                         x->outgoing ? LC_MSG_QUEUED : LC_MSG_DELIVERED,
+                         sent_ms, x->created_ms, summary, len, &rowid);
+  int fresh = rc == 0;
+  if (rc == 0 && x->outgoing) {
+    sqlite3_stmt *st = store_q(s, Q_OUTBOX_ADD);
+    sqlite3_bind_int64(st, 1, rowid);
+    sqlite3_bind_blob(st, 2, x->peer, LC_KEY_BYTES, SQLITE_STATIC);
+    rc = store_done(st);
+  }
+  int64_t xid = 0;
+  if (rc == 0) {
+    sqlite3_stmt *st = store_q(s, Q_XFER_ADD);
+    sqlite3_bind_blob(st, 1, x->id, LC_MSGID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, x->peer, LC_KEY_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, x->outgoing);
+    sqlite3_bind_int(st, 4, x->kind);
+    sqlite3_bind_int(st, 5, x->state);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)x->total);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)x->duration_ms);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)x->created_ms);
+    sqlite3_bind_text(st, 9, x->name ? x->name : "", -1, SQLITE_STATIC);
+    store_bind_opt_text(st, 10, x->dir);
+    rc = store_done(st);
+    xid = sqlite3_last_insert_rowid(s->db);
+  }
+  for (size_t i = 0; rc == 0 && i < x->nfiles; i++) {
+    sqlite3_stmt *st = store_q(s, Q_XFER_FILE_ADD);
+    sqlite3_bind_int64(st, 1, xid);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+    sqlite3_bind_text(st, 3, x->files[i].path, (int)x->files[i].path_len,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)x->files[i].size);
+    store_bind_opt_text(st, 5, x->files[i].local);
+    rc = store_done(st);
+  }
+  if (rc == LC_EEXIST && !x->outgoing)
+    rc = 0; /* a retransmission of an offer we have */
+  rc = store_tx_end(s, rc);
+  if (rc == 0 && fresh && local_id)
+    *local_id = rowid;
+  return rc < 0 ? rc : fresh;
+}
+
+int lc__store_xfer_update(lc__store *s, const lc__xfer_row *x) {
+  sqlite3_stmt *st = store_q(s, Q_XFER_SET);
+  sqlite3_bind_blob(st, 1, x->id, LC_MSGID_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, x->state);
+  sqlite3_bind_int(st, 3, x->err);
+  sqlite3_bind_int(st, 4, x->by_peer);
+  sqlite3_bind_int(st, 5, x->told);
+  sqlite3_bind_int64(st, 6, (sqlite3_int64)x->pos);
+  store_bind_opt_text(st, 7, x->dir);
+  int rc = store_tx_begin(s);
+  if (rc == 0)
+    rc = store_done(st);
+  return store_tx_end(s, rc);
+}
+
+int lc__store_xfer_file_update(lc__store *s, const uint8_t id[LC_MSGID_BYTES],
+                               size_t idx, const lc__xfer_file *f) {
+  sqlite3_stmt *st = store_q(s, Q_XFER_FILE_SET);
+  sqlite3_bind_blob(st, 1, id, LC_MSGID_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)idx);
+  store_bind_opt_text(st, 3, f->local);
+  if (f->has_hash)
+    sqlite3_bind_blob(st, 4, f->hash, LC_XFER_HASH_BYTES, SQLITE_STATIC);
+  if (f->has_mine)
+    sqlite3_bind_blob(st, 5, f->mine, LC_XFER_HASH_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int(st, 6, f->verified);
+  int rc = store_tx_begin(s);
+  if (rc == 0)
+    rc = store_done(st);
+  return store_tx_end(s, rc);
+}
+
+static int store_read_xfer_file(sqlite3_stmt *st, void *elem) {
+  lc__xfer_file *f = elem;
+  memset(f, 0, sizeof *f);
+  f->path = store_text(st, 1, &f->path_len);
+  f->size = (uint64_t)sqlite3_column_int64(st, 2);
+  if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
+    size_t n;
+    f->local = store_text(st, 3, &n);
+    if (!f->local) {
+      free(f->path);
+      return LC_ENOMEM;
+    }
+  }
+  if (sqlite3_column_bytes(st, 4) == LC_XFER_HASH_BYTES) {
+    f->has_hash = 1;
+    store_blob(st, 4, f->hash, LC_XFER_HASH_BYTES);
+  }
+  if (sqlite3_column_bytes(st, 5) == LC_XFER_HASH_BYTES) {
+    f->has_mine = 1;
+    store_blob(st, 5, f->mine, LC_XFER_HASH_BYTES);
+  }
+  f->verified = sqlite3_column_int(st, 6);
+  if (!f->path) {
+    free(f->local);
+    return LC_ENOMEM;
+  }
+  return 0;
+}
+
+static void store_free_xfer_files(void *array, size_t n) {
+  lc__xfer_file *f = array;
+  for (size_t i = 0; f && i < n; i++) {
+    free(f[i].path);
+    free(f[i].local);
+  }
+  free(f);
+}
+
+static int store_read_xfer(sqlite3_stmt *st, void *elem) {
+  lc__xfer_row *x = elem;
+  memset(x, 0, sizeof *x);
+  x->rowid = sqlite3_column_int64(st, 0);
+  store_blob(st, 1, x->id, LC_MSGID_BYTES);
+  store_blob(st, 2, x->peer, LC_KEY_BYTES);
+  x->outgoing = sqlite3_column_int(st, 3);
+  x->kind = sqlite3_column_int(st, 4);
+  x->state = sqlite3_column_int(st, 5);
+  x->err = sqlite3_column_int(st, 6);
+  x->by_peer = sqlite3_column_int(st, 7);
+  x->told = sqlite3_column_int(st, 8);
+  x->total = (uint64_t)sqlite3_column_int64(st, 9);
+  x->pos = (uint64_t)sqlite3_column_int64(st, 10);
+  x->duration_ms = (uint64_t)sqlite3_column_int64(st, 11);
+  x->created_ms = (uint64_t)sqlite3_column_int64(st, 12);
+  size_t n;
+  x->name = store_text(st, 13, &n);
+  if (sqlite3_column_type(st, 14) != SQLITE_NULL)
+    x->dir = store_text(st, 14, &n);
+  if (!x->name || (sqlite3_column_type(st, 14) != SQLITE_NULL && !x->dir)) {
+    free(x->name);
+    free(x->dir);
+    return LC_ENOMEM;
+  }
+  return 0;
+}
+
+static void store_free_xfers(void *array, size_t n) {
+  lc__store_xfers_free(array, n);
+}
+
+/* The files of each transfer read (a second statement: not while the
+ * first one steps). */
+static int store_xfer_files(lc__store *s, lc__xfer_row *x) {
+  sqlite3_stmt *st = store_q(s, Q_XFER_FILES);
+  sqlite3_bind_int64(st, 1, x->rowid);
+  void *v = NULL;
+  int rc = store_rows(st, sizeof(lc__xfer_file), store_read_xfer_file,
+                      store_free_xfer_files, &v, &x->nfiles);
+  x->files = v;
+  return rc;
+}
+
+int lc__store_xfer_get(lc__store *s, const uint8_t id[LC_MSGID_BYTES],
+                       lc__xfer_row *out) {
+  memset(out, 0, sizeof *out);
+  sqlite3_stmt *st = store_q(s, Q_XFER_GET);
+  sqlite3_bind_blob(st, 1, id, LC_MSGID_BYTES, SQLITE_STATIC);
+  void *v = NULL;
+  size_t n = 0;
+  int rc = store_rows(st, sizeof(lc__xfer_row), store_read_xfer,
+                      store_free_xfers, &v, &n);
+  if (rc < 0)
+    return rc;
+  if (n == 0) {
+    free(v);
+    return 0;
+  }
+  *out = *(lc__xfer_row *)v;
+  free(v);
+  rc = store_xfer_files(s, out);
+  if (rc < 0) {
+    lc__store_xfer_clear(out);
+    return rc;
+  }
+  return 1;
+}
+
+int lc__store_xfers(lc__store *s, int which, lc__xfer_row **out,
+                    size_t *count) {
+  sqlite3_stmt *st = store_q(s, Q_XFER_LIST);
+  sqlite3_bind_int(st, 1, which);
+  void *v = NULL;
+  int rc = store_rows(st, sizeof(lc__xfer_row), store_read_xfer,
+                      store_free_xfers, &v, count);
+  if (rc < 0)
+    return rc;
+  lc__xfer_row *x = v;
+  for (size_t i = 0; i < *count; i++) {
+    rc = store_xfer_files(s, &x[i]);
+    if (rc < 0) {
+      lc__store_xfers_free(x, *count);
+      *count = 0;
+      return rc;
+    }
+  }
+  *out = x;
+  return 0;
+}
+
+void lc__store_xfer_clear(lc__xfer_row *x) {
+  if (!x)
+    return;
+  free(x->name);
+  free(x->dir);
+  store_free_xfer_files(x->files, x->nfiles);
+  x->name = x->dir = NULL;
+  x->files = NULL;
+  x->nfiles = 0;
+}
+
+void lc__store_xfers_free(lc__xfer_row *x, size_t count) {
+  for (size_t i = 0; x && i < count; i++)
+    lc__store_xfer_clear(&x[i]);
+  free(x);
 }
 
 void lc__store_msg_clear(lc__stored_msg *m) {

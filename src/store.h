@@ -17,7 +17,7 @@
 
 #include "lanchat.h"
 
-#define LC_STORE_SCHEMA 4 /* the schema version this code writes */
+#define LC_STORE_SCHEMA 5 /* the schema version this code writes */
 
 typedef struct lc__store lc__store;
 
@@ -284,6 +284,57 @@ int lc__store_relay_done(lc__store *s, const uint8_t msg_id[LC_MSGID_BYTES]);
 int lc__store_relay_purge(lc__store *s, uint64_t now_ms);
 /* How many boxes are held (>= 0), or LC_ESTORE. */
 int64_t lc__store_relay_count(lc__store *s);
+
+/* ---- file transfers ----
+ * A transfer's row and one row per file; its offer is a message (kind
+ * LC_CHAT_FILE) of the conversation, its text a summary. */
+typedef struct {
+  char *path; /* relative, as offered (NUL-terminated) */
+  size_t path_len;
+  uint64_t size;
+  char *local; /* sender: the source; receiver: the final path (or NULL) */
+  int has_hash;
+  uint8_t hash[32]; /* the sender's hash of the file */
+  int has_mine;
+  uint8_t mine[32]; /* receiver: the hash of what arrived */
+  int verified;
+} lc__xfer_file;
+
+typedef struct {
+  int64_t rowid;
+  uint8_t id[LC_MSGID_BYTES]; /* the offer's msg_id */
+  uint8_t peer[LC_KEY_BYTES];
+  int outgoing, kind, state, err, by_peer;
+  int told; /* 0: our last word (decline, cancel, done) waits for the
+               peer's node to confirm it */
+  uint64_t total, pos, duration_ms, created_ms;
+  char *name; /* what to show */
+  char *dir;  /* receiver: the hidden folder the files are written in */
+  size_t nfiles;
+  lc__xfer_file *files;
+} lc__xfer_row;
+
+/* Stores a transfer and its offer (text: the summary) in one
+ * transaction: ours in the outbox (QUEUED), or one received (DELIVERED,
+ * unread).  Returns 1 if new (*local_id: the message's local id), 0 for an
+ * offer received again, LC_EEXIST (ours: the id is taken), LC_EINVAL,
+ * LC_ESTORE. */
+int lc__store_xfer_add(lc__store *s, const lc__xfer_row *x, uint64_t sent_ms,
+                       const char *summary, size_t len, int64_t *local_id);
+/* Writes state, err, by_peer, told, pos and dir. */
+int lc__store_xfer_update(lc__store *s, const lc__xfer_row *x);
+/* Writes a file's local, hash, mine and verified. */
+int lc__store_xfer_file_update(lc__store *s, const uint8_t id[LC_MSGID_BYTES],
+                               size_t idx, const lc__xfer_file *f);
+/* 1 and *out (free with lc__store_xfer_clear), 0 if unknown, or an
+ * error. */
+int lc__store_xfer_get(lc__store *s, const uint8_t id[LC_MSGID_BYTES],
+                       lc__xfer_row *out);
+/* which: 0 all, 1 offered or accepted, 2 those and the ones whose last
+ * word is not confirmed yet; newest first. */
+int lc__store_xfers(lc__store *s, int which, lc__xfer_row **out, size_t *count);
+void lc__store_xfer_clear(lc__xfer_row *x);
+void lc__store_xfers_free(lc__xfer_row *x, size_t count);
 
 /* Checks the whole file and the full-text index against the messages.
  * 0 if sound, LC_ESTORE if not. */

@@ -1124,8 +1124,11 @@ int lc__disc_decode(lc__disc_datagram *dg, const uint8_t *buf, size_t len,
 /* How many fields each kind of chat envelope has. */
 static uint32_t wire_chat_fields(int kind) {
   switch (kind) {
+  case LC_CHAT_FILE_CTRL:
+    return 9;
   case LC_CHAT_GROUP_SYNC:
     return 6;
+  case LC_CHAT_FILE:
   case LC_CHAT_RELAY:
     return 5;
   case LC_CHAT_EDIT:
@@ -1165,6 +1168,18 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
   } else if (c->kind == LC_CHAT_RELAY) {
     if (!c->blob || c->blob_len == 0 || c->blob_len > LC_RELAY_MAX)
       return LC_EINVAL;
+  } else if (c->kind == LC_CHAT_FILE) {
+    if (c->xkind < 1 || c->xkind > 3 || c->nfiles == 0 ||
+        c->nfiles > LC_TRANSFER_FILES_MAX || !c->files)
+      return LC_EINVAL;
+    for (size_t i = 0; i < c->nfiles; i++)
+      if (!c->files[i].path || c->files[i].path_len == 0 ||
+          c->files[i].path_len > LC_TRANSFER_PATH_MAX ||
+          !lc__utf8_valid(c->files[i].path, c->files[i].path_len))
+        return LC_EINVAL;
+  } else if (c->kind == LC_CHAT_FILE_CTRL) {
+    if (c->op < LC_XFER_OP_ACCEPT || c->op > LC_XFER_OP_DONE)
+      return LC_EINVAL;
   } else if (c->kind != LC_CHAT_RETRACT) {
     return LC_EINVAL;
   }
@@ -1191,6 +1206,23 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
     wire_pack_bin(&pk, c->recipient, LC_KEY_BYTES);
     msgpack_pack_uint64(&pk, c->expires_ms);
     wire_pack_bin(&pk, c->blob, c->blob_len);
+  } else if (c->kind == LC_CHAT_FILE) {
+    msgpack_pack_uint64(&pk, (uint64_t)c->xkind);
+    msgpack_pack_uint64(&pk, c->duration_ms);
+    msgpack_pack_array(&pk, (uint32_t)c->nfiles);
+    for (size_t i = 0; i < c->nfiles; i++) {
+      msgpack_pack_array(&pk, 2);
+      wire_pack_str(&pk, c->files[i].path, c->files[i].path_len);
+      msgpack_pack_uint64(&pk, c->files[i].size);
+    }
+  } else if (c->kind == LC_CHAT_FILE_CTRL) {
+    wire_pack_bin(&pk, c->target, LC_MSG_ID_BYTES);
+    msgpack_pack_uint64(&pk, (uint64_t)c->op);
+    msgpack_pack_uint64(&pk, c->pos);
+    msgpack_pack_uint64(&pk, c->stream);
+    msgpack_pack_uint64(&pk, c->file);
+    wire_pack_bin(&pk, c->hash, c->has_hash ? LC_XFER_HASH_BYTES : 0);
+    msgpack_pack_int64(&pk, c->err);
   } else if (c->kind == LC_CHAT_GROUP_SYNC) {
     wire_pack_bin(&pk, c->group, LC_GROUP_ID_BYTES);
     msgpack_pack_uint64(&pk, c->nops);
@@ -1231,11 +1263,21 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
   memset(c->ops_hash, 0, sizeof c->ops_hash);
   memset(c->recipient, 0, sizeof c->recipient);
   memset(c->target, 0, sizeof c->target);
+  c->xkind = 0;
+  c->duration_ms = 0;
+  c->nfiles = 0;
+  c->files = NULL;
+  c->pos = 0;
+  c->stream = 0;
+  c->file = 0;
+  c->has_hash = 0;
+  memset(c->hash, 0, sizeof c->hash);
+  c->err = 0;
   WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
   if (n < 3)
     return LC_EPROTO;
   WIRE_TRY(wire_read_uint(&in, 255, &kind));
-  if (kind < LC_CHAT_TEXT || kind > LC_CHAT_RELAY)
+  if (kind < LC_CHAT_TEXT || kind > LC_CHAT_FILE_CTRL)
     return LC_ETYPE;
   if (n != wire_chat_fields((int)kind))
     return LC_EPROTO;
@@ -1269,6 +1311,55 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
     WIRE_TRY(wire_read_bin(&in, &c->blob, &c->blob_len));
     if (c->blob_len == 0 || c->blob_len > LC_RELAY_MAX)
       return LC_ERANGE;
+  } else if (kind == LC_CHAT_FILE) {
+    uint64_t xk;
+    WIRE_TRY(wire_read_uint(&in, 3, &xk));
+    if (xk < 1)
+      return LC_ERANGE;
+    c->xkind = (int)xk;
+    WIRE_TRY(wire_read_u64(&in, &c->duration_ms));
+    size_t start = in.pos;
+    uint32_t k;
+    WIRE_TRY(wire_read_array(&in, &k, LC_EFIELD));
+    if (k == 0 || k > LC_TRANSFER_FILES_MAX)
+      return LC_ERANGE;
+    for (uint32_t i = 0; i < k; i++) {
+      uint32_t two;
+      const char *path;
+      size_t plen;
+      uint64_t size;
+      WIRE_TRY(wire_read_array(&in, &two, LC_EFIELD));
+      if (two != 2)
+        return LC_EPROTO;
+      WIRE_TRY(wire_read_str(&in, LC_TRANSFER_PATH_MAX, &path, &plen));
+      if (plen == 0)
+        return LC_ERANGE;
+      WIRE_TRY(wire_read_u64(&in, &size));
+    }
+    c->blob = buf + start;
+    c->blob_len = in.pos - start;
+    c->nfiles = k;
+  } else if (kind == LC_CHAT_FILE_CTRL) {
+    uint64_t op, v;
+    const uint8_t *h;
+    size_t hlen;
+    WIRE_TRY(wire_read_fixed(&in, c->target, LC_MSG_ID_BYTES));
+    WIRE_TRY(wire_read_uint(&in, LC_XFER_OP_DONE, &op));
+    if (op < LC_XFER_OP_ACCEPT)
+      return LC_ERANGE;
+    c->op = (int)op;
+    WIRE_TRY(wire_read_u64(&in, &c->pos));
+    WIRE_TRY(wire_read_u32(&in, &c->stream));
+    WIRE_TRY(wire_read_uint(&in, UINT32_MAX, &v));
+    c->file = (uint32_t)v;
+    WIRE_TRY(wire_read_bin(&in, &h, &hlen));
+    if (hlen != 0 && hlen != LC_XFER_HASH_BYTES)
+      return LC_ERANGE;
+    if (hlen) {
+      memcpy(c->hash, h, LC_XFER_HASH_BYTES);
+      c->has_hash = 1;
+    }
+    WIRE_TRY(wire_read_i64(&in, &c->err));
   } else if (kind == LC_CHAT_GROUP_SYNC) {
     WIRE_TRY(wire_read_fixed(&in, c->group, LC_GROUP_ID_BYTES));
     WIRE_TRY(wire_read_u64(&in, &c->nops));
@@ -1299,6 +1390,25 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
     return LC_ETRAILING;
   c->kind = (int)kind;
   return 0;
+}
+
+int lc__wire_files_decode(const uint8_t *buf, size_t len, lc__wire_file *out,
+                          size_t max) {
+  wire_in in = {buf, len, 0};
+  uint32_t k;
+  WIRE_TRY(wire_read_array(&in, &k, LC_EFIELD));
+  if (k > max)
+    return LC_ERANGE;
+  for (uint32_t i = 0; i < k; i++) {
+    uint32_t two;
+    WIRE_TRY(wire_read_array(&in, &two, LC_EFIELD));
+    if (two != 2)
+      return LC_EPROTO;
+    WIRE_TRY(wire_read_str(&in, LC_TRANSFER_PATH_MAX, &out[i].path,
+                           &out[i].path_len));
+    WIRE_TRY(wire_read_u64(&in, &out[i].size));
+  }
+  return in.pos == in.len ? (int)k : LC_ETRAILING;
 }
 
 /* ---- group operations and messages ------------------------------------- */

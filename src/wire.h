@@ -308,10 +308,32 @@ enum {
   LC_CHAT_GROUP_MSG = 8,  /* [8, sent_ms, msg bin]: a signed group message */
   LC_CHAT_GROUP_SYNC = 9, /* [9, sent_ms, group bin32, nops uint, ops_hash
                              bin16, [[author bin32, seq uint], ...]] */
-  LC_CHAT_RELAY = 10      /* [10, sent_ms, recipient bin32, expires_ms
+  LC_CHAT_RELAY = 10,     /* [10, sent_ms, recipient bin32, expires_ms
                              uint, sealed bin]: a message carried for
                              someone else, sealed to the recipient */
+  LC_CHAT_FILE = 11,      /* [11, sent_ms, kind uint 1..3, duration_ms
+                             uint, [[path str, size uint], ...]]: an offer
+                             of files; its message id is the transfer's */
+  LC_CHAT_FILE_CTRL = 12  /* [12, sent_ms, transfer bin16, op uint 1..6,
+                             pos uint, stream u32, file u32, hash bin (0
+                             or 32 bytes), err int]: see LC_XFER_OP_* */
 };
+enum {
+  LC_XFER_OP_ACCEPT = 1,  /* receiver: send from byte pos (resume) */
+  LC_XFER_OP_DECLINE = 2, /* receiver: no */
+  LC_XFER_OP_CANCEL = 3,  /* either side: stop (err: why, 0 = the user) */
+  LC_XFER_OP_START = 4,   /* sender: stream carries bytes from pos */
+  LC_XFER_OP_HASH = 5,    /* sender: file's BLAKE2b-256 is hash */
+  LC_XFER_OP_DONE = 6     /* receiver: every file verified */
+};
+#define LC_XFER_HASH_BYTES 32
+/* One file of an offer: encode from an array of these; decode with
+ * lc__wire_files_decode from the list's bytes. */
+typedef struct {
+  const char *path; /* not NUL-terminated on decode (points into the buffer) */
+  size_t path_len;
+  uint64_t size;
+} lc__wire_file;
 /* LC_GROUP_ID_BYTES, LC_GROUP_MEMBERS_MAX, LC_GROUP_NAME_MAX: lanchat.h */
 #define LC_GROUP_BLOB_MAX (LC_GROUP_MEMBERS_MAX * 34 + 1024) /* an op */
 #define LC_GROUP_MSG_MAX (LC_TEXT_MAX + 512)                 /* a message */
@@ -345,7 +367,20 @@ typedef struct {
     uint8_t author[LC_KEY_BYTES];
     uint64_t seq;
   } vec[LC_GROUP_MEMBERS_MAX];
-  uint8_t target[LC_MSG_ID_BYTES]; /* EDIT, RETRACT */
+  /* FILE: xkind (lc_transfer_kind), duration_ms, the files: encode from
+   * files[nfiles]; decode leaves the list's raw bytes in blob/blob_len,
+   * already checked, and its length in nfiles */
+  int xkind;
+  uint64_t duration_ms;
+  size_t nfiles;
+  const lc__wire_file *files;
+  /* FILE_CTRL: target is the transfer, op an LC_XFER_OP_* */
+  uint64_t pos;
+  uint32_t stream, file;
+  int has_hash;
+  uint8_t hash[LC_XFER_HASH_BYTES];
+  int64_t err;
+  uint8_t target[LC_MSG_ID_BYTES]; /* EDIT, RETRACT, FILE_CTRL */
   size_t nids;                     /* READ */
   uint8_t ids[LC_CHAT_IDS_MAX][LC_MSG_ID_BYTES];
 } lc__chat;
@@ -356,6 +391,11 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap);
 /* Errors as lc__wire_decode; invalid UTF-8 is LC_EFIELD, an unknown kind
  * LC_ETYPE. */
 int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len);
+/* The files of a decoded FILE envelope (c->blob, c->blob_len) into
+ * out[max]; returns how many, or a decoder error (never for a list that
+ * lc__chat_decode accepted). */
+int lc__wire_files_decode(const uint8_t *buf, size_t len, lc__wire_file *out,
+                          size_t max);
 
 /* ---- group operations and messages (signed blobs inside the envelope) --
  * op:  [group bin32, author bin32, lamport uint, sent_ms uint, kind uint,

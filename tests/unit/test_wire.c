@@ -1423,7 +1423,7 @@ static void test_chat_read(void **state) {
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_ERANGE);
   n = hex("93 02 07 a1 41", buf, sizeof buf);
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_EFIELD);
-  n = hex("93 0b 07 a1 41", buf, sizeof buf);
+  n = hex("93 0d 07 a1 41", buf, sizeof buf);
   assert_int_equal(lc__chat_decode(&g, buf, n), LC_ETYPE);
   /* EDIT [4, 7, target, text] and RETRACT [5, 7, target] */
   memset(&c, 0, sizeof c);
