@@ -21,6 +21,7 @@
 #include "lanchat.h"
 #include "net_uv.h"
 #include "store.h"
+#include "transfer.h"
 #include "transport.h"
 #include "wire.h"
 
@@ -48,7 +49,8 @@ enum {
   EV_TYPING,
   EV_CHANGED,
   EV_CONTACT,
-  EV_GROUP
+  EV_GROUP,
+  EV_TRANSFER
 };
 
 typedef struct node_event {
@@ -68,13 +70,16 @@ typedef struct node_event {
   lc_group_info *group; /* group: the group; message: group_id */
   int in_group;
   uint8_t group_id[LC_GROUP_ID_BYTES];
+  int kind;               /* message: LC_KIND_* */
+  lc_transfer_info *xfer; /* transfer: the transfer (a = event, b =
+                             detail) */
 } node_event;
 
 struct lc_node {
   struct uv_loop_s *loop;
   lc_node_options o; /* string fields point at the copies below */
   char *s_data_dir, *s_nick, *s_status, *s_bind_v4, *s_bind_v6, *s_ifaces,
-      *s_skip, *s_bcast, *s_statics;
+      *s_skip, *s_bcast, *s_statics, *s_downloads;
   lc__identity id;
   lc__tp *tp;
   lc__disc *disc;
@@ -127,6 +132,7 @@ struct lc_node {
   size_t nheld;
 
   lc__grp *grp;                      /* group chats */
+  lc__xfer *xfer;                    /* file transfers */
   uint8_t (*handed)[LC_MSGID_BYTES]; /* our messages handed to relays */
   size_t nhanded;
   uint64_t next_group_sync; /* a SYNC with every peer present, each minute */
@@ -218,6 +224,7 @@ static void node_group_info_free(lc_group_info *g) {
 }
 
 static void node_event_free(node_event *e) {
+  lc_transfers_free(e->xfer, e->xfer ? 1 : 0);
   free(e->text);
   free(e->contact);
   node_group_info_free(e->group);
@@ -253,6 +260,7 @@ static void node_drain(lc_node *n) {
         m.sent_ms = e->sent_ms;
         m.received_ms = e->received_ms;
         m.group = e->in_group ? e->group_id : NULL;
+        m.kind = e->kind;
         n->o.on_message(n, &m, u);
       }
       break;
@@ -279,6 +287,10 @@ static void node_drain(lc_node *n) {
     case EV_GROUP:
       if (n->o.on_group)
         n->o.on_group(n, e->group, u);
+      break;
+    case EV_TRANSFER:
+      if (n->o.on_transfer)
+        n->o.on_transfer(n, (lc_transfer_event)e->a, e->xfer, e->b, u);
       break;
     case EV_CONTACT:
       if (n->o.on_contact)
@@ -652,17 +664,29 @@ static void node_flush_peer(lc_node *n, const uint8_t *peer) {
       *mark = m[i].id;
       continue;
     }
-    lc__chat c;
-    c.kind = LC_CHAT_TEXT;
-    c.sent_ms = m[i].sent_ms;
-    c.text = m[i].text;
-    c.text_len = m[i].text_len;
-    c.nids = 0;
-    size_t cap = m[i].text_len + 32;
-    uint8_t *buf = malloc(cap);
-    if (!buf)
+    uint8_t *buf;
+    if (m[i].kind == LC_CHAT_FILE) { /* an offer: its list of files */
+      size_t elen = 0;
+      buf = NULL;
+      rc = lc__xfer_offer_envelope(n->xfer, m[i].msg_id, m[i].sent_ms, &buf,
+                                   &elen);
+      if (rc == 0)
+        rc = (int)elen;
+      else if (rc != LC_ENOMEM)
+        node_log(n, 0, "cannot send an offer of files: %s", lc_strerror(rc));
+    } else {
+      lc__chat c;
+      c.kind = LC_CHAT_TEXT;
+      c.sent_ms = m[i].sent_ms;
+      c.text = m[i].text;
+      c.text_len = m[i].text_len;
+      c.nids = 0;
+      size_t cap = m[i].text_len + 32;
+      buf = malloc(cap);
+      rc = buf ? lc__chat_encode(&c, buf, cap) : LC_ENOMEM;
+    }
+    if (rc == LC_ENOMEM)
       break;
-    rc = lc__chat_encode(&c, buf, cap);
     if (rc >= 0)
       rc = lc__tp_send_msg(n->tp, peer, m[i].msg_id, buf, (size_t)rc, now);
     free(buf);
@@ -704,6 +728,7 @@ static void node_changed(lc_node *n, const uint8_t *msg_id) {
   e->msg.state = (lc_msg_state)m.state;
   e->msg.edited_ms = m.edited_ms;
   e->msg.retracted = m.retracted;
+  e->msg.kind = m.kind == LC_CHAT_FILE ? LC_KIND_FILE : LC_KIND_TEXT;
   e->msg.text = e->text = m.text; /* the event owns it now */
   e->msg.text_len = m.text_len;
   node_enqueue(n, e);
@@ -832,6 +857,68 @@ static int node_recv_text(lc_node *n, const uint8_t *peer,
   return 0;
 }
 
+/* An offer of files: stored (or refused) by the engine, shown like a
+ * message; accepted at once from a friend under the size the user set,
+ * and for a voice message of reasonable size from anyone allowed. */
+static int node_recv_file(lc_node *n, const uint8_t *peer,
+                          const uint8_t *msg_id, const lc__chat *c) {
+  uint64_t now_ms = node_wall_ms(n);
+  int autoacc = 0;
+  if (c->xkind == LC_TRANSFER_KIND_VOICE) {
+    autoacc = 1; /* the size is checked below, from the list */
+  } else if (n->o.auto_accept_bytes) {
+    lc__contact k;
+    autoacc = lc__store_contact_get(n->store, peer, &k) >= 0 &&
+              k.state == LC_CONTACT_FRIEND;
+  }
+  if (autoacc) {
+    /* the total, from the list the decoder checked */
+    uint64_t total = 0;
+    lc__wire_file f[1];
+    if (c->xkind == LC_TRANSFER_KIND_VOICE) {
+      if (lc__wire_files_decode(c->blob, c->blob_len, f, 1) == 1)
+        total = f[0].size;
+      autoacc = c->nfiles == 1 && total <= LC_VOICE_AUTO_MAX;
+    } else {
+      lc__wire_file *v = malloc((c->nfiles + 1) * sizeof *v);
+      int k =
+          v ? lc__wire_files_decode(c->blob, c->blob_len, v, c->nfiles) : -1;
+      for (int i = 0; i < k; i++)
+        total += v[i].size;
+      free(v);
+      autoacc = k >= 0 && total <= n->o.auto_accept_bytes;
+    }
+  }
+  int64_t id = 0;
+  char *summary = NULL;
+  int rc = lc__xfer_recv_offer(n->xfer, peer, msg_id, c, now_ms, autoacc, &id,
+                               &summary);
+  if (rc < 0) {
+    node_log(n, 0, "cannot store an offer of files (it waits): %s",
+             lc_strerror(rc));
+    return rc;
+  }
+  if (id == 0 || !summary) {
+    free(summary);
+    return 0;
+  }
+  node_event *e = node_event_new(EV_MESSAGE);
+  if (!e) {
+    free(summary);
+    return 0;
+  }
+  memcpy(e->key, peer, LC_KEY_BYTES);
+  memcpy(e->msg_id, msg_id, LC_MSGID_BYTES);
+  e->text = summary;
+  e->len = strlen(summary);
+  e->sent_ms = c->sent_ms;
+  e->received_ms = now_ms;
+  e->id = id;
+  e->kind = LC_KIND_FILE;
+  node_enqueue(n, e);
+  return 0;
+}
+
 /* The peer read these messages of ours.  Only messages we sent to that
  * very peer move: a receipt cannot touch anybody else's. */
 static void node_recv_read(lc_node *n, const uint8_t *peer, const lc__chat *c) {
@@ -872,8 +959,13 @@ static int node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
     return lc__grp_recv(n->grp, peer, &c);
   if (c.kind == LC_CHAT_RELAY)
     return node_recv_relay(n, peer, &c);
-  if (n->o.contacts_only && (c.kind == LC_CHAT_TEXT || c.kind == LC_CHAT_EDIT ||
-                             c.kind == LC_CHAT_RETRACT)) {
+  if (c.kind == LC_CHAT_FILE_CTRL) {
+    lc__xfer_recv_ctrl(n->xfer, peer, &c);
+    return 0;
+  }
+  if (n->o.contacts_only &&
+      (c.kind == LC_CHAT_TEXT || c.kind == LC_CHAT_EDIT ||
+       c.kind == LC_CHAT_RETRACT || c.kind == LC_CHAT_FILE)) {
     lc__contact k;
     int rc2 = lc__store_contact_get(n->store, peer, &k);
     if (rc2 < 0)
@@ -885,6 +977,8 @@ static int node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
   }
   if (c.kind == LC_CHAT_TEXT)
     return node_recv_text(n, peer, msg_id, &c);
+  if (c.kind == LC_CHAT_FILE)
+    return node_recv_file(n, peer, msg_id, &c);
   if (c.kind == LC_CHAT_READ)
     node_recv_read(n, peer, &c);
   else if (c.kind == LC_CHAT_EDIT || c.kind == LC_CHAT_RETRACT)
@@ -917,6 +1011,8 @@ static void node_tp_unreliable(void *user, const uint8_t peer[LC_PK_BYTES],
 static void node_tp_acked(void *user, const uint8_t peer[LC_PK_BYTES],
                           const uint8_t msg_id[LC_MSG_ID_BYTES]) {
   lc_node *n = user;
+  if (lc__xfer_msg_acked(n->xfer, peer, msg_id))
+    return; /* a transfer's control message */
   int r = node_rcpt_find(n, NULL, msg_id);
   if (r >= 0) { /* receipts delivered: no longer owed */
     lc__store_receipts_done(n->store, n->rcpts[r].ids, n->rcpts[r].n);
@@ -938,6 +1034,8 @@ static void node_tp_failed(void *user, const uint8_t peer[LC_PK_BYTES],
                            const uint8_t msg_id[LC_MSG_ID_BYTES], int err) {
   lc_node *n = user;
   (void)err;
+  if (lc__xfer_msg_failed(n->xfer, peer, msg_id))
+    return; /* the transfer asks again when it can */
   int r = node_rcpt_find(n, NULL, msg_id);
   if (r >= 0) /* still owed, in the store: they go again */
     n->rcpts[r] = n->rcpts[--n->nrcpts];
@@ -954,6 +1052,8 @@ static void node_tp_up(void *user, const uint8_t peer[LC_PK_BYTES]) {
   char hex[LC_KEY_HEX_LEN + 1];
   lc_key_to_hex(hex, peer);
   node_log(n, 3, "session up with %.16s", hex);
+  if (!node_is_blocked(n, peer))
+    lc__xfer_session_up(n->xfer, peer);
 }
 
 static void node_tp_down(void *user, const uint8_t peer[LC_PK_BYTES],
@@ -962,6 +1062,30 @@ static void node_tp_down(void *user, const uint8_t peer[LC_PK_BYTES],
   char hex[LC_KEY_HEX_LEN + 1];
   lc_key_to_hex(hex, peer);
   node_log(n, 3, "session down with %.16s (reason %d)", hex, reason);
+  lc__xfer_session_down(n->xfer, peer);
+}
+
+static void node_tp_bulk(void *user, const uint8_t peer[LC_PK_BYTES],
+                         uint32_t stream, uint64_t offset, const uint8_t *data,
+                         size_t len) {
+  lc_node *n = user;
+  if (node_is_blocked(n, peer)) {
+    n->st.blocked_dropped++;
+    return;
+  }
+  lc__xfer_bulk(n->xfer, peer, stream, offset, data, len);
+}
+
+static void node_tp_bulk_done(void *user, const uint8_t peer[LC_PK_BYTES],
+                              uint32_t stream, uint64_t final_size) {
+  (void)user, (void)peer, (void)stream, (void)final_size;
+  /* the engine counts what arrived: nothing more to learn here */
+}
+
+static void node_tp_bulk_acked(void *user, const uint8_t peer[LC_PK_BYTES],
+                               uint32_t stream) {
+  lc_node *n = user;
+  lc__xfer_bulk_acked(n->xfer, peer, stream);
 }
 
 /* ---- discovery events ---------------------------------------------------- */
@@ -984,6 +1108,8 @@ static void node_disc_event(void *user, int ev, const lc__disc_peer *p,
   if (ev == LC__DISC_APPEARED && !node_is_blocked(n, p->key)) {
     lc__grp_peer_up(n->grp, p->key, node_wall_ms(n));
     node_relay_forward(n, p->key);
+    if (p->caps & 1)
+      lc__xfer_peer_up(n->xfer, p->key);
   }
   node_event *e = node_event_new(EV_PEER);
   if (!e)
@@ -1548,6 +1674,8 @@ static int node_poll(void *user, uint64_t now, lc__addr *to, uint8_t *buf,
       n->next_group_sync = now + NODE_GROUP_SYNC_US;
     }
   }
+  if (n->state == NODE_RUNNING)
+    lc__xfer_pump(n->xfer, now);
   if (n->state == NODE_RUNNING || n->state == NODE_STOPPING) {
     len = lc__disc_poll(n->disc, now, to, buf, cap);
     if (len == 0)
@@ -1583,10 +1711,149 @@ static uint64_t node_next_wakeup(void *user) {
     t = u;
   if (n->next_iface_check < t)
     t = n->next_iface_check;
+  if (n->state == NODE_RUNNING) {
+    u = lc__xfer_next_wakeup(n->xfer);
+    if (u < t)
+      t = u;
+  }
   for (size_t i = 0; n->state == NODE_RUNNING && i < n->nretry; i++)
     if (n->retry[i].at < t)
       t = n->retry[i].at;
   return t;
+}
+
+/* ---- file transfers: the engine's reach into the node ---------------------
+ */
+
+static int node_x_send(void *user, const uint8_t *peer, const uint8_t *tid,
+                       const uint8_t *env, size_t len) {
+  lc_node *n = user;
+  if (n->state != NODE_RUNNING || node_is_blocked(n, peer))
+    return LC_ESTATE;
+  return lc__tp_send_msg(n->tp, peer, tid, env, len, node_now());
+}
+
+static int node_x_open(void *user, const uint8_t *peer, uint32_t *stream) {
+  lc_node *n = user;
+  if (n->state != NODE_RUNNING)
+    return LC_ESTATE;
+  return lc__tp_bulk_open(n->tp, peer, stream);
+}
+
+static int node_x_write(void *user, const uint8_t *peer, uint32_t stream,
+                        const uint8_t *data, size_t len, int fin) {
+  lc_node *n = user;
+  if (n->state != NODE_RUNNING)
+    return LC_ESTATE;
+  return lc__tp_bulk_write(n->tp, peer, stream, data, len, fin, node_now());
+}
+
+static void node_x_connect(void *user, const uint8_t *peer) {
+  lc_node *n = user;
+  if (n->state == NODE_RUNNING && !node_is_blocked(n, peer))
+    lc__tp_connect(n->tp, peer, node_now());
+}
+
+static void node_x_random(void *user, void *buf, size_t len) {
+  (void)user;
+  lc__crypto_random(buf, len);
+}
+
+static void node_x_log(void *user, int level, const char *msg) {
+  node_log(user, level, "%s", msg);
+}
+
+/* A row of the store, with live numbers, in the public form (malloc'd
+ * strings).  Errors: LC_ENOMEM. */
+static int node_xfer_info(const lc__xfer_row *r, uint64_t bytes, uint64_t rate,
+                          lc_transfer_info *v) {
+  memset(v, 0, sizeof *v);
+  memcpy(v->id, r->id, LC_MSGID_BYTES);
+  memcpy(v->peer, r->peer, LC_KEY_BYTES);
+  v->outgoing = r->outgoing;
+  v->kind = (lc_transfer_kind)r->kind;
+  v->state = (lc_transfer_state)r->state;
+  v->error = r->err;
+  v->by_peer = r->by_peer;
+  v->total = r->total;
+  v->bytes = bytes > r->total ? r->total : bytes;
+  v->rate = rate;
+  v->eta_ms =
+      rate && v->bytes < v->total ? (v->total - v->bytes) * 1000 / rate : 0;
+  v->duration_ms = r->duration_ms;
+  v->created_ms = r->created_ms;
+  v->name = node_strdup(r->name ? r->name : "");
+  v->files = calloc(r->nfiles ? r->nfiles : 1, sizeof *v->files);
+  if (!v->name || !v->files)
+    return LC_ENOMEM;
+  v->nfiles = r->nfiles;
+  for (size_t i = 0; i < r->nfiles; i++) {
+    lc_transfer_file *f = &v->files[i];
+    f->path = node_strdup(r->files[i].path);
+    f->size = r->files[i].size;
+    f->verified = r->files[i].verified;
+    if (r->files[i].local && (r->outgoing || r->files[i].verified))
+      f->local = node_strdup(r->files[i].local);
+    if (!f->path ||
+        (r->files[i].local && (r->outgoing || f->verified) && !f->local))
+      return LC_ENOMEM;
+  }
+  return 0;
+}
+
+static void node_xfer_info_clear(lc_transfer_info *v) {
+  for (size_t i = 0; v->files && i < v->nfiles; i++) {
+    free(v->files[i].path);
+    free(v->files[i].local);
+  }
+  free(v->files);
+  free(v->name);
+}
+
+static void node_x_event(void *user, int ev, const lc__xfer_row *r,
+                         uint64_t bytes, uint64_t rate, int detail) {
+  lc_node *n = user;
+  if (!n->o.on_transfer)
+    return;
+  node_event *e = node_event_new(EV_TRANSFER);
+  lc_transfer_info *v = calloc(1, sizeof *v);
+  if (!e || !v || node_xfer_info(r, bytes, rate, v) < 0) {
+    if (v)
+      node_xfer_info_clear(v);
+    free(v);
+    free(e);
+    return;
+  }
+  e->a = ev;
+  e->b = detail;
+  e->xfer = v;
+  node_enqueue(n, e);
+}
+
+static int node_xfer_open(lc_node *n) {
+  char *dl = NULL;
+  if (!n->o.downloads_dir || !*n->o.downloads_dir) {
+    size_t l = strlen(n->o.data_dir) + 16;
+    dl = malloc(l);
+    if (!dl)
+      return LC_ENOMEM;
+    snprintf(dl, l, "%s/downloads", n->o.data_dir);
+  }
+  lc__xfer_ops ops;
+  memset(&ops, 0, sizeof ops);
+  ops.send_msg = node_x_send;
+  ops.bulk_open = node_x_open;
+  ops.bulk_write = node_x_write;
+  ops.connect = node_x_connect;
+  ops.event = node_x_event;
+  ops.random = node_x_random;
+  ops.log = node_x_log;
+  ops.user = n;
+  int rc = lc__xfer_new(&n->xfer, n->store, dl ? dl : n->o.downloads_dir, &ops);
+  free(dl);
+  if (rc == 0)
+    rc = lc__xfer_load(n->xfer, node_now());
+  return rc;
 }
 
 /* ---- options ------------------------------------------------------------- */
@@ -1653,6 +1920,7 @@ static void node_free_strings(lc_node *n) {
   free(n->s_skip);
   free(n->s_bcast);
   free(n->s_statics);
+  free(n->s_downloads);
 }
 
 static int node_copy_options(lc_node *n, const lc_node_options *o) {
@@ -1674,6 +1942,7 @@ static int node_copy_options(lc_node *n, const lc_node_options *o) {
   NODE_DUP(skip_interfaces, s_skip);
   NODE_DUP(broadcast, s_bcast);
   NODE_DUP(static_peers, s_statics);
+  NODE_DUP(downloads_dir, s_downloads);
 #undef NODE_DUP
   if (!n->o.discovery_port)
     n->o.discovery_port = LC_DISCOVERY_PORT;
@@ -1848,6 +2117,9 @@ int lc_node_new(lc_node **out, struct uv_loop_s *loop,
   rc = node_group_open(n);
   if (rc < 0)
     goto fail;
+  rc = node_xfer_open(n);
+  if (rc < 0)
+    goto fail;
   n->handed = calloc(NODE_HANDED_MAX, LC_MSGID_BYTES);
   if (!n->handed) {
     rc = LC_ENOMEM;
@@ -1932,6 +2204,12 @@ int lc_node_start(lc_node *n) {
   tc.cb.unreliable = node_tp_unreliable;
   tc.cb.session_up = node_tp_up;
   tc.cb.session_down = node_tp_down;
+  tc.cb.bulk = node_tp_bulk;
+  tc.cb.bulk_done = node_tp_bulk_done;
+  tc.cb.bulk_acked = node_tp_bulk_acked;
+  /* bulk data must not halve its rate on the random loss of a busy LAN;
+   * congestion (a queue growing) still slows it */
+  tc.loss_tolerant = 1;
   tc.user = n;
   int rc = lc__tp_new(&n->tp, &n->id, &tc);
   if (rc < 0)
@@ -2046,6 +2324,7 @@ void lc_node_free(lc_node *n) {
   free(n->blocked);
   free(n->held);
   lc__grp_free(n->grp);
+  lc__xfer_free(n->xfer);
   free(n->handed);
   free(n);
 }
@@ -2223,6 +2502,7 @@ static void node_msg_info(lc__stored_msg *m, lc_msg_info *v) {
   m->text = NULL;
   v->is_group = m->is_group;
   memcpy(v->sender, m->sender, LC_KEY_BYTES);
+  v->kind = m->kind == LC_CHAT_FILE ? LC_KIND_FILE : LC_KIND_TEXT;
 }
 
 /* Moves the store's messages into the public form (texts change owner). */
@@ -2500,6 +2780,16 @@ void lc_node_stats_get(const lc_node *n, lc_node_stats *st) {
     lc__net_uv_stats_get(n->net, &ns);
     st->send_errors = ns.send_errors;
     st->recvmmsg = ns.recvmmsg;
+  }
+  if (n->xfer) {
+    lc__xfer_stats xs;
+    lc__xfer_stats_get(n->xfer, &xs);
+    st->transfers_refused = xs.refused;
+    st->transfer_bad_data = xs.bad_data;
+    st->transfer_hash_fails = xs.hash_fails;
+    st->bytes_sent_files = xs.bytes_sent;
+    st->bytes_received_files = xs.bytes_recv;
+    st->bad_datagrams += xs.bad_control;
   }
 }
 
@@ -2859,4 +3149,163 @@ void lc_groups_free(lc_group_info *g, size_t count) {
   for (size_t i = 0; g && i < count; i++)
     free(g[i].members);
   free(g);
+}
+
+/* ---- files, folders and voice messages ----------------------------------- */
+
+const char *lc_transfer_state_name(int state) {
+  switch (state) {
+  case LC_TRANSFER_OFFERED:
+    return "offered";
+  case LC_TRANSFER_ACCEPTED:
+    return "accepted";
+  case LC_TRANSFER_DONE:
+    return "done";
+  case LC_TRANSFER_DECLINED:
+    return "declined";
+  case LC_TRANSFER_CANCELLED:
+    return "cancelled";
+  case LC_TRANSFER_FAILED:
+    return "failed";
+  }
+  return NULL;
+}
+
+const char *lc_transfer_kind_name(int kind) {
+  switch (kind) {
+  case LC_TRANSFER_KIND_FILES:
+    return "files";
+  case LC_TRANSFER_KIND_FOLDER:
+    return "folder";
+  case LC_TRANSFER_KIND_VOICE:
+    return "voice";
+  }
+  return NULL;
+}
+
+static int node_offer(lc_node *n, const uint8_t *peer, const char *const *paths,
+                      size_t count, int kind, uint64_t duration_ms,
+                      uint8_t *out_id) {
+  if (!n || !peer || !paths || count == 0)
+    return LC_EINVAL;
+  if (n->state != NODE_NEW && n->state != NODE_RUNNING)
+    return LC_ESTATE;
+  if (memcmp(peer, n->id.pk, LC_KEY_BYTES) == 0 || lc__pk_check(peer) < 0)
+    return LC_EINVAL;
+  if (node_is_blocked(n, peer))
+    return LC_ESTATE;
+  uint8_t id[LC_MSGID_BYTES];
+  node_new_msg_id(n, id);
+  int rc = lc__xfer_offer(n->xfer, peer, paths, count, kind, duration_ms,
+                          node_wall_ms(n), id);
+  if (rc < 0)
+    return rc;
+  if (out_id)
+    memcpy(out_id, id, LC_MSGID_BYTES);
+  if (n->state == NODE_RUNNING) {
+    node_flush_peer(n, peer);
+    lc__net_uv_kick(n->net);
+  }
+  return 0;
+}
+
+int lc_send_files(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
+                  const char *const *paths, size_t count,
+                  uint8_t id[LC_MSGID_BYTES]) {
+  return node_offer(n, peer, paths, count, 0, 0, id);
+}
+
+int lc_send_voice(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
+                  const char *path, uint64_t duration_ms,
+                  uint8_t id[LC_MSGID_BYTES]) {
+  if (!path)
+    return LC_EINVAL;
+  if (duration_ms == 0) {
+    int rc = lc_audio_duration(path, &duration_ms);
+    if (rc < 0)
+      return rc;
+  }
+  const char *paths[1] = {path};
+  return node_offer(n, peer, paths, 1, LC_TRANSFER_KIND_VOICE, duration_ms, id);
+}
+
+static int node_xfer_done(lc_node *n, int rc) {
+  if (n->state == NODE_RUNNING)
+    lc__net_uv_kick(n->net);
+  return rc;
+}
+
+int lc_transfer_accept(lc_node *n, const uint8_t id[LC_MSGID_BYTES]) {
+  if (!n || !id)
+    return LC_EINVAL;
+  return node_xfer_done(n, lc__xfer_accept(n->xfer, id));
+}
+
+int lc_transfer_decline(lc_node *n, const uint8_t id[LC_MSGID_BYTES]) {
+  if (!n || !id)
+    return LC_EINVAL;
+  return node_xfer_done(n, lc__xfer_decline(n->xfer, id));
+}
+
+int lc_transfer_cancel(lc_node *n, const uint8_t id[LC_MSGID_BYTES]) {
+  if (!n || !id)
+    return LC_EINVAL;
+  return node_xfer_done(n, lc__xfer_cancel(n->xfer, id));
+}
+
+/* The store's rows in the public form, with the live numbers. */
+static int node_xfers_out(lc_node *n, lc__xfer_row *r, size_t count,
+                          lc_transfer_info **out) {
+  lc_transfer_info *v = calloc(count ? count : 1, sizeof *v);
+  int rc = v ? 0 : LC_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < count; i++) {
+    uint64_t bytes, rate = 0;
+    if (!lc__xfer_live(n->xfer, r[i].id, &bytes, &rate))
+      bytes = r[i].state == LC_TRANSFER_DONE ? r[i].total
+                                             : (r[i].outgoing ? 0 : r[i].pos);
+    rc = node_xfer_info(&r[i], bytes, rate, &v[i]);
+  }
+  lc__store_xfers_free(r, count);
+  if (rc < 0) {
+    lc_transfers_free(v, count);
+    return rc;
+  }
+  *out = v;
+  return 0;
+}
+
+int lc_transfer_get(lc_node *n, const uint8_t id[LC_MSGID_BYTES],
+                    lc_transfer_info **out) {
+  if (!n || !id || !out)
+    return LC_EINVAL;
+  lc__xfer_row *r = calloc(1, sizeof *r);
+  if (!r)
+    return LC_ENOMEM;
+  int rc = lc__store_xfer_get(n->store, id, r);
+  if (rc <= 0) {
+    free(r);
+    return rc == 0 ? -ENOENT : rc;
+  }
+  return node_xfers_out(n, r, 1, out);
+}
+
+int lc_transfers(lc_node *n, int active_only, lc_transfer_info **out,
+                 size_t *count) {
+  if (!n || !out || !count)
+    return LC_EINVAL;
+  lc__xfer_row *r;
+  size_t k;
+  int rc = lc__store_xfers(n->store, active_only ? 1 : 0, &r, &k);
+  if (rc < 0)
+    return rc;
+  rc = node_xfers_out(n, r, k, out);
+  if (rc == 0)
+    *count = k;
+  return rc;
+}
+
+void lc_transfers_free(lc_transfer_info *t, size_t count) {
+  for (size_t i = 0; t && i < count; i++)
+    node_xfer_info_clear(&t[i]);
+  free(t);
 }
