@@ -1151,7 +1151,7 @@ static int xf_walk(xf_list *l, const char *local, const char *rel, int depth) {
     n++;
   }
   closedir(d);
-  if (rc == 0)
+  if (rc == 0 && n > 1)
     qsort(names, n, sizeof *names, xf_cmp_str);
   for (size_t i = 0; rc == 0 && i < n; i++) {
     char *lp = xf_join(local, names[i]);

@@ -107,6 +107,10 @@ static void on_event(lcj *ev) {
     if (!strcmp(name, "message") && !incoming)
       remember(m);
     above(print_msg, m);
+    lcj *att = lcj_get(m, "attachment");
+    const char *st = lcj_get_str(att, "state");
+    if (incoming && st && !strcmp(st, "offered"))
+      note("  lanchat accept %s   (or decline)", lcj_get_str(m, "transfer"));
     /* what arrives while the chat is open is read */
     if (incoming) {
       lcj *a = lcj_obj();
@@ -133,6 +137,23 @@ static void on_event(lcj *ev) {
            strcmp(lcj_get_str(ev, "change"), "left")
                ? lcj_get_str(p, "presence")
                : "");
+  } else if (!strcmp(name, "transfer_changed")) {
+    /* how an attachment of this conversation went */
+    lcj *t = lcj_get(ev, "transfer");
+    const char *peer = lcj_get_str(t, "peer");
+    const char *st = lcj_get_str(t, "state");
+    if (S.is_group || !peer || strcmp(peer, S.peer) || !st)
+      return;
+    char what[600], mark[64];
+    lcc_transfer_summary(t, what, sizeof what);
+    lcc_transfer_state(t, mark, sizeof mark);
+    int voice = !strcmp(lcj_get_str(t, "kind"), "voice");
+    if (!strcmp(st, "done") && voice)
+      note("  %s %s: lanchat play %s", what,
+           lcj_bval(lcj_get(t, "outgoing")) ? "delivered" : "arrived",
+           lcj_get_str(t, "id"));
+    else
+      note("  %s %s", what, mark);
   } else if (!strcmp(name, "daemon")) {
     note("lanchatd is stopping; leaving the chat");
     S.quit = 1;

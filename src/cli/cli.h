@@ -59,6 +59,20 @@ void lcc_print_peer_table(const lcj *peers);
 /* "[11:15] bob: hello (delivered)" */
 void lcc_print_message(const lcj *m, const char *self_id, int short_time);
 const char *lcc_short_id(const char *id, char *buf); /* 16 hex digits */
+/* "512 B", "1.2 KiB", "3.4 MiB", ... */
+void lcc_size(uint64_t bytes, char *out, size_t outlen);
+/* "0:07", "12:34", "1:02:03" */
+void lcc_duration(uint64_t ms, char *out, size_t outlen);
+/* What a transfer (or a message's attachment) is, for people: "voice
+ * message, 0:07", "report.pdf, 1.2 MiB", "photos (folder, 12 files,
+ * 30 MiB)". */
+void lcc_transfer_summary(const lcj *t, char *out, size_t outlen);
+/* "[done]", "[accepted, 45%]", ... for a message's attachment or a
+ * transfer; "" for a voice message that is done. */
+void lcc_transfer_state(const lcj *t, char *out, size_t outlen);
+/* One line about a transfer event (offer, new state, file arrived), or
+ * nothing for progress; self-explanatory for people. */
+void lcc_print_transfer_event(const lcj *ev);
 
 /* ---- chat.c ---- */
 /* The interactive chat with a peer; returns an exit status. */

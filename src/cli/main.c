@@ -7,12 +7,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -617,6 +622,8 @@ static int cmd_watch(int argc, char **argv) {
                "key until you run: lanchat trust %s%s\n",
                lcc_c("\033[31m"), lcj_get_str(ev, "previous_key"),
                lcj_get_str(lcj_get(c, "peer"), "id"), lcc_c("\033[0m"));
+    } else if (!strncmp(name, "transfer_", 9)) {
+      lcc_print_transfer_event(ev);
     } else if (!strcmp(name, "daemon")) {
       printf("lanchatd is stopping\n");
     } else {
@@ -892,6 +899,660 @@ static int cmd_group(int argc, char **argv) {
   return LCC_EXIT_USAGE;
 }
 
+/* ---- files, folders and voice messages ---- */
+
+extern char **environ;
+
+/* A path for the daemon, whose current folder is not ours: absolute, and
+ * with a final symbolic link kept as it is (the file is sent under the
+ * name the user typed).  One that does not exist is only made absolute:
+ * the daemon says it is not there. */
+static char *daemon_path(const char *p) {
+  char buf[PATH_MAX], *r = NULL;
+  struct stat st;
+  size_t n = strlen(p);
+  if (n == 0 || n >= sizeof buf)
+    die(LCC_EXIT_USAGE, "'%s': not a usable path", p);
+  memcpy(buf, p, n + 1);
+  while (n > 1 && buf[n - 1] == '/')
+    buf[--n] = '\0';
+  char *slash = strrchr(buf, '/');
+  const char *base = slash ? slash + 1 : buf;
+  if (lstat(buf, &st) == 0 && S_ISLNK(st.st_mode) && strcmp(base, ".") &&
+      strcmp(base, "..")) {
+    /* the folder resolved, the link's own name kept */
+    char dir[PATH_MAX];
+    if (slash == buf)
+      snprintf(dir, sizeof dir, "/");
+    else if (slash)
+      snprintf(dir, sizeof dir, "%.*s", (int)(slash - buf), buf);
+    else
+      snprintf(dir, sizeof dir, ".");
+    char *d = realpath(dir, NULL);
+    if (d) {
+      size_t len = strlen(d) + strlen(base) + 2;
+      r = malloc(len);
+      if (r)
+        snprintf(r, len, "%s/%s", strcmp(d, "/") ? d : "", base);
+      free(d);
+    }
+  } else {
+    r = realpath(buf, NULL);
+  }
+  if (!r) {
+    char cwd[PATH_MAX];
+    if (buf[0] == '/')
+      r = strdup(buf);
+    else if (getcwd(cwd, sizeof cwd)) {
+      size_t len = strlen(cwd) + strlen(buf) + 2;
+      r = malloc(len);
+      if (r)
+        snprintf(r, len, "%s/%s", cwd, buf);
+    }
+  }
+  if (!r)
+    die(LCC_EXIT_FAIL, "%s: %s", p, strerror(errno));
+  return r;
+}
+
+/* What send-file and accept --wait show while transfers run. */
+typedef struct {
+  char id[2 * LC_MSGID_BYTES + 1];
+  char nick[LC_NICK_MAX + 1];
+  char what[600]; /* lcc_transfer_summary */
+  char name[256];
+  char state[16];
+  char error[200];
+  int by_peer, outgoing;
+  uint64_t total, bytes, rate, eta_ms;
+} xfer_view;
+
+static int xfer_over(const char *state) {
+  return !strcmp(state, "done") || !strcmp(state, "declined") ||
+         !strcmp(state, "cancelled") || !strcmp(state, "failed");
+}
+
+static uint64_t juint(const lcj *o, const char *key) {
+  int64_t v = lcj_ival(lcj_get(o, key));
+  return v < 0 ? 0 : (uint64_t)v;
+}
+
+static void view_set(xfer_view *v, const lcj *t) {
+  char sid[17];
+  const char *s;
+  snprintf(v->id, sizeof v->id, "%s", lcj_get_str(t, "id"));
+  s = lcj_get_str(t, "peer_nick");
+  snprintf(v->nick, sizeof v->nick, "%s",
+           s && *s ? s : lcc_short_id(lcj_get_str(t, "peer"), sid));
+  lcc_transfer_summary(t, v->what, sizeof v->what);
+  s = lcj_get_str(t, "name");
+  snprintf(v->name, sizeof v->name, "%s", s ? s : "?");
+  s = lcj_get_str(t, "state");
+  snprintf(v->state, sizeof v->state, "%s", s ? s : "?");
+  lcj *e = lcj_get(t, "error");
+  snprintf(v->error, sizeof v->error, "%s",
+           lcj_is_obj(e) ? lcj_get_str(e, "message") : "");
+  v->by_peer = lcj_bval(lcj_get(t, "by_peer"));
+  v->outgoing = lcj_bval(lcj_get(t, "outgoing"));
+  v->total = juint(t, "total");
+  v->bytes = juint(t, "bytes");
+  v->rate = juint(t, "rate");
+  v->eta_ms = juint(t, "eta_ms");
+}
+
+/* One line, redrawn in place on a terminal: every transfer together. */
+static void views_draw(const xfer_view *v, size_t n) {
+  uint64_t bytes = 0, total = 0, rate = 0, eta = 0;
+  size_t offered = 0, over = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!strcmp(v[i].state, "offered"))
+      offered++;
+    if (xfer_over(v[i].state))
+      over++;
+    if (!strcmp(v[i].state, "accepted") || !strcmp(v[i].state, "done")) {
+      bytes += v[i].bytes;
+      total += v[i].total;
+      rate += v[i].rate;
+      if (v[i].eta_ms > eta)
+        eta = v[i].eta_ms;
+    }
+  }
+  char who[LC_NICK_MAX + 32];
+  if (n == 1)
+    snprintf(who, sizeof who, "%s %s", v[0].outgoing ? "to" : "from",
+             v[0].nick);
+  else
+    snprintf(who, sizeof who, "to %zu peers, %zu over", n, over);
+  fprintf(stderr, "\r\033[K%.40s %s", v[0].name, who);
+  if (offered == n) {
+    fprintf(stderr, ": waiting for %s", n == 1 ? "an answer" : "answers");
+  } else if (total) {
+    char b[32], t[32], r[32], e[32];
+    unsigned pct = (unsigned)(bytes >= total ? 100 : bytes * 100 / total);
+    char bar[25];
+    unsigned fill = pct * 24 / 100;
+    for (unsigned i = 0; i < 24; i++)
+      bar[i] = i < fill ? '#' : ' ';
+    bar[24] = '\0';
+    lcc_size(bytes, b, sizeof b);
+    lcc_size(total, t, sizeof t);
+    lcc_size(rate, r, sizeof r);
+    lcc_duration(eta, e, sizeof e);
+    fprintf(stderr, " [%s] %3u%%  %s / %s", bar, pct, b, t);
+    if (rate)
+      fprintf(stderr, "  %s/s", r);
+    if (eta && pct < 100)
+      fprintf(stderr, "  %s left", e);
+  }
+  fflush(stderr);
+}
+
+/* Follows the transfers (subscribed already) until each is over; prints
+ * on a terminal a progress line, else a line per change (JSON lines with
+ * --json).  0 if all are done, 1 if any was declined, cancelled or
+ * failed. */
+static int views_wait(xfer_view *v, size_t n) {
+  int tty = !A.json && isatty(STDERR_FILENO);
+  if (tty) {
+    fprintf(stderr, "(Ctrl-C stops watching; the transfer goes on in the "
+                    "daemon: lanchat transfers)\n");
+    views_draw(v, n);
+  }
+  for (;;) {
+    size_t over = 0;
+    for (size_t i = 0; i < n; i++)
+      over += xfer_over(v[i].state) != 0;
+    if (over == n)
+      break;
+    lcj *ev;
+    if (lcc_next(&A.conn, -1, &ev) != 1) {
+      if (tty)
+        fputc('\n', stderr);
+      die(LCC_EXIT_NODAEMON, "the daemon closed the connection");
+    }
+    const char *name = lcj_get_str(ev, "event");
+    if (name && !strcmp(name, "daemon")) {
+      lcj_free(ev);
+      if (tty)
+        fputc('\n', stderr);
+      die(LCC_EXIT_FAIL, "lanchatd is stopping; the transfer resumes when it "
+                         "is back");
+    }
+    lcj *t = lcj_get(ev, "transfer");
+    const char *id = lcj_get_str(t, "id");
+    for (size_t i = 0; name && id && !strncmp(name, "transfer_", 9) && i < n;
+         i++) {
+      if (strcmp(v[i].id, id))
+        continue;
+      char before[16];
+      snprintf(before, sizeof before, "%s", v[i].state);
+      view_set(&v[i], t);
+      if (A.json) {
+        lcc_print_json(ev);
+        fflush(stdout);
+      } else if (tty) {
+        views_draw(v, n);
+      } else if (strcmp(before, v[i].state)) {
+        fprintf(stderr, "%s %s %s: %s\n", v[i].name,
+                v[i].outgoing ? "to" : "from", v[i].nick, v[i].state);
+      }
+    }
+    lcj_free(ev);
+  }
+  int rc = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(v[i].state, "done"))
+      rc = LCC_EXIT_FAIL;
+  if (tty)
+    fputs(rc == 0 ? "  done\n" : "\n", stderr);
+  for (size_t i = 0; i < n; i++) {
+    if (!strcmp(v[i].state, "done"))
+      continue;
+    if (!A.json)
+      fprintf(stderr, "lanchat: %s %s %s: %s%s%s%s\n", v[i].what,
+              v[i].outgoing ? "to" : "from", v[i].nick, v[i].state,
+              v[i].by_peer ? " by the peer" : "", v[i].error[0] ? ": " : "",
+              v[i].error);
+  }
+  return rc;
+}
+
+static void subscribe_transfers(void) {
+  lcj *a = args_obj(), *ev = lcj_arr();
+  lcj_push(ev, lcj_str("transfer"));
+  lcj_set(a, "events", ev);
+  call("subscribe", a);
+}
+
+/* Prints the reply of send_files or send_voice: each transfer's id (or
+ * the transfer, with --json); returns the views to wait on. */
+static xfer_view *offers_print(lcj *r, size_t *n) {
+  lcj *ts = lcj_get(r, "transfers");
+  *n = lcj_len(ts);
+  xfer_view *v = calloc(*n ? *n : 1, sizeof *v);
+  if (!v)
+    die(LCC_EXIT_FAIL, "out of memory");
+  for (size_t i = 0; i < *n; i++) {
+    lcj *t = lcj_at(ts, i);
+    view_set(&v[i], t);
+    if (A.json)
+      lcc_print_json(t);
+    else
+      printf("%s\n", v[i].id);
+  }
+  fflush(stdout);
+  return v;
+}
+
+static int cmd_send_file(int argc, char **argv) {
+  const char *use = "PEER|GROUP PATH... [--no-wait]";
+  const char *to = NULL;
+  int wait = 1, dashdash = 0;
+  lcj *paths = lcj_arr();
+  for (int i = 1; i < argc; i++) {
+    if (!dashdash && !strcmp(argv[i], "--no-wait")) {
+      wait = 0;
+    } else if (!dashdash && !strcmp(argv[i], "--")) {
+      dashdash = 1;
+    } else if (!dashdash && argv[i][0] == '-' && argv[i][1] == '-') {
+      usage_die("send-file", use);
+    } else if (!to) {
+      to = argv[i];
+    } else {
+      char *p = daemon_path(argv[i]);
+      lcj *s = lcj_str(p);
+      free(p);
+      if (!s)
+        die(LCC_EXIT_USAGE, "'%s': the daemon takes UTF-8 paths only", argv[i]);
+      lcj_push(paths, s);
+    }
+  }
+  if (!to || lcj_len(paths) == 0) {
+    lcj_free(paths);
+    usage_die("send-file", use);
+  }
+  if (wait)
+    subscribe_transfers();
+  lcj *a = args_obj();
+  lcj_set_str(a, "to", to);
+  lcj_set(a, "paths", paths);
+  size_t n;
+  xfer_view *v = offers_print(call("send_files", a), &n);
+  int rc = wait ? views_wait(v, n) : 0;
+  free(v);
+  return rc;
+}
+
+static int cmd_transfers(int argc, char **argv) {
+  int all = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--all"))
+      all = 1;
+    else
+      usage_die("transfers", "[--all]");
+  }
+  lcj *a = args_obj();
+  lcj_set_bool(a, "active", !all);
+  lcj *ts = lcj_get(call("transfers", a), "transfers");
+  if (A.json) {
+    for (size_t i = 0; i < lcj_len(ts); i++)
+      lcc_print_json(lcj_at(ts, i));
+    return 0;
+  }
+  if (lcj_len(ts) == 0) {
+    printf(all ? "no transfers yet (lanchat send-file PEER PATH...)\n"
+               : "no transfer under way (--all: the finished ones too)\n");
+    return 0;
+  }
+  printf("%s%-32s %-4s %-16s %-20s %s%s\n", lcc_c("\033[1m"), "ID", "", "PEER",
+         "STATE", "WHAT", lcc_c("\033[0m"));
+  for (size_t i = 0; i < lcj_len(ts); i++) {
+    lcj *t = lcj_at(ts, i);
+    xfer_view v;
+    char st[64];
+    view_set(&v, t);
+    lcc_transfer_state(t, st, sizeof st);
+    if (!st[0])
+      snprintf(st, sizeof st, "[%s]", v.state);
+    printf("%-32s %-4s %-16s %-20s %s%s%s\n", v.id, v.outgoing ? "to" : "from",
+           v.nick, st, v.what, v.error[0] ? ": " : "", v.error);
+  }
+  return 0;
+}
+
+static int cmd_transfer_op(int argc, char **argv) {
+  const char *op = argv[0];
+  int wait = 0;
+  const char *id = NULL;
+  int is_accept = !strcmp(op, "accept");
+  for (int i = 1; i < argc; i++) {
+    if (is_accept && !strcmp(argv[i], "--wait"))
+      wait = 1;
+    else if (!id && argv[i][0] != '-')
+      id = argv[i];
+    else
+      id = NULL, i = argc;
+  }
+  if (!id)
+    usage_die(op, is_accept ? "TRANSFER [--wait]   (TRANSFER: its 32-digit id, "
+                              "from lanchat transfers)"
+                            : "TRANSFER   (its 32-digit id, from lanchat "
+                              "transfers)");
+  if (wait)
+    subscribe_transfers();
+  lcj *a = args_obj();
+  lcj_set_str(a, "transfer", id);
+  lcj *t = lcj_get(call(op, a), "transfer");
+  xfer_view v;
+  view_set(&v, t);
+  if (A.json)
+    lcc_print_json(t);
+  else
+    printf("%s: %s %s %s\n",
+           is_accept                ? "accepted"
+           : !strcmp(op, "decline") ? "declined"
+                                    : "cancelled",
+           v.what, v.outgoing ? "to" : "from", v.nick);
+  if (!wait)
+    return 0;
+  fflush(stdout);
+  int rc = views_wait(&v, 1);
+  if (rc == 0 && !A.json) {
+    /* where the files are now */
+    lcj *b = args_obj();
+    lcj_set_str(b, "transfer", id);
+    lcj *files = lcj_get(lcj_get(call("transfer", b), "transfer"), "files");
+    for (size_t i = 0; i < lcj_len(files); i++) {
+      const char *local = lcj_get_str(lcj_at(files, i), "local");
+      if (local)
+        printf("%s\n", local);
+    }
+  }
+  return rc;
+}
+
+/* A command line from LANCHAT_PLAYER, LANCHAT_RECORD or an option, split
+ * into words as a shell would for plain words and '...' or "..." quotes
+ * (no variables, no globs, nothing run through a shell); the word FILE
+ * becomes path, or path is added at the end if no word is FILE.  The
+ * result is malloc'd, NULL-terminated. */
+static char **command_words(const char *cmd, const char *path) {
+  size_t cap = 8, n = 0, len = strlen(cmd);
+  char **w = calloc(cap, sizeof *w);
+  char *buf = malloc(len + 1);
+  int has_file = 0;
+  if (!w || !buf)
+    die(LCC_EXIT_FAIL, "out of memory");
+  const char *p = cmd;
+  for (;;) {
+    while (*p == ' ' || *p == '\t' || *p == '\n')
+      p++;
+    if (!*p)
+      break;
+    size_t k = 0;
+    char quote = 0;
+    for (; *p && (quote || (*p != ' ' && *p != '\t' && *p != '\n')); p++) {
+      if (quote && *p == quote)
+        quote = 0;
+      else if (!quote && (*p == '\'' || *p == '"'))
+        quote = *p;
+      else if (*p == '\\' && quote != '\'' && p[1])
+        buf[k++] = *++p;
+      else
+        buf[k++] = *p;
+    }
+    if (quote)
+      die(LCC_EXIT_USAGE, "unbalanced quote in the command '%s'", cmd);
+    buf[k] = '\0';
+    if (n + 2 >= cap) {
+      cap *= 2;
+      char **nw = realloc(w, cap * sizeof *w);
+      if (!nw)
+        die(LCC_EXIT_FAIL, "out of memory");
+      w = nw;
+    }
+    if (!strcmp(buf, "FILE")) {
+      w[n++] = strdup(path);
+      has_file = 1;
+    } else {
+      w[n++] = strdup(buf);
+    }
+    if (!w[n - 1])
+      die(LCC_EXIT_FAIL, "out of memory");
+  }
+  free(buf);
+  if (n == 0)
+    die(LCC_EXIT_USAGE, "an empty command");
+  if (!has_file && !(w[n++] = strdup(path)))
+    die(LCC_EXIT_FAIL, "out of memory");
+  w[n] = NULL;
+  return w;
+}
+
+static void words_free(char **w) {
+  for (size_t i = 0; w && w[i]; i++)
+    free(w[i]);
+  free(w);
+}
+
+/* Starts words[0] (looked up in PATH) with stdin from /dev/null if
+ * no_stdin; dies with a hint naming how to choose another command. */
+static pid_t spawn_words(char **words, int no_stdin, const char *hint) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (no_stdin)
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY,
+                                     0);
+  pid_t pid;
+  int e = posix_spawnp(&pid, words[0], &fa, NULL, words, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (e != 0)
+    die(LCC_EXIT_FAIL, "cannot run %s: %s (%s)", words[0], strerror(e), hint);
+  return pid;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig) {
+  (void)sig;
+  interrupted = 1;
+}
+
+/* Records a voice message into <data-dir>/recordings (it stays there: the
+ * file is read when sent, and `lanchat play` plays it later) with the
+ * recorder until Enter (or the end of standard input).  Returns the
+ * file's path (malloc'd). */
+static char *record_voice(const char *cmd) {
+  char dir[PATH_MAX], path[PATH_MAX];
+  if (lc_paths_join(A.data_dir, LC_RECORDINGS_NAME, dir, sizeof dir) != 0)
+    die(LCC_EXIT_USAGE, "the data folder's path is too long");
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    die(LCC_EXIT_FAIL, "cannot create %s: %s", dir, strerror(errno));
+  time_t now = time(NULL);
+  struct tm tm;
+  char stamp[32];
+  strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r(&now, &tm));
+  int fd = -1;
+  for (int k = 0; fd < 0 && k < 100; k++) {
+    if (k == 0)
+      snprintf(path, sizeof path, "%s/voice-%s.wav", dir, stamp);
+    else
+      snprintf(path, sizeof path, "%s/voice-%s-%d.wav", dir, stamp, k);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST)
+      die(LCC_EXIT_FAIL, "%s: %s", path, strerror(errno));
+  }
+  if (fd < 0)
+    die(LCC_EXIT_FAIL, "no free name for a recording in %s", dir);
+  close(fd);
+  char **words = command_words(cmd, path);
+  struct sigaction sa, old_int, old_term;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_interrupt; /* no SA_RESTART: poll returns */
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  pid_t pid = spawn_words(words, 1,
+                          "choose the recorder with --record-command or "
+                          "LANCHAT_RECORD");
+  fprintf(stderr,
+          "recording with %s; press Enter to stop and send, Ctrl-C "
+          "to cancel\n",
+          words[0]);
+  int status = 0, exited = 0;
+  for (;;) {
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      exited = 1; /* the recorder stopped by itself */
+      break;
+    }
+    if (interrupted)
+      break;
+    struct pollfd pf = {.fd = STDIN_FILENO, .events = POLLIN};
+    int r = poll(&pf, 1, 200);
+    if (r > 0) {
+      char ch;
+      ssize_t got = read(STDIN_FILENO, &ch, 1);
+      if (got <= 0 || ch == '\n')
+        break;
+    }
+  }
+  if (!exited) {
+    /* arecord (and most recorders) finish the file on SIGINT */
+    kill(pid, SIGINT);
+    for (int i = 0; i < 100 && waitpid(pid, &status, WNOHANG) != pid; i++)
+      usleep(50000);
+    if (kill(pid, 0) == 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+    }
+  }
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  if (interrupted) {
+    unlink(path);
+    words_free(words);
+    die(LCC_EXIT_FAIL, "recording cancelled");
+  }
+  if (exited && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+    unlink(path);
+    die(LCC_EXIT_FAIL, "the recorder %s failed (%s %d)", words[0],
+        WIFEXITED(status) ? "exit status" : "signal",
+        WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+  }
+  words_free(words);
+  uint64_t ms = 0;
+  int rc = lc_audio_duration(path, &ms);
+  if (rc < 0) {
+    unlink(path);
+    die(LCC_EXIT_FAIL, "the recording is not usable: %s", lc_strerror(rc));
+  }
+  char d[32];
+  lcc_duration(ms, d, sizeof d);
+  fprintf(stderr, "recorded %s: %s\n", d, path);
+  return strdup(path);
+}
+
+static int cmd_voice(int argc, char **argv) {
+  const char *use = "PEER|GROUP FILE | --record [--record-command CMD] "
+                    "PEER|GROUP";
+  int record = 0;
+  const char *to = NULL, *file = NULL, *rcmd = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--record"))
+      record = 1;
+    else if (!strcmp(argv[i], "--record-command") && i + 1 < argc)
+      rcmd = argv[++i], record = 1;
+    else if (argv[i][0] == '-' && argv[i][1] == '-')
+      usage_die("voice", use);
+    else if (!to)
+      to = argv[i];
+    else if (!file)
+      file = argv[i];
+    else
+      usage_die("voice", use);
+  }
+  if (!to || (record ? file != NULL : file == NULL))
+    usage_die("voice", use);
+  char *path;
+  if (record) {
+    connect_daemon(); /* before recording: no daemon, no recording */
+    if (!rcmd)
+      rcmd = getenv("LANCHAT_RECORD");
+    if (!rcmd || !*rcmd)
+      rcmd = "arecord -q -f S16_LE -r 16000 -c 1 -t wav FILE";
+    path = record_voice(rcmd);
+  } else {
+    path = daemon_path(file);
+  }
+  lcj *a = args_obj();
+  lcj_set_str(a, "to", to);
+  lcj *p = lcj_str(path);
+  free(path);
+  if (!p)
+    die(LCC_EXIT_USAGE, "'%s': the daemon takes UTF-8 paths only", file);
+  lcj_set(a, "path", p);
+  size_t n;
+  free(offers_print(call("send_voice", a), &n));
+  return 0;
+}
+
+static int cmd_play(int argc, char **argv) {
+  const char *use = "MSGID [--player CMD]";
+  const char *msg = NULL, *player = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--player") && i + 1 < argc)
+      player = argv[++i];
+    else if (!msg && argv[i][0] != '-')
+      msg = argv[i];
+    else
+      usage_die("play", use);
+  }
+  if (!msg)
+    usage_die("play", use);
+  lcj *a = args_obj();
+  lcj_set_str(a, "msg", msg);
+  lcj *m = lcj_get(call("get", a), "message");
+  const char *kind = lcj_get_str(m, "kind");
+  if (!kind || strcmp(kind, "file"))
+    die(LCC_EXIT_FAIL, "%s is a text message, not a voice message", msg);
+  a = args_obj();
+  lcj_set_str(a, "transfer", lcj_get_str(m, "transfer"));
+  lcj *t = lcj_get(call("transfer", a), "transfer");
+  xfer_view v;
+  view_set(&v, t);
+  if (strcmp(lcj_get_str(t, "kind"), "voice"))
+    die(LCC_EXIT_FAIL, "%s is not a voice message but %s", msg, v.what);
+  lcj *f = lcj_at(lcj_get(t, "files"), 0);
+  const char *local = lcj_get_str(f, "local");
+  if (!local)
+    die(LCC_EXIT_FAIL, "the voice message has not arrived yet (%s)%s%s",
+        v.state,
+        !strcmp(v.state, "offered") && !v.outgoing ? "; lanchat accept " : "",
+        !strcmp(v.state, "offered") && !v.outgoing ? v.id : "");
+  if (!player)
+    player = getenv("LANCHAT_PLAYER");
+  if (!player || !*player)
+    player = "aplay -q";
+  char **words = command_words(player, local);
+  if (!A.json)
+    fprintf(stderr, "%s from %s: %s\n", v.what, v.outgoing ? "me" : v.nick,
+            local);
+  pid_t pid = spawn_words(words, 0,
+                          "choose the player with --player or "
+                          "LANCHAT_PLAYER");
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+    fprintf(stderr, "lanchat: %s failed (%s %d)\n", words[0],
+            WIFEXITED(status) ? "exit status" : "signal",
+            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    words_free(words);
+    return LCC_EXIT_FAIL;
+  }
+  words_free(words);
+  return 0;
+}
+
 static int cmd_help(int argc, char **argv);
 
 static const struct {
@@ -929,6 +1590,15 @@ static const struct {
     {"unblock", cmd_block, "PEER", "stop blocking a peer"},
     {"trust", cmd_trust, "PEER", "accept a peer's new key"},
     {"policy", cmd_policy, "[anyone|contacts]", "who may send us messages"},
+    {"send-file", cmd_send_file, "PEER|GROUP PATH... [--no-wait]",
+     "offer files and folders; follows them until done"},
+    {"transfers", cmd_transfers, "[--all]", "transfers under way (or all)"},
+    {"accept", cmd_transfer_op, "TRANSFER [--wait]", "accept files offered"},
+    {"decline", cmd_transfer_op, "TRANSFER", "decline files offered"},
+    {"cancel", cmd_transfer_op, "TRANSFER", "cancel a transfer"},
+    {"voice", cmd_voice, "PEER|GROUP FILE | --record PEER|GROUP",
+     "send a voice message (or record one)"},
+    {"play", cmd_play, "MSGID [--player CMD]", "play a voice message"},
     {"stats", cmd_stats, "", "the daemon's counters (JSON)"},
     {"stop", cmd_stop, "", "make the daemon say goodbye and exit"},
     {"help", cmd_help, "", "this list"},
@@ -942,8 +1612,15 @@ static int cmd_help(int argc, char **argv) {
   for (size_t i = 0; i < N_CMDS; i++)
     printf("  %-14s %-42s %s\n", cmds[i].name, cmds[i].args, cmds[i].help);
   printf("\nPEER is a nickname or at least 8 hex digits of a peer's id;\n"
-         "send, history, read, search and chat also take a GROUP (its name\n"
-         "or at least 8 hex digits of its id).\n"
+         "send, history, read, search, chat, send-file and voice also take a\n"
+         "GROUP (its name or at least 8 hex digits of its id).\n"
+         "TRANSFER is a transfer's id (32 hex digits: lanchat transfers).\n"
+         "voice --record runs $LANCHAT_RECORD (or --record-command CMD; "
+         "default\n"
+         "'arecord -q -f S16_LE -r 16000 -c 1 -t wav FILE') until Enter; play\n"
+         "runs $LANCHAT_PLAYER (or --player CMD; default 'aplay -q') on the\n"
+         "file.  FILE in a command is the file's path, else it is added "
+         "last.\n"
          "DIR defaults to $LANCHAT_HOME, else $XDG_DATA_HOME/lanchat, else\n"
          "~/.local/share/lanchat.  Exit status: 0 done, 1 failed, 2 usage,\n"
          "3 daemon not running, 4 no identity yet, 5 unknown peer.\n");

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/un.h>
 
 static int set_err(char *err, size_t errlen, const char *msg) {
@@ -33,6 +34,65 @@ int lc_paths_data_dir(const char *dir, char *out, size_t outlen, char *err,
   while (n > 1 && out[n - 1] == '/')
     out[--n] = '\0';
   return 0;
+}
+
+/* XDG_DOWNLOAD_DIR from user-dirs.dirs: a line XDG_DOWNLOAD_DIR="$HOME/x"
+ * (the only forms xdg-user-dirs writes: "$HOME/..." or an absolute
+ * path).  0 with the folder in out, or -1. */
+static int user_dirs_download(const char *home, char *out, size_t outlen) {
+  char path[4096];
+  const char *cfg = getenv("XDG_CONFIG_HOME");
+  int n = cfg && *cfg
+              ? snprintf(path, sizeof path, "%s/user-dirs.dirs", cfg)
+              : snprintf(path, sizeof path, "%s/.config/user-dirs.dirs", home);
+  if (n < 0 || (size_t)n >= sizeof path)
+    return -1;
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return -1;
+  char line[4096];
+  int rc = -1;
+  while (rc != 0 && fgets(line, sizeof line, f)) {
+    const char *key = "XDG_DOWNLOAD_DIR=\"";
+    if (strncmp(line, key, strlen(key)) != 0)
+      continue;
+    char *v = line + strlen(key);
+    char *end = strchr(v, '"');
+    if (!end)
+      continue;
+    *end = '\0';
+    if (!strncmp(v, "$HOME/", 6))
+      n = snprintf(out, outlen, "%s/%s", home, v + 6);
+    else if (v[0] == '/')
+      n = snprintf(out, outlen, "%s", v);
+    else
+      continue;
+    if (n > 0 && (size_t)n < outlen)
+      rc = 0;
+  }
+  fclose(f);
+  return rc;
+}
+
+int lc_paths_downloads_dir(const char *data_dir, int explicit_data_dir,
+                           char *out, size_t outlen) {
+  const char *home = getenv("HOME"), *env = getenv("XDG_DOWNLOAD_DIR");
+  char base[4096];
+  int n;
+  if (explicit_data_dir || !home || !*home)
+    return lc_paths_join(data_dir, LC_DOWNLOADS_NAME, out, outlen);
+  if (env && env[0] == '/')
+    n = snprintf(base, sizeof base, "%s", env);
+  else if (user_dirs_download(home, base, sizeof base) == 0)
+    n = (int)strlen(base);
+  else
+    n = snprintf(base, sizeof base, "%s/Downloads", home);
+  if (n < 0 || (size_t)n >= sizeof base)
+    return -1;
+  while (n > 1 && base[n - 1] == '/')
+    base[--n] = '\0';
+  n = snprintf(out, outlen, "%s/lanchat", base);
+  return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
 int lc_paths_join(const char *data_dir, const char *name, char *out,

@@ -12,6 +12,8 @@
 #define LC_PEERS_NAME "peers.json"
 #define LC_LOG_NAME "lanchatd.log"
 #define LC_PROFILE_NAME "profile.json"
+#define LC_DOWNLOADS_NAME "downloads"
+#define LC_RECORDINGS_NAME "recordings"
 
 /* The data folder: dir if given (not NULL, not ""), else $LANCHAT_HOME,
  * else $XDG_DATA_HOME/lanchat, else $HOME/.local/share/lanchat.  Returns
@@ -19,6 +21,17 @@
  * long. */
 int lc_paths_data_dir(const char *dir, char *out, size_t outlen, char *err,
                       size_t errlen);
+
+/* Where lanchatd puts the files it receives when no folder is set.  A data
+ * folder chosen for this daemon (explicit: --data-dir, a config file's
+ * data-dir, or $LANCHAT_HOME) gets <data_dir>/downloads, so that several
+ * identities on one machine never share a folder.  The user's own default
+ * data folder gets the desktop's download folder: $XDG_DOWNLOAD_DIR (the
+ * environment, else its line in $XDG_CONFIG_HOME/user-dirs.dirs or
+ * ~/.config/user-dirs.dirs), else ~/Downloads, with "/lanchat" added.
+ * Returns 0, or -1 if it does not fit in outlen. */
+int lc_paths_downloads_dir(const char *data_dir, int explicit_data_dir,
+                           char *out, size_t outlen);
 
 /* <data_dir>/<name>.  Returns 0, or -1 if it does not fit in outlen. */
 int lc_paths_join(const char *data_dir, const char *name, char *out,

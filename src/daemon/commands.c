@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -103,6 +104,8 @@ static const char *nick_of(lcd_daemon *d, const uint8_t key[LC_KEY_BYTES]) {
 static void group_name_of(lcd_daemon *d, const uint8_t *id, char *out,
                           size_t cap);
 
+static lcj *attachment_json(lcd_daemon *d, const uint8_t id[LC_MSGID_BYTES]);
+
 static lcj *msg_json(lcd_daemon *d, const lc_msg_info *m) {
   lcj *o = lcj_obj();
   lcj_set(o, "id", msgid_json(m->msg_id));
@@ -128,9 +131,15 @@ static lcj *msg_json(lcd_daemon *d, const lc_msg_info *m) {
   lcj_set_bool(o, "outgoing", m->outgoing);
   lcj_set(o, "sent_at", time_json(m->sent_ms));
   lcj_set(o, "received_at", time_json(m->received_ms));
-  lcj_set_str(o, "kind", "text");
+  int file = m->kind == LC_KIND_FILE;
+  lcj_set_str(o, "kind", file ? "file" : "text");
   lcj *text = lcj_strn(m->text ? m->text : "", m->text ? m->text_len : 0);
   lcj_set(o, "text", text ? text : lcj_str(""));
+  if (file) {
+    /* an attachment: the transfer's id is the message's */
+    lcj_set(o, "transfer", msgid_json(m->msg_id));
+    lcj_set(o, "attachment", attachment_json(d, m->msg_id));
+  }
   lcj_set_str(o, "state", state_name(m->state));
   if (m->edited_ms)
     lcj_set(o, "edited_at", time_json(m->edited_ms));
@@ -150,6 +159,93 @@ static lcj *event(const char *name) {
   lcj *e = lcj_obj();
   lcj_set_str(e, "event", name);
   return e;
+}
+
+/* ---- transfers ---- */
+
+/* A string member that may not be UTF-8 (a path on the sender's disk):
+ * "" then, rather than no member at all. */
+static void set_str_or_empty(lcj *o, const char *key, const char *s) {
+  lcj *v = s ? lcj_str(s) : lcj_null();
+  lcj_set(o, key, v ? v : lcj_str(""));
+}
+
+static lcj *u64_json(uint64_t v) {
+  return lcj_int(v > INT64_MAX ? INT64_MAX : (int64_t)v);
+}
+
+static lcj *xfer_file_json(const lc_transfer_file *f, size_t index) {
+  lcj *o = lcj_obj();
+  lcj_set_int(o, "index", (int64_t)index);
+  set_str_or_empty(o, "path", f->path);
+  lcj_set(o, "size", u64_json(f->size));
+  lcj_set_bool(o, "verified", f->verified);
+  if (f->local)
+    set_str_or_empty(o, "local", f->local);
+  else
+    lcj_set(o, "local", lcj_null());
+  return o;
+}
+
+/* A transfer; its files only with with_files (a folder may hold 10,000:
+ * events that come often, and lists, leave them out; nfiles says how
+ * many). */
+static lcj *transfer_json(lcd_daemon *d, const lc_transfer_info *t,
+                          int with_files) {
+  lcj *o = lcj_obj();
+  const char *kind = lc_transfer_kind_name((int)t->kind);
+  const char *state = lc_transfer_state_name((int)t->state);
+  lcj_set(o, "id", msgid_json(t->id));
+  lcj_set(o, "peer", key_json(t->peer));
+  lcj_set_str(o, "peer_nick", nick_of(d, t->peer));
+  lcj_set_bool(o, "outgoing", t->outgoing);
+  lcj_set_str(o, "kind", kind ? kind : "unknown");
+  lcj_set_str(o, "state", state ? state : "unknown");
+  if (t->error) {
+    lcj *e = lcj_obj();
+    lcj_set_str(e, "name", lc_err_name(t->error));
+    lcj_set_str(e, "message", lc_strerror(t->error));
+    lcj_set(o, "error", e);
+  } else {
+    lcj_set(o, "error", lcj_null());
+  }
+  lcj_set_bool(o, "by_peer", t->by_peer);
+  lcj_set(o, "total", u64_json(t->total));
+  lcj_set(o, "bytes", u64_json(t->bytes));
+  lcj_set(o, "rate", u64_json(t->rate));
+  lcj_set(o, "eta_ms", u64_json(t->eta_ms));
+  lcj_set(o, "duration_ms", u64_json(t->duration_ms));
+  lcj_set(o, "created_at", time_json(t->created_ms));
+  set_str_or_empty(o, "name", t->name ? t->name : "");
+  lcj_set_int(o, "nfiles", (int64_t)t->nfiles);
+  if (with_files) {
+    lcj *files = lcj_arr();
+    for (size_t i = 0; i < t->nfiles; i++)
+      lcj_push(files, xfer_file_json(&t->files[i], i));
+    lcj_set(o, "files", files);
+  }
+  return o;
+}
+
+/* What a message of kind file shows of its transfer (null if the node
+ * has no such transfer). */
+static lcj *attachment_json(lcd_daemon *d, const uint8_t id[LC_MSGID_BYTES]) {
+  lc_transfer_info *t;
+  if (lc_transfer_get(d->node, id, &t) != 0)
+    return lcj_null();
+  lcj *o = lcj_obj();
+  const char *kind = lc_transfer_kind_name((int)t->kind);
+  const char *state = lc_transfer_state_name((int)t->state);
+  lcj_set_str(o, "kind", kind ? kind : "unknown");
+  lcj_set_str(o, "state", state ? state : "unknown");
+  set_str_or_empty(o, "name", t->name ? t->name : "");
+  lcj_set_bool(o, "by_peer", t->by_peer);
+  lcj_set_int(o, "nfiles", (int64_t)t->nfiles);
+  lcj_set(o, "total", u64_json(t->total));
+  lcj_set(o, "bytes", u64_json(t->bytes));
+  lcj_set(o, "duration_ms", u64_json(t->duration_ms));
+  lc_transfers_free(t, 1);
+  return o;
 }
 
 /* ---- node callbacks ------------------------------------------------------
@@ -190,6 +286,7 @@ static void on_message(lc_node *node, const lc_message *m, void *user) {
   info.state = LC_MSG_DELIVERED;
   info.text = (char *)m->text;
   info.text_len = m->text_len;
+  info.kind = m->kind;
   if (m->group) {
     info.is_group = 1;
     memcpy(info.peer, m->group, LC_GROUP_ID_BYTES);
@@ -347,6 +444,29 @@ static void on_group(lc_node *node, const lc_group_info *g, void *user) {
   lcd_server_broadcast(d, LCD_EV_GROUP, e);
 }
 
+static void on_transfer(lc_node *node, lc_transfer_event ev,
+                        const lc_transfer_info *t, int detail, void *user) {
+  lcd_daemon *d = user;
+  (void)node;
+  const char *name = ev == LC_TRANSFER_OFFER     ? "transfer_offer"
+                     : ev == LC_TRANSFER_CHANGED ? "transfer_changed"
+                     : ev == LC_TRANSFER_FILE    ? "transfer_file"
+                                                 : "transfer_progress";
+  /* the files only where they change what a client shows: an offer and a
+   * new state (progress comes every 250 ms; a file event names its file) */
+  int with_files = ev == LC_TRANSFER_OFFER || ev == LC_TRANSFER_CHANGED;
+  lcj *e = event(name);
+  lcj_set(e, "transfer", transfer_json(d, t, with_files));
+  if (ev == LC_TRANSFER_FILE && detail >= 0 && (size_t)detail < t->nfiles)
+    lcj_set(e, "file", xfer_file_json(&t->files[detail], (size_t)detail));
+  if (ev == LC_TRANSFER_OFFER || ev == LC_TRANSFER_CHANGED) {
+    const char *st = lc_transfer_state_name((int)t->state);
+    lcd_log(2, "transfer %s %s: %s", t->outgoing ? "to" : "from",
+            nick_of(d, t->peer), st ? st : "?");
+  }
+  lcd_server_broadcast(d, LCD_EV_TRANSFER, e);
+}
+
 static void on_log(lc_node *node, int level, const char *msg, void *user) {
   (void)node;
   (void)user;
@@ -372,8 +492,37 @@ static char *join_list(char *const *v, size_t n) {
   return s;
 }
 
+/* mkdir -p, each new folder 0700: the node creates the downloads folder
+ * itself, but not the folders above it (~/Downloads may not exist). */
+static int mkdir_parents(const char *path) {
+  char buf[PATH_MAX];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return -ENAMETOOLONG;
+  for (char *p = buf + 1;; p++) {
+    if (*p != '/' && *p != '\0')
+      continue;
+    char ch = *p;
+    *p = '\0';
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+      return -errno;
+    *p = ch;
+    if (!ch)
+      break;
+  }
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return -errno;
+  return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
 int lcd_node_open(lcd_daemon *d, struct uv_loop_s *loop, char *err,
                   size_t errlen) {
+  int mk = mkdir_parents(d->downloads);
+  if (mk < 0) {
+    snprintf(err, errlen, "cannot create the downloads folder %s: %s",
+             d->downloads, strerror(-mk));
+    return mk;
+  }
   lc_node_options o;
   lc_node_options_init(&o);
   o.data_dir = d->data_dir;
@@ -405,6 +554,9 @@ int lcd_node_open(lcd_daemon *d, struct uv_loop_s *loop, char *err,
   o.on_contact = on_contact;
   o.on_group = on_group;
   o.contacts_only = d->contacts_only;
+  o.downloads_dir = d->downloads;
+  o.auto_accept_bytes = d->cfg.auto_accept_bytes;
+  o.on_transfer = on_transfer;
   o.user_data = d;
   int rc = lc_node_new(&d->node, loop, &o);
   free(bc);
@@ -635,6 +787,26 @@ bad:
   return -1;
 }
 
+/* A transfer's id: its offer's message id, 32 hex digits. */
+static int arg_xfer(ctx *c, const char *name, uint8_t id[LC_MSGID_BYTES]) {
+  const char *s = NULL;
+  if (arg_str(c, name, 1, &s) < 0)
+    return -1;
+  size_t len = strlen(s);
+  if (len != 2 * LC_MSGID_BYTES || strspn(s, "0123456789abcdefABCDEF") != len) {
+    fail(c, "bad_argument",
+         "argument '%s' must be a transfer id (%d hex digits), not '%.40s'",
+         name, 2 * LC_MSGID_BYTES, s);
+    return -1;
+  }
+  for (size_t i = 0; i < LC_MSGID_BYTES; i++) {
+    unsigned v;
+    sscanf(s + 2 * i, "%2x", &v);
+    id[i] = (uint8_t)v;
+  }
+  return 1;
+}
+
 /* A peer by nickname or id (prefix); errors list the candidates. */
 static int arg_peer(ctx *c, const char *name, int required,
                     uint8_t key[LC_KEY_BYTES]) {
@@ -833,6 +1005,8 @@ static lcj *cmd_whoami(ctx *c) {
   lcj_set_str(r, "version", lc_version_string());
   lcj_set_int(r, "pid", (int64_t)getpid());
   lcj_set(r, "started_at", time_json(d->started_ms));
+  lcj_set_str(r, "downloads", d->downloads);
+  lcj_set(r, "auto_accept", u64_json(d->cfg.auto_accept_bytes));
   return r;
 }
 
@@ -1462,6 +1636,341 @@ static lcj *cmd_group_members(ctx *c) {
   return group_reply(c, id);
 }
 
+/* ---- transfers ---- */
+
+static lcj *xfer_fail(ctx *c, int rc, const char *what) {
+  if (rc == LC_ESTATE && !c->d->stopping) {
+    if (!strcmp(what, "cancel"))
+      return fail(c, "wrong_state", "cancel: that transfer is over already");
+    if (!strcmp(what, "accept") || !strcmp(what, "decline"))
+      return fail(c, "wrong_state",
+                  "%s: not an offer to us waiting for an answer", what);
+  }
+  if (rc == -ENOENT && (!strcmp(what, "accept") || !strcmp(what, "decline") ||
+                        !strcmp(what, "cancel") || !strcmp(what, "transfer")))
+    return fail(c, "not_found", "%s: no such transfer", what);
+  if (rc == -ENOSPC)
+    return fail(c, "failed",
+                "%s: the downloads folder (%s) has less room than the offer",
+                what, c->d->downloads);
+  if (rc == LC_ELIMIT)
+    return fail(c, "too_large", "%s: over %d files, or a path over %d bytes",
+                what, LC_TRANSFER_FILES_MAX, LC_TRANSFER_PATH_MAX);
+  if (rc == LC_ETOOBIG)
+    return fail(c, "too_large", "%s: the list of files does not fit one offer",
+                what);
+  if (rc == LC_EINVAL)
+    return fail(c, "bad_argument",
+                "%s: %s (a name that is not UTF-8, or a key that is not a "
+                "usable identity)",
+                what, lc_strerror(rc));
+  if (rc < 0 && rc > -4096 && rc != -ENOENT)
+    return fail(c, "failed", "%s: %s", what, lc_strerror(rc));
+  return fail_lc(c, rc, what);
+}
+
+/* {"transfer": ...} as it is now. */
+static lcj *transfer_reply(ctx *c, const uint8_t id[LC_MSGID_BYTES],
+                           const char *what) {
+  lc_transfer_info *t;
+  int rc = lc_transfer_get(c->d->node, id, &t);
+  if (rc < 0)
+    return xfer_fail(c, rc, what);
+  lcj *r = result();
+  lcj_set(r, "transfer", transfer_json(c->d, t, 1));
+  lc_transfers_free(t, 1);
+  return r;
+}
+
+/* Whom files go to: one peer, or every member of a group but us (one
+ * transfer each).  *out: malloc'd; 0, or -1 with the error set. */
+static int xfer_targets(ctx *c, const char *what, uint8_t (**out)[32],
+                        size_t *n) {
+  uint8_t key[LC_KEY_BYTES];
+  int group = 0;
+  *out = NULL;
+  *n = 0;
+  if (arg_target(c, "to", 1, key, &group) < 0)
+    return -1;
+  if (!group) {
+    if (memcmp(key, c->d->self, LC_KEY_BYTES) == 0) {
+      fail(c, "bad_argument", "that is us: files go to other peers");
+      return -1;
+    }
+    *out = malloc(LC_KEY_BYTES);
+    if (!*out) {
+      fail(c, "out_of_memory", "%s: out of memory", what);
+      return -1;
+    }
+    memcpy((*out)[0], key, LC_KEY_BYTES);
+    *n = 1;
+    return 0;
+  }
+  lc_group_info *g;
+  size_t ng;
+  int rc = lc_groups(c->d->node, &g, &ng);
+  if (rc < 0) {
+    fail_lc(c, rc, what);
+    return -1;
+  }
+  const lc_group_info *one = NULL;
+  for (size_t i = 0; i < ng && !one; i++)
+    if (memcmp(g[i].id, key, LC_GROUP_ID_BYTES) == 0)
+      one = &g[i];
+  if (!one || !one->member) {
+    lc_groups_free(g, ng);
+    fail(c, "wrong_state", "%s: we are not a member of that group", what);
+    return -1;
+  }
+  *out = calloc(one->nmembers ? one->nmembers : 1, LC_KEY_BYTES);
+  if (!*out) {
+    lc_groups_free(g, ng);
+    fail(c, "out_of_memory", "%s: out of memory", what);
+    return -1;
+  }
+  for (size_t i = 0; i < one->nmembers; i++)
+    if (memcmp(one->members[i].key, c->d->self, LC_KEY_BYTES) != 0)
+      memcpy((*out)[(*n)++], one->members[i].key, LC_KEY_BYTES);
+  lc_groups_free(g, ng);
+  if (*n == 0) {
+    free(*out);
+    *out = NULL;
+    fail(c, "bad_argument", "%s: that group has no other member", what);
+    return -1;
+  }
+  return 0;
+}
+
+/* A path the daemon reads for a client: absolute (the daemon's folder is
+ * not the client's), and there.  dir_ok: a folder will do. */
+static int check_path(ctx *c, const char *what, const char *label,
+                      const char *path, int dir_ok) {
+  struct stat st;
+  if (!*path || path[0] != '/') {
+    fail(c, "bad_argument",
+         "%s must be an absolute path, not '%s' (the daemon's folder is not "
+         "yours)",
+         label, path);
+    return -1;
+  }
+  if (stat(path, &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      fail(c, "not_found", "%s: no such file%s: %s", what,
+           dir_ok ? " or folder" : "", path);
+    else
+      fail(c, "failed", "%s: %s: %s", what, path, strerror(errno));
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode) && !(dir_ok && S_ISDIR(st.st_mode))) {
+    fail(c, "bad_argument", "%s: %s is not a %s", what, path,
+         dir_ok ? "file or a folder" : "file");
+    return -1;
+  }
+  return 0;
+}
+
+/* After offers went out: the same offers as messages for the other
+ * clients (like send), and the reply with every transfer. */
+static lcj *offers_reply(ctx *c, const uint8_t (*ids)[LC_MSGID_BYTES],
+                         size_t n) {
+  lcj *r = result(), *arr = lcj_arr(), *idv = lcj_arr();
+  for (size_t i = 0; i < n; i++) {
+    lc_msg_info *m;
+    if (lc_history_get(c->d->node, ids[i], &m) == 0) {
+      lcj *e = event("message");
+      lcj_set(e, "message", msg_json(c->d, m));
+      lcd_server_broadcast(c->d, LCD_EV_MESSAGE, e);
+      lcd_dir_touch(&c->d->dir, m->peer);
+      lc_msgs_free(m, 1);
+    }
+    lc_transfer_info *t;
+    if (lc_transfer_get(c->d->node, ids[i], &t) == 0) {
+      lcj_push(arr, transfer_json(c->d, t, 1));
+      lc_transfers_free(t, 1);
+    }
+    lcj_push(idv, msgid_json(ids[i]));
+  }
+  lcj_set(r, "ids", idv);
+  lcj_set(r, "transfers", arr);
+  return r;
+}
+
+/* An offer failed part way through a group: the error, and the offers
+ * made already (they stand; cancel them if need be). */
+static lcj *offers_fail(ctx *c, int rc, const char *what,
+                        const uint8_t (*ids)[LC_MSGID_BYTES], size_t done) {
+  xfer_fail(c, rc, what);
+  if (done) {
+    lcj *idv = lcj_arr();
+    for (size_t i = 0; i < done; i++)
+      lcj_push(idv, msgid_json(ids[i]));
+    c->details = lcj_obj();
+    lcj_set(c->details, "ids", idv);
+  }
+  return NULL;
+}
+
+static lcj *cmd_send_files(ctx *c) {
+  uint8_t(*to)[32];
+  size_t nto;
+  if (xfer_targets(c, "send_files", &to, &nto) < 0)
+    return NULL;
+  lcj *pv = lcj_get(c->req, "paths");
+  lcj *r = NULL;
+  const char **paths = NULL;
+  uint8_t(*ids)[LC_MSGID_BYTES] = NULL;
+  size_t np = lcj_len(pv);
+  if (!pv || lcj_is_null(pv)) {
+    fail(c, "bad_argument",
+         "missing argument 'paths' (an array of absolute paths of files "
+         "and folders)");
+    goto out;
+  }
+  if (!lcj_is_arr(pv)) {
+    fail(c, "bad_argument",
+         "argument 'paths' must be an array of paths, not %s",
+         lcj_type_name(pv));
+    goto out;
+  }
+  if (np == 0) {
+    fail(c, "bad_argument",
+         "argument 'paths' is empty: name a file or a folder");
+    goto out;
+  }
+  if (np > LC_TRANSFER_FILES_MAX) {
+    fail(c, "too_large", "send_files: at most %d paths, not %zu",
+         LC_TRANSFER_FILES_MAX, np);
+    goto out;
+  }
+  paths = calloc(np, sizeof *paths);
+  ids = calloc(nto, sizeof *ids);
+  if (!paths || !ids) {
+    fail(c, "out_of_memory", "send_files: out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < np; i++) {
+    lcj *one = lcj_at(pv, i);
+    char label[32];
+    snprintf(label, sizeof label, "paths[%zu]", i);
+    if (!lcj_is_str(one)) {
+      fail(c, "bad_argument", "%s must be a string, not %s", label,
+           lcj_type_name(one));
+      goto out;
+    }
+    paths[i] = lcj_sval(one);
+    if (check_path(c, "send_files", label, paths[i], 1) < 0)
+      goto out;
+  }
+  for (size_t k = 0; k < nto; k++) {
+    int rc = lc_send_files(c->d->node, to[k], paths, np, ids[k]);
+    if (rc < 0) {
+      offers_fail(c, rc, "send_files", (const uint8_t(*)[16])ids, k);
+      goto out;
+    }
+  }
+  r = offers_reply(c, (const uint8_t(*)[16])ids, nto);
+out:
+  free(paths);
+  free(ids);
+  free(to);
+  return r;
+}
+
+static lcj *cmd_send_voice(ctx *c) {
+  uint8_t(*to)[32];
+  size_t nto;
+  const char *path;
+  int64_t dur = 0;
+  if (xfer_targets(c, "send_voice", &to, &nto) < 0)
+    return NULL;
+  lcj *r = NULL;
+  uint8_t(*ids)[LC_MSGID_BYTES] = NULL;
+  if (arg_str(c, "path", 1, &path) < 0 ||
+      arg_int(c, "duration_ms", 0, INT64_C(24) * 3600 * 1000, &dur) < 0 ||
+      check_path(c, "send_voice", "path", path, 0) < 0)
+    goto out;
+  if (dur == 0) {
+    /* read here, to say why when it cannot be */
+    uint64_t ms;
+    int rc = lc_audio_duration(path, &ms);
+    if (rc == LC_EINVAL) {
+      fail(c, "bad_argument",
+           "send_voice: cannot read the duration of %s: not a WAV or Ogg "
+           "(Opus, Vorbis) file it understands; give duration_ms",
+           path);
+      goto out;
+    }
+    if (rc < 0) {
+      fail(c, "failed", "send_voice: %s: %s", path, lc_strerror(rc));
+      goto out;
+    }
+    dur = ms > INT64_MAX ? INT64_MAX : (int64_t)ms;
+  }
+  ids = calloc(nto, sizeof *ids);
+  if (!ids) {
+    fail(c, "out_of_memory", "send_voice: out of memory");
+    goto out;
+  }
+  for (size_t k = 0; k < nto; k++) {
+    int rc = lc_send_voice(c->d->node, to[k], path, (uint64_t)dur, ids[k]);
+    if (rc < 0) {
+      offers_fail(c, rc, "send_voice", (const uint8_t(*)[16])ids, k);
+      goto out;
+    }
+  }
+  r = offers_reply(c, (const uint8_t(*)[16])ids, nto);
+out:
+  free(ids);
+  free(to);
+  return r;
+}
+
+static lcj *cmd_transfers(ctx *c) {
+  int active = 0;
+  if (arg_bool(c, "active", &active) < 0)
+    return NULL;
+  lc_transfer_info *t;
+  size_t n;
+  int rc = lc_transfers(c->d->node, active, &t, &n);
+  if (rc < 0)
+    return fail_lc(c, rc, "transfers");
+  lcj *arr = lcj_arr();
+  for (size_t i = 0; i < n; i++)
+    lcj_push(arr, transfer_json(c->d, &t[i], 0));
+  lc_transfers_free(t, n);
+  lcj *r = result();
+  lcj_set(r, "transfers", arr);
+  return r;
+}
+
+static lcj *cmd_transfer(ctx *c) {
+  uint8_t id[LC_MSGID_BYTES];
+  if (arg_xfer(c, "transfer", id) < 0)
+    return NULL;
+  return transfer_reply(c, id, "transfer");
+}
+
+static lcj *xfer_op(ctx *c, int (*fn)(lc_node *, const uint8_t *),
+                    const char *what) {
+  uint8_t id[LC_MSGID_BYTES];
+  if (arg_xfer(c, "transfer", id) < 0)
+    return NULL;
+  int rc = fn(c->d->node, id);
+  if (rc < 0)
+    return xfer_fail(c, rc, what);
+  return transfer_reply(c, id, what);
+}
+
+static lcj *cmd_accept(ctx *c) {
+  return xfer_op(c, lc_transfer_accept, "accept");
+}
+static lcj *cmd_decline(ctx *c) {
+  return xfer_op(c, lc_transfer_decline, "decline");
+}
+static lcj *cmd_cancel(ctx *c) {
+  return xfer_op(c, lc_transfer_cancel, "cancel");
+}
+
 static const struct {
   const char *name;
   unsigned bit;
@@ -1470,7 +1979,7 @@ static const struct {
     {"peer", LCD_EV_PEER},       {"typing", LCD_EV_TYPING},
     {"changed", LCD_EV_CHANGED}, {"network", LCD_EV_NETWORK},
     {"daemon", LCD_EV_DAEMON},   {"contact", LCD_EV_CONTACT},
-    {"group", LCD_EV_GROUP},
+    {"group", LCD_EV_GROUP},     {"transfer", LCD_EV_TRANSFER},
 };
 
 static lcj *cmd_subscribe(ctx *c) {
@@ -1490,7 +1999,8 @@ static lcj *cmd_subscribe(ctx *c) {
       if (k == nk)
         return fail(c, "bad_argument",
                     "unknown event class '%s' (message, delivery, peer, "
-                    "typing, changed, network, daemon, contact, group)",
+                    "typing, changed, network, daemon, contact, group, "
+                    "transfer)",
                     name ? name : lcj_type_name(lcj_at(ev, i)));
       mask |= event_classes[k].bit;
     }
@@ -1534,6 +2044,11 @@ static lcj *cmd_stats(ctx *c) {
   lcj_set_int(node, "relays_forwarded", (int64_t)st.relays_forwarded);
   lcj_set_int(node, "relays_delivered", (int64_t)st.relays_delivered);
   lcj_set_int(node, "relayed_in", (int64_t)st.relayed_in);
+  lcj_set_int(node, "transfers_refused", (int64_t)st.transfers_refused);
+  lcj_set_int(node, "transfer_bad_data", (int64_t)st.transfer_bad_data);
+  lcj_set_int(node, "transfer_hash_fails", (int64_t)st.transfer_hash_fails);
+  lcj_set_int(node, "bytes_sent_files", (int64_t)st.bytes_sent_files);
+  lcj_set_int(node, "bytes_received_files", (int64_t)st.bytes_received_files);
   lcj *ctl = lcj_obj();
   size_t clients, subs;
   lcd_server_clients(d, &clients, &subs);
@@ -1601,6 +2116,13 @@ static const struct {
     {"group_rename", cmd_group_rename, "group name"},
     {"groups", cmd_groups, ""},
     {"group_members", cmd_group_members, "group"},
+    {"send_files", cmd_send_files, "to paths"},
+    {"send_voice", cmd_send_voice, "to path [duration_ms]"},
+    {"transfers", cmd_transfers, "[active]"},
+    {"transfer", cmd_transfer, "transfer"},
+    {"accept", cmd_accept, "transfer"},
+    {"decline", cmd_decline, "transfer"},
+    {"cancel", cmd_cancel, "transfer"},
     {"stats", cmd_stats, ""},
     {"stop", cmd_stop, ""},
 };

@@ -27,6 +27,8 @@ enum {
   S_INTERFACES,
   S_PASSPHRASE_FILE,
   S_NO_READ_RECEIPTS,
+  S_DOWNLOADS,
+  S_AUTO_ACCEPT,
 };
 
 static const struct {
@@ -47,6 +49,8 @@ static const struct {
     [S_INTERFACES] = {"interfaces", 0},
     [S_PASSPHRASE_FILE] = {"passphrase-file", 0},
     [S_NO_READ_RECEIPTS] = {"no-read-receipts", 1},
+    [S_DOWNLOADS] = {"downloads", 0},
+    [S_AUTO_ACCEPT] = {"auto-accept", 0},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
@@ -75,11 +79,52 @@ void lcd_config_free(lcd_config *c) {
   free(c->interfaces);
   free(c->passphrase_file);
   free(c->config);
+  free(c->downloads);
   for (size_t i = 0; i < c->n_broadcast; i++)
     free(c->broadcast[i]);
   for (size_t i = 0; i < c->n_peer; i++)
     free(c->peer[i]);
   memset(c, 0, sizeof *c);
+}
+
+int lcd_parse_size(const char *s, uint64_t *out) {
+  const char *p = s;
+  uint64_t v = 0;
+  if (*p < '0' || *p > '9')
+    return -1;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (v > (UINT64_C(1) << 62) / 10)
+      return -1;
+    v = v * 10 + (uint64_t)(*p - '0');
+  }
+  int shift = 0;
+  switch (*p) {
+  case 'k':
+  case 'K':
+    shift = 10;
+    break;
+  case 'm':
+  case 'M':
+    shift = 20;
+    break;
+  case 'g':
+  case 'G':
+    shift = 30;
+    break;
+  case 't':
+  case 'T':
+    shift = 40;
+    break;
+  }
+  if (shift) {
+    p++;
+    if (!strcmp(p, "iB") || !strcmp(p, "B"))
+      p += strlen(p);
+  }
+  if (*p || v > (UINT64_C(1) << (62 - shift)))
+    return -1;
+  *out = v << shift;
+  return 0;
 }
 
 int lcd_log_level(const char *name) {
@@ -237,6 +282,18 @@ int lcd_config_set(lcd_config *c, const char *name, const char *value,
     break;
   case S_NO_READ_RECEIPTS:
     c->no_read_receipts = value[0] == '1';
+    break;
+  case S_DOWNLOADS:
+    if (!*value)
+      return fail(err, errlen, "downloads: empty");
+    rc = set_str(&c->downloads, value);
+    break;
+  case S_AUTO_ACCEPT:
+    if (lcd_parse_size(value, &c->auto_accept_bytes) != 0)
+      return fail(err, errlen,
+                  "auto-accept: expected a size in bytes (digits, with an "
+                  "optional K, M, G or T), not '%s'",
+                  value);
     break;
   }
   return rc == 0 ? 0 : fail(err, errlen, "out of memory");

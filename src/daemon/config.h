@@ -17,6 +17,7 @@ typedef struct {
   char *interfaces;
   char *passphrase_file;
   char *config;
+  char *downloads; /* NULL: the default (lanchatd's main.c) */
   char *broadcast[LCD_LIST_MAX];
   size_t n_broadcast;
   char *peer[LCD_LIST_MAX];
@@ -26,7 +27,8 @@ typedef struct {
   int log_level; /* 0 error, 1 warning (default), 2 notice, 3 debug */
   int foreground;
   int no_read_receipts;
-  uint64_t set_by_flag; /* bit per setting given on the command line */
+  uint64_t auto_accept_bytes; /* offers from friends up to this: 0 off */
+  uint64_t set_by_flag;       /* bit per setting given on the command line */
 } lcd_config;
 
 void lcd_config_init(lcd_config *c);
@@ -52,6 +54,11 @@ int lcd_config_parse(lcd_config *c, const char *text, size_t len, char *err,
  * a file that does not exist is not an error. */
 int lcd_config_load(lcd_config *c, const char *path, int missing_ok, char *err,
                     size_t errlen);
+
+/* A size: digits with an optional K, M, G or T (powers of 1024, any
+ * case, an optional "iB" or "B" after it).  0, or -1 if malformed or
+ * over 2^62. */
+int lcd_parse_size(const char *s, uint64_t *out);
 
 /* "error", "warning", "notice", "debug" to 0..3, or -1. */
 int lcd_log_level(const char *name);

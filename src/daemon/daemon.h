@@ -24,7 +24,8 @@ enum {
   LCD_EV_DAEMON = 1 << 6,   /* daemon: stopping */
   LCD_EV_CONTACT = 1 << 7,  /* contact: requests, answers, key changes */
   LCD_EV_GROUP = 1 << 8,    /* group: members or name changed, joined */
-  LCD_EV_ALL = (1 << 9) - 1
+  LCD_EV_TRANSFER = 1 << 9, /* transfer_*: offers, states, progress, files */
+  LCD_EV_ALL = (1 << 10) - 1
 };
 
 typedef struct {
@@ -38,7 +39,8 @@ typedef struct lcd_daemon {
   char sock_path[PATH_MAX];
   char peers_path[PATH_MAX];
   char profile_path[PATH_MAX];
-  char *passphrase; /* wiped and freed once the node is created */
+  char downloads[PATH_MAX]; /* where received files go (absolute) */
+  char *passphrase;         /* wiped and freed once the node is created */
   lc_node *node;
   lcd_directory dir;
   uint8_t self[LC_KEY_BYTES];

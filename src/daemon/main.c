@@ -69,6 +69,14 @@ static void usage(FILE *f) {
       "  --passphrase-file FILE  passphrase of a protected identity (else\n"
       "                          $LANCHAT_PASSPHRASE)\n"
       "  --no-read-receipts      do not tell senders when messages are read\n"
+      "  --downloads DIR         where received files go (default: with\n"
+      "                          --data-dir or $LANCHAT_HOME, <data-dir>/"
+      "downloads;\n"
+      "                          else $XDG_DOWNLOAD_DIR/lanchat, else\n"
+      "                          ~/Downloads/lanchat)\n"
+      "  --auto-accept BYTES     accept files from friends up to this size\n"
+      "                          without asking (K, M, G suffixes; default 0: "
+      "ask)\n"
       "  --log-level LEVEL       error, warning (default), notice or debug\n"
       "  --foreground            stay in the foreground (logs on stderr)\n"
       "  -h, --help              this help\n"
@@ -140,6 +148,38 @@ static int take_lock(lcd_daemon *d, char *err, size_t errlen) {
     return -1;
   }
   return 0; /* fd stays open, and locked, until the process ends */
+}
+
+/* The folder for received files: --downloads (a relative one is taken
+ * from the current folder, before going to the background moves to /),
+ * else the default of lc_paths_downloads_dir. */
+static int downloads_dir(lcd_daemon *d, char *err, size_t errlen) {
+  const char *v = d->cfg.downloads;
+  int n;
+  if (v && v[0] == '/') {
+    n = snprintf(d->downloads, sizeof d->downloads, "%s", v);
+  } else if (v) {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) {
+      snprintf(err, errlen, "downloads: %s", strerror(errno));
+      return -1;
+    }
+    n = snprintf(d->downloads, sizeof d->downloads, "%s/%s", cwd, v);
+  } else {
+    const char *home = getenv("LANCHAT_HOME");
+    int explicit_dir = d->cfg.data_dir || (home && *home);
+    n = lc_paths_downloads_dir(d->data_dir, explicit_dir, d->downloads,
+                               sizeof d->downloads) == 0
+            ? (int)strlen(d->downloads)
+            : -1;
+  }
+  if (n < 0 || (size_t)n >= sizeof d->downloads) {
+    snprintf(err, errlen, "the downloads folder's path is too long");
+    return -1;
+  }
+  while (n > 1 && d->downloads[n - 1] == '/')
+    d->downloads[--n] = '\0';
+  return 0;
 }
 
 /* Readiness: in the background, the parent waits on a pipe for the child
@@ -238,6 +278,8 @@ int main(int argc, char **argv) {
       {"interfaces", required_argument, NULL, 0},
       {"passphrase-file", required_argument, NULL, 0},
       {"no-read-receipts", no_argument, NULL, 0},
+      {"downloads", required_argument, NULL, 0},
+      {"auto-accept", required_argument, NULL, 0},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -290,6 +332,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   lcd_log_max = d.cfg.log_level;
+  if (downloads_dir(&d, err, sizeof err) != 0) {
+    fprintf(stderr, "lanchatd: %s\n", err);
+    return 2;
+  }
   if (lc_paths_join(d.data_dir, LC_SOCKET_NAME, d.sock_path,
                     sizeof d.sock_path) != 0 ||
       lc_paths_join(d.data_dir, LC_PEERS_NAME, d.peers_path,

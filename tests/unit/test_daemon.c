@@ -188,9 +188,10 @@ static void test_config_defaults_and_names(void **state) {
   assert_int_equal(lcd_config_is_switch("foreground"), 1);
   assert_int_equal(lcd_config_is_switch("no-read-receipts"), 1);
   const char *valued[] = {
-      "data-dir",       "nick",      "bind",       "port",
-      "discovery-port", "broadcast", "peer",       "announce-interval",
-      "config",         "log-level", "interfaces", "passphrase-file"};
+      "data-dir",       "nick",       "bind",       "port",
+      "discovery-port", "broadcast",  "peer",       "announce-interval",
+      "config",         "log-level",  "interfaces", "passphrase-file",
+      "downloads",      "auto-accept"};
   for (size_t i = 0; i < sizeof valued / sizeof valued[0]; i++)
     assert_int_equal(lcd_config_is_switch(valued[i]), 0);
   assert_int_equal(lcd_config_is_switch("help"), -1);
@@ -206,6 +207,86 @@ static void test_config_defaults_and_names(void **state) {
   assert_int_equal(lcd_log_level("info"), -1);
   assert_int_equal(lcd_log_level(""), -1);
   assert_int_equal(lcd_log_level("debug "), -1);
+}
+
+/* ---- config: files and voice messages ----------------------------------- */
+
+static void test_config_transfers(void **state) {
+  lcd_config c;
+  char err[700] = "";
+  uint64_t v = 7;
+  /* sizes: plain bytes, K/M/G/T in powers of 1024, any case, KiB/KB */
+  const struct {
+    const char *text;
+    uint64_t want;
+  } good[] = {{"0", 0},
+              {"1", 1},
+              {"1048576", 1048576},
+              {"1K", 1024},
+              {"10k", 10240},
+              {"10M", 10485760},
+              {"2MiB", 2097152},
+              {"3MB", 3145728},
+              {"1g", UINT64_C(1) << 30},
+              {"4T", UINT64_C(4) << 40},
+              {"4611686018427387904", UINT64_C(1) << 62}};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    assert_int_equal(lcd_parse_size(good[i].text, &v), 0);
+    assert_true(v == good[i].want);
+  }
+  const char *bad[] = {"",
+                       "-1",
+                       " 1",
+                       "1 ",
+                       "1.5M",
+                       "M",
+                       "1X",
+                       "1Ki",
+                       "1MiBs",
+                       "0x10",
+                       "1KK",
+                       "4611686018427387905",
+                       "99999999999999999999",
+                       "4194305T"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    v = 7;
+    assert_int_equal(lcd_parse_size(bad[i], &v), -1);
+    assert_true(v == 7); /* untouched */
+  }
+
+  lcd_config_init(&c);
+  assert_null(c.downloads);
+  assert_true(c.auto_accept_bytes == 0);
+  assert_int_equal(parse_str(&c,
+                             "downloads = /srv/inbox\n"
+                             "auto-accept = 10M\n",
+                             err, sizeof err),
+                   0);
+  assert_string_equal(c.downloads, "/srv/inbox");
+  assert_true(c.auto_accept_bytes == 10485760);
+  /* the command line wins, as for every setting */
+  lcd_config_free(&c);
+  lcd_config_init(&c);
+  assert_int_equal(
+      lcd_config_set(&c, "downloads", "/home/u/in", 1, err, sizeof err), 0);
+  assert_int_equal(lcd_config_set(&c, "auto-accept", "0", 1, err, sizeof err),
+                   0);
+  assert_int_equal(
+      parse_str(&c, "downloads = /x\nauto-accept = 5M\n", err, sizeof err), 0);
+  assert_string_equal(c.downloads, "/home/u/in");
+  assert_true(c.auto_accept_bytes == 0);
+  lcd_config_free(&c);
+  /* bad values name their line */
+  lcd_config_init(&c);
+  assert_int_equal(parse_str(&c, "\nauto-accept = lots\n", err, sizeof err),
+                   -1);
+  assert_line_error(err, 2);
+  assert_contains(err, "auto-accept");
+  assert_int_equal(parse_str(&c, "downloads =\n", err, sizeof err), -1);
+  assert_line_error(err, 1);
+  assert_int_equal(parse_str(&c, "downloads\n", err, sizeof err), -1);
+  assert_line_error(err, 1);
+  lcd_config_free(&c);
 }
 
 /* ---- config: flags and the file ----------------------------------------- */
@@ -1523,6 +1604,7 @@ static void test_json_build_and_ownership(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config_defaults_and_names),
+      cmocka_unit_test(test_config_transfers),
       cmocka_unit_test(test_config_flags_win),
       cmocka_unit_test(test_config_file_applies),
       cmocka_unit_test(test_config_values),
