@@ -144,10 +144,18 @@ static void fuzz_disc(const uint8_t *data, size_t size) {
 static void fuzz_chat(const uint8_t *data, size_t size) {
   static uint8_t e[FUZZ_BUF];
   static lc__chat c, again;
+  static lc__wire_file files[LC_TRANSFER_FILES_MAX];
   if (lc__chat_decode(&c, data, size) != 0)
     return;
   if (!lc__utf8_valid(c.text, c.text_len))
     fuzz_fail("chat text is not UTF-8", size);
+  if (c.kind == LC_CHAT_FILE) {
+    /* an offer: its list, which the decoder checked, decodes whole */
+    if (lc__wire_files_decode(c.blob, c.blob_len, files,
+                              LC_TRANSFER_FILES_MAX) != (int)c.nfiles)
+      fuzz_fail("an offer's list does not decode", size);
+    c.files = files;
+  }
   int n = lc__chat_encode(&c, e, sizeof e);
   if (n < 0 || lc__chat_decode(&again, e, (size_t)n) != 0 ||
       again.kind != c.kind || again.sent_ms != c.sent_ms ||
@@ -157,14 +165,31 @@ static void fuzz_chat(const uint8_t *data, size_t size) {
       (c.text_len && memcmp(again.text, c.text, c.text_len) != 0) ||
       again.nids != c.nids ||
       memcmp(again.ids, c.ids, c.nids * sizeof c.ids[0]) != 0 ||
-      again.op != c.op || again.blob_len != c.blob_len ||
-      (c.blob_len && memcmp(again.blob, c.blob, c.blob_len) != 0) ||
+      again.op != c.op ||
+      (c.kind != LC_CHAT_FILE && /* an offer's list: compared below */
+       (again.blob_len != c.blob_len ||
+        (c.blob_len && memcmp(again.blob, c.blob, c.blob_len) != 0))) ||
       memcmp(again.group, c.group, sizeof c.group) != 0 ||
       again.nops != c.nops || again.nvec != c.nvec ||
       memcmp(again.vec, c.vec, c.nvec * sizeof c.vec[0]) != 0 ||
       memcmp(again.recipient, c.recipient, sizeof c.recipient) != 0 ||
-      again.expires_ms != c.expires_ms)
+      again.expires_ms != c.expires_ms || again.xkind != c.xkind ||
+      again.duration_ms != c.duration_ms || again.nfiles != c.nfiles ||
+      again.pos != c.pos || again.stream != c.stream || again.file != c.file ||
+      again.has_hash != c.has_hash ||
+      memcmp(again.hash, c.hash, sizeof c.hash) != 0 || again.err != c.err)
     fuzz_fail("chat round trip failed", size);
+  if (c.kind == LC_CHAT_FILE) {
+    static lc__wire_file back[LC_TRANSFER_FILES_MAX];
+    if (lc__wire_files_decode(again.blob, again.blob_len, back,
+                              LC_TRANSFER_FILES_MAX) != (int)c.nfiles)
+      fuzz_fail("an offer's list changed its length", size);
+    for (size_t i = 0; i < c.nfiles; i++)
+      if (back[i].size != files[i].size ||
+          back[i].path_len != files[i].path_len ||
+          memcmp(back[i].path, files[i].path, files[i].path_len) != 0)
+        fuzz_fail("an offer's list changed", size);
+  }
 }
 
 /* The signed blobs inside group and relay envelopes: what decodes
