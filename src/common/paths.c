@@ -61,7 +61,9 @@ static int user_dirs_download(const char *home, char *out, size_t outlen) {
     if (!end)
       continue;
     *end = '\0';
-    if (!strncmp(v, "$HOME/", 6))
+    if (!strcmp(v, "$HOME"))
+      n = snprintf(out, outlen, "%s", home);
+    else if (!strncmp(v, "$HOME/", 6))
       n = snprintf(out, outlen, "%s/%s", home, v + 6);
     else if (v[0] == '/')
       n = snprintf(out, outlen, "%s", v);
