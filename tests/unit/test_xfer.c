@@ -105,6 +105,24 @@ static void test_wire(void **state) {
   assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
   c.op = 7;
   assert_int_equal(lc__chat_encode(&c, buf, sizeof buf), LC_EINVAL);
+  /* the example of docs/PROTOCOL.md 11.11, both ways */
+  static const uint8_t ex[28] = {0x99, 0x0c, 0x05, 0xc4, 0x10, 0x11, 0x11,
+                                 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+                                 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+                                 0x01, 0x07, 0x00, 0x01, 0xc4, 0x00, 0x00};
+  assert_int_equal(lc__chat_decode(&d, ex, sizeof ex), 0);
+  assert_int_equal(d.kind, LC_CHAT_FILE_CTRL);
+  assert_int_equal(d.op, LC_XFER_OP_ACCEPT);
+  assert_int_equal(d.pos, 7);
+  assert_int_equal(d.file, 1);
+  assert_int_equal(d.has_hash, 0);
+  assert_int_equal(lc__chat_encode(&d, buf, sizeof buf), sizeof ex);
+  assert_memory_equal(buf, ex, sizeof ex);
+  /* an op of 9 */
+  uint8_t badop[sizeof ex];
+  memcpy(badop, ex, sizeof ex);
+  badop[21] = 9;
+  assert_int_equal(lc__chat_decode(&d, badop, sizeof badop), LC_ERANGE);
 }
 
 /* ---- the engine, with ops that only record ------------------------------ */
