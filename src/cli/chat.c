@@ -147,7 +147,8 @@ static void on_event(lcj *ev) {
     char what[600], mark[64];
     lcc_transfer_summary(t, what, sizeof what);
     lcc_transfer_state(t, mark, sizeof mark);
-    int voice = !strcmp(lcj_get_str(t, "kind"), "voice");
+    const char *kind = lcj_get_str(t, "kind");
+    int voice = kind && !strcmp(kind, "voice");
     if (!strcmp(st, "done") && voice)
       note("  %s %s: lanchat play %s", what,
            lcj_bval(lcj_get(t, "outgoing")) ? "delivered" : "arrived",

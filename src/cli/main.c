@@ -1519,7 +1519,8 @@ static int cmd_play(int argc, char **argv) {
   lcj *t = lcj_get(call("transfer", a), "transfer");
   xfer_view v;
   view_set(&v, t);
-  if (strcmp(lcj_get_str(t, "kind"), "voice"))
+  const char *tkind = lcj_get_str(t, "kind");
+  if (!tkind || strcmp(tkind, "voice"))
     die(LCC_EXIT_FAIL, "%s is not a voice message but %s", msg, v.what);
   lcj *f = lcj_at(lcj_get(t, "files"), 0);
   const char *local = lcj_get_str(f, "local");

@@ -182,18 +182,19 @@ void lcc_print_transfer_event(const lcj *ev) {
   } else if (!strcmp(name, "transfer_file")) {
     lcj *f = lcj_get(ev, "file");
     const char *local = lcj_get_str(f, "local");
-    printf("%sreceived %s%s%s%s\n", lcc_c("\033[90m"), lcj_get_str(f, "path"),
+    const char *path = lcj_get_str(f, "path");
+    printf("%sreceived %s%s%s%s\n", lcc_c("\033[90m"), path ? path : "?",
            local ? " -> " : "", local ? local : "", lcc_c("\033[0m"));
   } else {
+    const char *state = lcj_get_str(t, "state");
+    const char *why = lcj_get_str(lcj_get(t, "error"), "message");
     lcc_transfer_state(t, st, sizeof st);
-    lcj *err = lcj_get(t, "error");
-    printf("%s%s %s %s: %s%s%s%s\n", lcc_c("\033[90m"), what,
-           out ? "to" : "from", nick, st[0] ? st : lcj_get_str(t, "state"),
-           lcj_is_obj(err) ? " (" : "",
-           lcj_is_obj(err) ? lcj_get_str(err, "message") : "",
-           lcj_is_obj(err) ? ")" : "");
-    if (lcc_color)
-      fputs("\033[0m", stdout);
+    printf("%s%s %s %s: %s%s%s%s%s\n", lcc_c("\033[90m"), what,
+           out ? "to" : "from", nick,
+           st[0]   ? st
+           : state ? state
+                   : "?",
+           why ? " (" : "", why ? why : "", why ? ")" : "", lcc_c("\033[0m"));
   }
 }
 
