@@ -1722,8 +1722,8 @@ static void xf_peer_resync(lc__xfer *x, const uint8_t *peer, int connect) {
       continue;
     if (xf_final_state(t->r.state))
       xf_tell(x, t);
-    else if (!t->r.outgoing)
-      xf_ask(x, t);
+    else if (!t->r.outgoing && !(connect && t->mapped))
+      xf_ask(x, t); /* discovery seeing a peer that streams to us: no */
     else if (t->r.state == LC_TRANSFER_ACCEPTED && !t->streaming)
       want = 1;
   }
