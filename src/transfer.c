@@ -1506,8 +1506,8 @@ static void xf_ctl_sender(lc__xfer *x, xf *t, const lc__chat *c) {
   case LC_XFER_OP_DECLINE:
     if (t->r.state == LC_TRANSFER_OFFERED)
       xf_end(x, t, LC_TRANSFER_DECLINED, 0, 1);
-    else
-      x->st.bad_control++;
+    else if (!xf_final_state(t->r.state))
+      x->st.bad_control++; /* (crossing our own cancel is no fault) */
     break;
   case LC_XFER_OP_CANCEL:
     if (!xf_final_state(t->r.state))
@@ -1517,8 +1517,8 @@ static void xf_ctl_sender(lc__xfer *x, xf *t, const lc__chat *c) {
   case LC_XFER_OP_DONE:
     if (t->r.state == LC_TRANSFER_ACCEPTED) {
       t->acked_all = 1;
-      xf_end(x, t, LC_TRANSFER_DONE, 0, 1);
-    } else {
+      xf_end(x, t, LC_TRANSFER_DONE, 0, 0);
+    } else if (!xf_final_state(t->r.state)) {
       x->st.bad_control++;
     }
     break;
