@@ -206,6 +206,9 @@ static int cmd_init(int argc, char **argv) {
     snprintf(pass, sizeof pass, "%s", getenv("LANCHAT_PASSPHRASE"));
   }
   uint8_t key[LC_KEY_BYTES];
+  int mk = lc_paths_mkdirs(A.data_dir); /* ~/.local/share may not exist */
+  if (mk < 0)
+    die(LCC_EXIT_FAIL, "cannot create %s: %s", A.data_dir, strerror(-mk));
   int rc = lc_identity_create(A.data_dir, pass[0] ? pass : NULL, key);
   memset(pass, 0, sizeof pass);
   if (rc == LC_EEXIST) {

@@ -2,6 +2,10 @@
  * paths.h). */
 #include "paths.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <sys/stat.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,4 +110,25 @@ int lc_paths_join(const char *data_dir, const char *name, char *out,
 size_t lc_paths_socket_max(void) {
   struct sockaddr_un sa;
   return sizeof sa.sun_path;
+}
+
+int lc_paths_mkdirs(const char *path) {
+  char buf[PATH_MAX];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return -ENAMETOOLONG;
+  for (char *p = buf + 1;; p++) {
+    if (*p != '/' && *p != '\0')
+      continue;
+    char ch = *p;
+    *p = '\0';
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+      return -errno;
+    *p = ch;
+    if (!ch)
+      break;
+  }
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return -errno;
+  return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }

@@ -37,6 +37,10 @@ int lc_paths_downloads_dir(const char *data_dir, int explicit_data_dir,
 int lc_paths_join(const char *data_dir, const char *name, char *out,
                   size_t outlen);
 
+/* mkdir -p: path and every missing folder above it, new ones 0700.
+ * Returns 0, or a negative errno (-ENOTDIR if path is not a folder). */
+int lc_paths_mkdirs(const char *path);
+
 /* Room in struct sockaddr_un's sun_path (including the NUL). */
 size_t lc_paths_socket_max(void);
 

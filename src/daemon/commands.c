@@ -492,32 +492,9 @@ static char *join_list(char *const *v, size_t n) {
   return s;
 }
 
-/* mkdir -p, each new folder 0700: the node creates the downloads folder
- * itself, but not the folders above it (~/Downloads may not exist). */
-static int mkdir_parents(const char *path) {
-  char buf[PATH_MAX];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-    return -ENAMETOOLONG;
-  for (char *p = buf + 1;; p++) {
-    if (*p != '/' && *p != '\0')
-      continue;
-    char ch = *p;
-    *p = '\0';
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-      return -errno;
-    *p = ch;
-    if (!ch)
-      break;
-  }
-  struct stat st;
-  if (stat(path, &st) != 0)
-    return -errno;
-  return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
 int lcd_node_open(lcd_daemon *d, struct uv_loop_s *loop, char *err,
                   size_t errlen) {
-  int mk = mkdir_parents(d->downloads);
+  int mk = lc_paths_mkdirs(d->downloads);
   if (mk < 0) {
     snprintf(err, errlen, "cannot create the downloads folder %s: %s",
              d->downloads, strerror(-mk));

@@ -345,9 +345,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "lanchatd: the data folder's path is too long\n");
     return 2;
   }
-  if (mkdir(d.data_dir, 0700) != 0 && errno != EEXIST) {
+  int mk = lc_paths_mkdirs(d.data_dir); /* ~/.local/share may not exist */
+  if (mk < 0) {
     fprintf(stderr, "lanchatd: cannot create %s: %s\n", d.data_dir,
-            strerror(errno));
+            strerror(-mk));
     return 1;
   }
   if (read_passphrase(&d, err, sizeof err) != 0) {
