@@ -150,6 +150,7 @@ void lc__net_uv_flush(lc__net_uv *net) {
   uint64_t now = lc__net_uv_now(net);
   while (!net->blocked) {
     lc__addr to;
+    now = lc__net_uv_now(net); /* the pacer sees the time sending takes */
     int n = net->engine.poll(net->engine.user, now, &to, net->sbuf,
                              sizeof net->sbuf);
     if (n <= 0)

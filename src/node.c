@@ -2216,6 +2216,7 @@ int lc_node_start(lc_node *n) {
   /* bulk data must not halve its rate on the random loss of a busy LAN;
    * congestion (a queue growing) still slows it */
   tc.loss_tolerant = 1;
+  tc.pace_tick_us = 2000; /* libuv's timers: 1 ms, rounded up */
   tc.user = n;
   int rc = lc__tp_new(&n->tp, &n->id, &tc);
   if (rc < 0)

@@ -1728,7 +1728,16 @@ static double tp_pace_rate(const lc__tp *tp, const tp_peer *p) {
 }
 
 static double tp_pace_cap(const lc__tp *tp, const tp_peer *p) {
-  return (double)tp_max(2 * tp_mds(tp), tp_min(p->cwnd, 10 * tp_mds(tp)));
+  /* ten datagrams, or what the rate earns in one tick of the caller's
+   * timer (which cannot wake it sooner), within the window */
+  double tick = tp_pace_rate(tp, p) * (double)tp->cfg.pace_tick_us;
+  double burst = (double)(10 * tp_mds(tp));
+  if (tick > burst)
+    burst = tick;
+  if (burst > (double)p->cwnd)
+    burst = (double)p->cwnd;
+  double floor2 = (double)(2 * tp_mds(tp));
+  return burst > floor2 ? burst : floor2;
 }
 
 static void tp_pace_update(lc__tp *tp, tp_peer *p, uint64_t now) {

@@ -103,6 +103,9 @@ typedef struct {
   uint64_t bulk_window;         /* bulk credit in bytes; default 16 MiB */
   uint32_t max_bulk_streams;    /* open per direction; default 64 */
   int loss_tolerant;            /* 1: do not halve cwnd on random loss */
+  uint64_t pace_tick_us;        /* the caller's timer resolution: pacing
+                                   allows a burst of what the rate earns in
+                                   it (0: ten datagrams at most) */
   uint64_t clock_offset_us;     /* wall clock = now + offset (handshake
                                    timestamps) */
   /* Randomness (ephemeral keys, indices, instance).  Required. */
