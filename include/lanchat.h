@@ -285,8 +285,10 @@ typedef enum {
   LC_TRANSFER_OFFER = 1,    /* a peer offers files: accept or decline */
   LC_TRANSFER_CHANGED = 2,  /* its state changed (accepted, done, ...) */
   LC_TRANSFER_PROGRESS = 3, /* bytes moved (at most every 250 ms) */
-  LC_TRANSFER_FILE = 4      /* one file arrived and was verified: detail is
-                               its index in files[] */
+  LC_TRANSFER_FILE = 4      /* a file, or a folder with all its files,
+                               arrived, was verified and is in place:
+                               detail is the index in files[] of the file
+                               (of the folder's first file) */
 } lc_transfer_event;
 /* t is borrowed for the callback (its files too). */
 typedef void lc_transfer_cb(lc_node *node, lc_transfer_event event,

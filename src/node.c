@@ -1022,10 +1022,11 @@ static void node_tp_acked(void *user, const uint8_t peer[LC_PK_BYTES],
     return;
   }
   node_inflight_del(n, msg_id);
-  if (lc__store_set_state(n->store, msg_id, LC_MSG_DELIVERED) == 1)
+  if (lc__store_set_state(n->store, msg_id, LC_MSG_DELIVERED) == 1) {
     node_delivery(n, peer, msg_id, LC_MSG_DELIVERED, 0);
-  else if (lc__store_action_done(n->store, msg_id) == 0 && /* an edit */
-           lc__store_relay_done(n->store, msg_id) == 1)    /* a box */
+    lc__xfer_offer_delivered(n->xfer, peer, msg_id);         /* if an offer */
+  } else if (lc__store_action_done(n->store, msg_id) == 0 && /* an edit */
+             lc__store_relay_done(n->store, msg_id) == 1)    /* a box */
     n->st.relays_delivered++;
 }
 

@@ -49,6 +49,7 @@
 #define XF_HASHES_INFLIGHT 256
 #define XF_RANGES 65536
 #define XF_FDS 4
+#define XF_WBUF (1024u * 1024) /* received bytes gathered per write */
 #define XF_RETIRED 32
 #define XF_DEPTH 64                       /* folder depth walked when sending */
 #define XF_OFFER_MAX (1024u * 1024 - 256) /* an offer's envelope */
@@ -78,6 +79,7 @@ typedef struct xf {
   uint64_t blocked_until;
   size_t hash_next; /* next HASH to send */
   int hash_inflight;
+  uint64_t hash_retry_at; /* a send failed: not before then */
 
   /* receiver */
   int mapped;
@@ -93,6 +95,9 @@ typedef struct xf {
   } fds[XF_FDS];
   uint64_t saved_pos, saved_at;
   uint64_t catchup_at; /* hashing from disk resumes then */
+  uint8_t *wbuf;       /* contiguous bytes not written yet */
+  size_t wlen;
+  uint64_t wpos; /* stream position of wbuf[0] */
 
   /* both */
   uint64_t activity; /* last data moved, or the last ask */
@@ -236,6 +241,8 @@ int lc__xfer_path_safe(const char *path, size_t len) {
   if (!path || len == 0 || len > LC_TRANSFER_PATH_MAX ||
       !lc__utf8_valid(path, len))
     return 0;
+  if (len >= 9 && memcmp(path, ".lanchat-", 9) == 0)
+    return 0; /* our own hidden folders' names */
   size_t comp = 0;
   for (size_t i = 0; i <= len; i++) {
     if (i == len || path[i] == '/') {
@@ -385,7 +392,12 @@ static void xf_close_fds(xf *t) {
   t->rfd = -1;
 }
 
+static int xf_flush(xf *t);
+
 static void xf_free_one(xf *t) {
+  if (!t->r.outgoing && t->r.state == LC_TRANSFER_ACCEPTED)
+    xf_flush(t); /* what arrived is kept, as the saved position says */
+  free(t->wbuf);
   xf_close_fds(t);
   lc__store_xfer_clear(&t->r);
   free(t->start);
@@ -459,6 +471,7 @@ static int xf_wrap(lc__xfer *x, lc__xfer_row *r, xf **out) {
          (t->r.outgoing ? t->r.files[h].has_hash : t->r.files[h].has_mine))
     h++;
   xf_hash_reset(t, h);
+  t->hash_next = n; /* hashes go when the receiver asks (ACCEPT) */
   if (!t->r.outgoing) {
     t->contig = t->saved_pos = t->r.pos;
     if (t->contig > t->r.total)
@@ -490,6 +503,11 @@ static void xf_event(lc__xfer *x, xf *t, int ev, int detail) {
 }
 
 static int xf_save(lc__xfer *x, xf *t) {
+  if (!t->r.outgoing && t->r.state == LC_TRANSFER_ACCEPTED) {
+    int rc = xf_flush(t); /* the position saved is on disk */
+    if (rc < 0)
+      xf_log(x, 0, "cannot write a file received: %s", lc_strerror(rc));
+  }
   if (!t->r.outgoing)
     t->r.pos = t->contig;
   int rc = lc__store_xfer_update(x->store, &t->r);
@@ -622,6 +640,7 @@ static void xf_end(lc__xfer *x, xf *t, int state, int err, int by_peer) {
   t->r.by_peer = by_peer;
   t->r.told = by_peer || (t->r.outgoing && state == LC_TRANSFER_DONE);
   if (!t->r.outgoing && state != LC_TRANSFER_DONE) {
+    t->wlen = 0; /* never written: the partial files go */
     xf_rm_tree(t->r.dir);
   }
   xf_save(x, t);
@@ -662,7 +681,7 @@ static void xf_hash_feed(lc__xfer *x, xf *t, const uint8_t *data, size_t len) {
     int skip = !t->r.outgoing && t->r.files[t->hfile].verified;
     if (take && !skip)
       lc__hash_update(t->hs, data, take);
-    if (take)
+    if (take && data)
       data += take;
     len -= take;
     t->hpos += take;
@@ -767,6 +786,47 @@ static int xf_write(xf *t, uint64_t pos, const uint8_t *data, size_t len) {
   return 0;
 }
 
+/* Writes what was gathered, and asks the kernel to start writing it to
+ * the disk now (so that the flush before the rename has little left). */
+static int xf_flush(xf *t) {
+  if (t->wlen == 0)
+    return 0;
+  int rc = xf_write(t, t->wpos, t->wbuf, t->wlen);
+  uint64_t pos = t->wpos, end = t->wpos + t->wlen;
+  t->wlen = 0;
+  while (rc == 0 && pos < end) {
+    size_t i = xf_file_at(t, pos);
+    if (i >= t->r.nfiles)
+      break;
+    uint64_t fe = t->start[i + 1] < end ? t->start[i + 1] : end;
+    for (int k = 0; k < XF_FDS; k++)
+      if (t->fds[k].fd >= 0 && t->fds[k].file == i)
+        sync_file_range(t->fds[k].fd, (off_t)(pos - t->start[i]),
+                        (off_t)(fe - pos), SYNC_FILE_RANGE_WRITE);
+    pos = fe;
+  }
+  return rc;
+}
+
+/* Gathers received bytes into large writes (one per datagram costs a
+ * system call each). */
+static int xf_gather(xf *t, uint64_t pos, const uint8_t *data, size_t len) {
+  if (t->wlen && (pos != t->wpos + t->wlen || t->wlen + len > XF_WBUF)) {
+    int rc = xf_flush(t);
+    if (rc < 0)
+      return rc;
+  }
+  if (!t->wbuf && !(t->wbuf = malloc(XF_WBUF)))
+    return xf_write(t, pos, data, len);
+  if (len > XF_WBUF)
+    return xf_write(t, pos, data, len);
+  if (t->wlen == 0)
+    t->wpos = pos;
+  memcpy(t->wbuf + t->wlen, data, len);
+  t->wlen += len;
+  return 0;
+}
+
 /* Reads stream bytes [pos, pos + len) back from the receiver's files:
  * 0, or LC_EINVAL when a file is shorter than what was counted. */
 static int xf_read_back(xf *t, uint64_t pos, uint8_t *out, size_t len) {
@@ -846,6 +906,9 @@ static int xf_place(const char *downloads, const char *src, const char *name,
 
 /* Every file of group g is verified: fsync, then into place. */
 static int xf_publish(lc__xfer *x, xf *t, size_t g) {
+  int frc = xf_flush(t);
+  if (frc < 0)
+    return frc;
   const lc__xfer_file *f = &t->r.files[g];
   size_t tl = xf_top_len(f->path, f->path_len);
   int is_dir = tl < f->path_len;
@@ -856,6 +919,9 @@ static int xf_publish(lc__xfer *x, xf *t, size_t g) {
     int fd = xf_fd(t, i, 1); /* an empty file is created here */
     if (fd < 0)
       return fd;
+    struct stat st; /* what is on disk has the size that was hashed */
+    if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != t->r.files[i].size)
+      return LC_EINTEGRITY;
     if (fdatasync(fd) < 0 && errno != EINVAL)
       return -errno;
     xf_fd_drop(t, i);
@@ -879,8 +945,9 @@ static int xf_publish(lc__xfer *x, xf *t, size_t g) {
   }
   lc__store_commit(x->store);
   free(final);
-  for (size_t i = g; i < end; i++)
-    xf_event(x, t, LC_TRANSFER_FILE, (int)i);
+  /* one event for a file, or for a whole folder: one per file would copy
+   * the list once per file */
+  xf_event(x, t, LC_TRANSFER_FILE, (int)g);
   return 0;
 }
 
@@ -907,9 +974,20 @@ static void xf_check_file(lc__xfer *x, xf *t, size_t i) {
       xf_fail(x, t, LC_EINTEGRITY);
       return;
     }
-    /* again from the file's first byte, on a new stream */
-    f->has_mine = 0;
-    lc__store_xfer_file_update(x->store, t->r.id, i, f);
+    /* again from the file's first byte, on a new stream (what came
+     * before it is written first) */
+    if (xf_flush(t) < 0) {
+      xf_fail(x, t, LC_EINTEGRITY);
+      return;
+    }
+    /* this file and every later one not verified: hashed again */
+    lc__store_begin(x->store);
+    for (size_t k = i; k < t->r.nfiles; k++)
+      if (!t->r.files[k].verified && t->r.files[k].has_mine) {
+        t->r.files[k].has_mine = 0;
+        lc__store_xfer_file_update(x->store, t->r.id, k, &t->r.files[k]);
+      }
+    lc__store_commit(x->store);
     xf_stop_stream(x, t);
     xf_fd_drop(t, i);
     char *p = xf_tmp_path(t, i);
@@ -924,6 +1002,12 @@ static void xf_check_file(lc__xfer *x, xf *t, size_t i) {
     xf_save(x, t);
     t->accept_inflight = 0;
     xf_ask(x, t);
+    return;
+  }
+  int frc = xf_flush(t); /* before it counts as verified: its last bytes
+                           may still be gathered here */
+  if (frc < 0) {
+    xf_fail(x, t, frc);
     return;
   }
   f->verified = 1;
@@ -1018,6 +1102,36 @@ void lc__xfer_free(lc__xfer *x) {
   free(x);
 }
 
+/* After a restart: what a crash interrupted between steps is finished
+ * (a file with both hashes not compared yet, a folder verified but not
+ * renamed into place, every file in place but the transfer not done). */
+static void xf_settle(lc__xfer *x, xf *t) {
+  if (t->r.outgoing || t->r.state != LC_TRANSFER_ACCEPTED)
+    return;
+  for (size_t g = 0; g < t->r.nfiles; g++)
+    if (t->group[g] == g && t->unverified[g] == 0 && !t->r.files[g].local) {
+      int rc = xf_publish(x, t, g);
+      if (rc < 0) {
+        xf_fail(x, t, rc);
+        return;
+      }
+    }
+  for (size_t i = 0; i < t->r.nfiles; i++) {
+    const lc__xfer_file *f = &t->r.files[i];
+    if (f->has_hash && f->has_mine && !f->verified) {
+      xf_check_file(x, t, i);
+      if (t->r.state != LC_TRANSFER_ACCEPTED)
+        return;
+    }
+  }
+  for (size_t i = 0; i < t->r.nfiles; i++)
+    if (!t->r.files[i].verified)
+      return;
+  rmdir(t->r.dir);
+  t->contig = t->r.total;
+  xf_end(x, t, LC_TRANSFER_DONE, 0, 0);
+}
+
 int lc__xfer_load(lc__xfer *x, uint64_t now_us) {
   x->now = now_us;
   lc__xfer_row *rows;
@@ -1033,6 +1147,8 @@ int lc__xfer_load(lc__xfer *x, uint64_t now_us) {
     xf *t;
     if (xf_wrap(x, &rows[i], &t) < 0)
       lc__store_xfer_clear(&rows[i]);
+    else
+      xf_settle(x, t);
   }
   free(rows);
   x->due = 0;
@@ -1501,6 +1617,7 @@ static void xf_ctl_sender(lc__xfer *x, xf *t, const lc__chat *c) {
       return;
     }
     t->hash_next = c->file;
+    t->hash_retry_at = 0;
     xf_restart(x, t, c->pos);
     break;
   case LC_XFER_OP_DECLINE:
@@ -1635,7 +1752,7 @@ void lc__xfer_bulk(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
     xf_ask(x, t);
     return;
   }
-  int rc = xf_write(t, pos, data, len);
+  int rc = xf_gather(t, pos, data, len);
   if (rc < 0) {
     xf_fail(x, t, rc);
     return;
@@ -1650,7 +1767,15 @@ void lc__xfer_bulk(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
     uint64_t end = t->contig < pos + len ? t->contig : pos + len;
     xf_hash_feed(x, t, data + (t->hpos - pos), (size_t)(end - t->hpos));
   }
-  x->due = 0;
+  /* the pump is due for this transfer's timers only, not at every
+   * datagram */
+  uint64_t w = t->ev_at + XF_EVENT_US;
+  if (t->saved_at + XF_SAVE_US < w)
+    w = t->saved_at + XF_SAVE_US;
+  if (t->hpos < t->contig && t->catchup_at < w)
+    w = t->catchup_at;
+  if (w < x->due)
+    x->due = w;
 }
 
 void lc__xfer_bulk_acked(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
@@ -1702,6 +1827,29 @@ static int xf_ctl_end(lc__xfer *x, const uint8_t *peer, const uint8_t *tid,
     }
   }
   return 1;
+}
+
+void lc__xfer_offer_delivered(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
+                              const uint8_t id[LC_MSGID_BYTES]) {
+  xf *t = xf_find(x, id);
+  if (t && !xf_final_state(t->r.state))
+    return; /* the usual case: the offer goes ahead of anything else */
+  lc__xfer_row r;
+  const lc__xfer_row *rp = t ? &t->r : NULL;
+  if (!rp) {
+    if (lc__store_xfer_get(x->store, id, &r) != 1)
+      return; /* not an offer */
+    rp = &r;
+  }
+  /* cancelled (or failed) before its offer got there: the CANCEL went
+   * first and found nothing; it follows the offer now */
+  if (rp->outgoing &&
+      (rp->state == LC_TRANSFER_CANCELLED || rp->state == LC_TRANSFER_FAILED) &&
+      !rp->by_peer && memcmp(rp->peer, peer, LC_KEY_BYTES) == 0)
+    xf_send_ctl(x, NULL, peer, id, LC_XFER_OP_CANCEL, 0, 0, 0, NULL,
+                rp->state == LC_TRANSFER_FAILED ? rp->err : 0);
+  if (rp == &r)
+    lc__store_xfer_clear(&r);
 }
 
 int lc__xfer_msg_acked(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
@@ -1822,9 +1970,13 @@ static void xf_catch_up(lc__xfer *x, xf *t) {
     return;
   if (t->r.outgoing && t->streaming && t->hpos >= t->spos)
     return; /* the stream's reads feed it */
+  if (!t->r.outgoing && xf_flush(t) < 0)
+    return; /* read back only what is written (a failed write fails it) */
   uint8_t *tmp = NULL;
   size_t budget = XF_CATCHUP;
-  while (t->hfile < t->r.nfiles && t->hpos <= limit) {
+  int retries = t->retries;
+  while (t->hfile < t->r.nfiles && t->hpos <= limit && t->retries == retries &&
+         t->r.state == LC_TRANSFER_ACCEPTED) {
     uint64_t end = t->start[t->hfile + 1];
     uint64_t upto = end < limit ? end : limit;
     if (t->hpos == upto && upto < end)
@@ -1871,13 +2023,17 @@ static void xf_catch_up(lc__xfer *x, xf *t) {
 
 /* Sends the hashes the receiver lacks, a few at a time. */
 static void xf_send_hashes(lc__xfer *x, xf *t) {
+  if (x->now < t->hash_retry_at)
+    return;
   while (t->r.state == LC_TRANSFER_ACCEPTED && t->hash_next < t->r.nfiles &&
          t->r.files[t->hash_next].has_hash &&
          t->hash_inflight < XF_HASHES_INFLIGHT) {
     size_t i = t->hash_next;
     if (xf_send_ctl(x, t, t->r.peer, t->r.id, LC_XFER_OP_HASH, 0, (uint32_t)i,
-                    (uint32_t)i, t->r.files[i].hash, 0) < 0)
+                    (uint32_t)i, t->r.files[i].hash, 0) < 0) {
+      t->hash_retry_at = x->now + XF_RESYNC_US; /* the peer is away */
       break;
+    }
     t->hash_inflight++;
     t->hash_next++;
   }
@@ -1907,17 +2063,21 @@ void lc__xfer_pump(lc__xfer *x, uint64_t now_us) {
     next = t->next;
     if (t->r.state != LC_TRANSFER_ACCEPTED)
       continue;
+    /* a transfer these calls end stays in the list (its last word waits
+     * for the peer), but the id is kept apart all the same */
+    uint8_t id[LC_MSGID_BYTES];
+    memcpy(id, t->r.id, sizeof id);
     if (t->r.outgoing) {
       xf_fill(x, t);
-      if (!xf_find(x, t->r.id) || t->r.state != LC_TRANSFER_ACCEPTED)
+      if (xf_find(x, id) != t || t->r.state != LC_TRANSFER_ACCEPTED)
         continue;
       xf_catch_up(x, t);
-      if (!xf_find(x, t->r.id) || t->r.state != LC_TRANSFER_ACCEPTED)
+      if (xf_find(x, id) != t || t->r.state != LC_TRANSFER_ACCEPTED)
         continue;
       xf_send_hashes(x, t);
     } else {
       xf_catch_up(x, t);
-      if (!xf_find(x, t->r.id) || t->r.state != LC_TRANSFER_ACCEPTED)
+      if (xf_find(x, id) != t || t->r.state != LC_TRANSFER_ACCEPTED)
         continue;
       if (t->contig != t->saved_pos &&
           (t->contig - t->saved_pos >= XF_SAVE_BYTES ||
@@ -1956,7 +2116,7 @@ uint64_t lc__xfer_next_wakeup(const lc__xfer *x) {
       if (t->hfile < t->r.nfiles && !(t->streaming && t->hpos >= t->spos))
         XF_MIN(t->catchup_at);
       if (t->hash_next < t->hfile && t->hash_inflight < XF_HASHES_INFLIGHT)
-        XF_MIN(0);
+        XF_MIN(t->hash_retry_at);
     } else {
       if (t->hfile < t->r.nfiles &&
           (t->hpos < t->contig || t->start[t->hfile + 1] == t->hpos))

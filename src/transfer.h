@@ -99,6 +99,9 @@ int lc__xfer_msg_acked(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
                        const uint8_t tid[LC_MSGID_BYTES]);
 int lc__xfer_msg_failed(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
                         const uint8_t tid[LC_MSGID_BYTES]);
+/* Our offer id reached peer's node (a message the node had queued). */
+void lc__xfer_offer_delivered(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
+                              const uint8_t id[LC_MSGID_BYTES]);
 void lc__xfer_session_up(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES]);
 void lc__xfer_session_down(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES]);
 /* Discovery saw the peer (again). */
