@@ -913,18 +913,17 @@ static void tp_cc_on_acked(lc__tp *tp, tp_peer *p, const tp_sent *s) {
 static void tp_cc_on_congestion(lc__tp *tp, tp_peer *p, uint64_t sent_time) {
   if (p->in_recovery_any && sent_time <= p->recovery_start)
     return;
+  /* Loss-tolerant: a loss while the RTT sits at its minimum is taken as
+   * random (radio, a noisy link), not a queue overflowing, and costs
+   * nothing: the data is sent again, the rate stays, and no recovery
+   * period holds the window's growth.  A loss with a grown RTT (a queue)
+   * halves the window, as does any loss otherwise. */
+  if (tp->cfg.loss_tolerant && p->has_rtt &&
+      p->latest_rtt <= p->min_rtt + tp_max(p->min_rtt / 4, LC_GRANULARITY_US))
+    return;
   p->in_recovery_any = 1;
   p->recovery_start = tp->now;
-  /* Loss-tolerant: a loss while the RTT sits at its minimum is taken as
-   * random (radio, a noisy link), not a queue overflowing, and costs 15%
-   * instead of half of the window.  A loss with a grown RTT halves it. */
-  uint64_t num = 1, den = 2;
-  if (tp->cfg.loss_tolerant && p->has_rtt &&
-      p->latest_rtt <= p->min_rtt + tp_max(p->min_rtt / 4, LC_GRANULARITY_US)) {
-    num = 17;
-    den = 20;
-  }
-  p->ssthresh = tp_max(p->cwnd * num / den, tp_min_cwnd(tp));
+  p->ssthresh = tp_max(p->cwnd / 2, tp_min_cwnd(tp));
   p->cwnd = p->ssthresh;
 }
 

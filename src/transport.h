@@ -102,7 +102,7 @@ typedef struct {
   uint64_t msg_window;          /* chat credit in messages; default 4096 */
   uint64_t bulk_window;         /* bulk credit in bytes; default 16 MiB */
   uint32_t max_bulk_streams;    /* open per direction; default 64 */
-  int loss_tolerant;            /* 1: do not halve cwnd on random loss */
+  int loss_tolerant;            /* 1: random loss (no queue) keeps cwnd */
   uint64_t pace_tick_us;        /* the caller's timer resolution: pacing
                                    allows a burst of what the rate earns in
                                    it (0: ten datagrams at most) */
