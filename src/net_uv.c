@@ -171,6 +171,42 @@ void lc__net_uv_flush(lc__net_uv *net) {
   uv_timer_start(&net->timer, net_timer_cb, ms, 0);
 }
 
+typedef struct {
+  uv_work_t req;
+  void (*work)(void *);
+  void (*after)(void *);
+  void *ctx;
+} net_work;
+
+static void net_work_cb(uv_work_t *req) {
+  net_work *w = req->data;
+  w->work(w->ctx);
+}
+
+static void net_after_work_cb(uv_work_t *req, int status) {
+  (void)status;
+  net_work *w = req->data;
+  w->after(w->ctx);
+  free(w);
+}
+
+int lc__net_uv_queue_work(struct uv_loop_s *loop, void (*work)(void *),
+                          void (*after)(void *), void *ctx) {
+  net_work *w = calloc(1, sizeof *w);
+  if (!w)
+    return LC_ENOMEM;
+  w->work = work;
+  w->after = after;
+  w->ctx = ctx;
+  w->req.data = w;
+  int rc = uv_queue_work(loop, &w->req, net_work_cb, net_after_work_cb);
+  if (rc < 0) {
+    free(w);
+    return rc;
+  }
+  return 0;
+}
+
 void lc__net_uv_kick(lc__net_uv *net) {
   if (!net->closing)
     uv_timer_start(&net->timer, net_timer_cb, 0, 0);

@@ -88,6 +88,12 @@ void lc__net_uv_flush(lc__net_uv *net);
  * that the engine's events never fire inside the caller's call). */
 void lc__net_uv_kick(lc__net_uv *net);
 
+/* Runs work(ctx) on libuv's worker threads, then after(ctx) on the loop
+ * (always, also when the caller has gone: ctx must say so).  Errors:
+ * LC_ENOMEM, a libuv error. */
+int lc__net_uv_queue_work(struct uv_loop_s *loop, void (*work)(void *),
+                          void (*after)(void *), void *ctx);
+
 /* Joins ff02::1 on interface ifindex on the IPv6 discovery socket.
  * Returns 0 or a negative errno. */
 int lc__net_uv_join_all_nodes(lc__net_uv *net, unsigned ifindex);

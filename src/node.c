@@ -5,6 +5,7 @@
  * from inside the lc_ call that caused it. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -134,6 +135,7 @@ struct lc_node {
 
   lc__grp *grp;                      /* group chats */
   lc__xfer *xfer;                    /* file transfers */
+  struct node_sync *syncs;           /* files being flushed to disk */
   uint8_t (*handed)[LC_MSGID_BYTES]; /* our messages handed to relays */
   size_t nhanded;
   uint64_t next_group_sync; /* a SYNC with every peer present, each minute */
@@ -1756,6 +1758,80 @@ static void node_x_connect(void *user, const uint8_t *peer) {
     lc__tp_connect(n->tp, peer, node_now());
 }
 
+/* Flushing received files to the disk, on a worker thread: it can take a
+ * long time, and nothing on the loop (chat included) waits for it. */
+typedef struct node_sync {
+  struct node_sync *next;
+  lc_node *n; /* NULL once the node is freed */
+  uint8_t id[LC_MSGID_BYTES];
+  uint32_t group;
+  char **paths;
+  size_t np;
+  int rc;
+} node_sync;
+
+static void node_sync_work(void *ctx) { /* a worker thread: no node here */
+  node_sync *w = ctx;
+  for (size_t i = 0; w->rc == 0 && i < w->np; i++) {
+    int fd = open(w->paths[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || (fdatasync(fd) < 0 && errno != EINVAL))
+      w->rc = -errno;
+    if (fd >= 0)
+      close(fd);
+  }
+}
+
+static void node_sync_free(node_sync *w) {
+  for (size_t i = 0; i < w->np; i++)
+    free(w->paths[i]);
+  free(w->paths);
+  free(w);
+}
+
+static void node_sync_after(void *ctx) {
+  node_sync *w = ctx;
+  lc_node *n = w->n;
+  if (n) {
+    for (node_sync **p = &n->syncs; *p; p = &(*p)->next)
+      if (*p == w) {
+        *p = w->next;
+        break;
+      }
+    lc__xfer_synced(n->xfer, w->id, w->group, w->rc);
+    if (n->state == NODE_RUNNING)
+      lc__net_uv_kick(n->net);
+  }
+  node_sync_free(w);
+}
+
+static int node_x_sync(void *user, const char *const *paths, size_t np,
+                       const uint8_t *id, uint32_t group) {
+  lc_node *n = user;
+  if (n->state != NODE_RUNNING)
+    return LC_ESTATE; /* the engine flushes them itself */
+  node_sync *w = calloc(1, sizeof *w);
+  if (!w)
+    return LC_ENOMEM;
+  w->n = n;
+  memcpy(w->id, id, LC_MSGID_BYTES);
+  w->group = group;
+  w->paths = calloc(np ? np : 1, sizeof *w->paths);
+  for (size_t i = 0; w->paths && i < np; i++, w->np++)
+    if (!(w->paths[i] = node_strdup(paths[i])))
+      break;
+  int rc =
+      !w->paths || w->np != np
+          ? LC_ENOMEM
+          : lc__net_uv_queue_work(n->loop, node_sync_work, node_sync_after, w);
+  if (rc < 0) {
+    node_sync_free(w);
+    return rc;
+  }
+  w->next = n->syncs;
+  n->syncs = w;
+  return 0;
+}
+
 static void node_x_random(void *user, void *buf, size_t len) {
   (void)user;
   lc__crypto_random(buf, len);
@@ -1850,6 +1926,7 @@ static int node_xfer_open(lc_node *n) {
   ops.event = node_x_event;
   ops.random = node_x_random;
   ops.log = node_x_log;
+  ops.sync = node_x_sync;
   ops.user = n;
   int rc = lc__xfer_new(&n->xfer, n->store, dl ? dl : n->o.downloads_dir, &ops);
   free(dl);
@@ -2332,6 +2409,8 @@ void lc_node_free(lc_node *n) {
   free(n->blocked);
   free(n->held);
   lc__grp_free(n->grp);
+  for (node_sync *w = n->syncs; w; w = w->next)
+    w->n = NULL; /* its worker finishes on its own */
   lc__xfer_free(n->xfer);
   free(n->handed);
   free(n);

@@ -50,6 +50,9 @@
 #define XF_RANGES 65536
 #define XF_FDS 4
 #define XF_WBUF (1024u * 1024) /* received bytes gathered per write */
+#define XF_SYNC_LAG                                                            \
+  (4u * 1024 * 1024) /* writeback waited for this far                          \
+                        behind the newest write */
 #define XF_RETIRED 32
 #define XF_DEPTH 64                       /* folder depth walked when sending */
 #define XF_OFFER_MAX (1024u * 1024 - 256) /* an offer's envelope */
@@ -97,7 +100,10 @@ typedef struct xf {
   uint64_t catchup_at; /* hashing from disk resumes then */
   uint8_t *wbuf;       /* contiguous bytes not written yet */
   size_t wlen;
-  uint64_t wpos; /* stream position of wbuf[0] */
+  uint64_t wpos;   /* stream position of wbuf[0] */
+  uint64_t synced; /* writeback waited for below this stream position */
+  int syncing;     /* a group is being flushed to disk (ops.sync) */
+  size_t sync_group;
 
   /* both */
   uint64_t activity; /* last data moved, or the last ask */
@@ -800,9 +806,22 @@ static int xf_flush(xf *t) {
       break;
     uint64_t fe = t->start[i + 1] < end ? t->start[i + 1] : end;
     for (int k = 0; k < XF_FDS; k++)
-      if (t->fds[k].fd >= 0 && t->fds[k].file == i)
+      if (t->fds[k].fd >= 0 && t->fds[k].file == i) {
         sync_file_range(t->fds[k].fd, (off_t)(pos - t->start[i]),
                         (off_t)(fe - pos), SYNC_FILE_RANGE_WRITE);
+        /* and wait for what went XF_SYNC_LAG ago, a little at a time, so
+         * that the flush before the rename never waits for much (the loop
+         * would stall, chat with it) */
+        uint64_t lo = t->synced > t->start[i] ? t->synced : t->start[i];
+        if (fe > lo + XF_SYNC_LAG + XF_WBUF) {
+          uint64_t hi = fe - XF_SYNC_LAG;
+          sync_file_range(t->fds[k].fd, (off_t)(lo - t->start[i]),
+                          (off_t)(hi - lo),
+                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                              SYNC_FILE_RANGE_WAIT_AFTER);
+          t->synced = hi;
+        }
+      }
     pos = fe;
   }
   return rc;
@@ -905,27 +924,19 @@ static int xf_place(const char *downloads, const char *src, const char *name,
 }
 
 /* Every file of group g is verified: fsync, then into place. */
-static int xf_publish(lc__xfer *x, xf *t, size_t g) {
-  int frc = xf_flush(t);
-  if (frc < 0)
-    return frc;
-  const lc__xfer_file *f = &t->r.files[g];
-  size_t tl = xf_top_len(f->path, f->path_len);
-  int is_dir = tl < f->path_len;
+static size_t xf_group_end(const xf *t, size_t g) {
   size_t end = g;
   while (end < t->r.nfiles && t->group[end] == g)
     end++;
-  for (size_t i = g; i < end; i++) {
-    int fd = xf_fd(t, i, 1); /* an empty file is created here */
-    if (fd < 0)
-      return fd;
-    struct stat st; /* what is on disk has the size that was hashed */
-    if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != t->r.files[i].size)
-      return LC_EINTEGRITY;
-    if (fdatasync(fd) < 0 && errno != EINVAL)
-      return -errno;
-    xf_fd_drop(t, i);
-  }
+  return end;
+}
+
+/* Group g is on disk (flushed): renamed into place, recorded, reported. */
+static int xf_place_group(lc__xfer *x, xf *t, size_t g) {
+  const lc__xfer_file *f = &t->r.files[g];
+  size_t tl = xf_top_len(f->path, f->path_len);
+  int is_dir = tl < f->path_len;
+  size_t end = xf_group_end(t, g);
   char *top = xf_strndup(f->path, tl);
   char *src = top ? xf_join(t->r.dir, top) : NULL;
   char *final = NULL;
@@ -949,6 +960,85 @@ static int xf_publish(lc__xfer *x, xf *t, size_t g) {
    * the list once per file */
   xf_event(x, t, LC_TRANSFER_FILE, (int)g);
   return 0;
+}
+
+/* Group g is verified: written out, its sizes checked on disk, then
+ * flushed to the disk (by the node's worker threads when it has them: a
+ * flush can take a long time, and the loop must not wait for it), then
+ * placed.  *placed: 1 if it was placed at once. */
+static int xf_publish(lc__xfer *x, xf *t, size_t g, int *placed) {
+  *placed = 0;
+  int frc = xf_flush(t);
+  if (frc < 0)
+    return frc;
+  size_t end = xf_group_end(t, g);
+  char **paths = calloc(end - g, sizeof *paths);
+  if (!paths)
+    return LC_ENOMEM;
+  int rc = 0;
+  for (size_t i = g; rc == 0 && i < end; i++) {
+    int fd = xf_fd(t, i, 1); /* an empty file is created here */
+    struct stat st;          /* what is on disk has the size that was hashed */
+    if (fd < 0)
+      rc = fd;
+    else if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != t->r.files[i].size)
+      rc = LC_EINTEGRITY;
+    else if (!(paths[i - g] = xf_tmp_path(t, i)))
+      rc = LC_ENOMEM;
+    xf_fd_drop(t, i);
+  }
+  if (rc == 0 && x->ops.sync &&
+      x->ops.sync(x->ops.user, (const char *const *)paths, end - g, t->r.id,
+                  (uint32_t)g) == 0) {
+    t->syncing = 1;
+    t->sync_group = g;
+  } else if (rc == 0) {
+    for (size_t i = 0; rc == 0 && i < end - g; i++) {
+      int fd = open(paths[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0 || (fdatasync(fd) < 0 && errno != EINVAL))
+        rc = -errno;
+      if (fd >= 0)
+        close(fd);
+    }
+    if (rc == 0)
+      rc = xf_place_group(x, t, g);
+    *placed = rc == 0;
+  }
+  for (size_t i = 0; i < end - g; i++)
+    free(paths[i]);
+  free(paths);
+  return rc;
+}
+
+static void xf_fail(lc__xfer *x, xf *t, int err);
+
+/* Places what is verified, one group at a time, and finishes the transfer
+ * once every file is in place. */
+static void xf_advance(lc__xfer *x, xf *t) {
+  while (!t->r.outgoing && t->r.state == LC_TRANSFER_ACCEPTED && !t->syncing) {
+    size_t g = 0;
+    while (g < t->r.nfiles &&
+           (t->unverified[g] != 0 || t->r.files[g].local != NULL))
+      g = xf_group_end(t, g);
+    if (g >= t->r.nfiles)
+      break;
+    int placed;
+    int rc = xf_publish(x, t, g, &placed);
+    if (rc < 0) {
+      xf_fail(x, t, rc);
+      return;
+    }
+    if (!placed)
+      return; /* lc__xfer_synced goes on */
+  }
+  if (t->r.outgoing || t->r.state != LC_TRANSFER_ACCEPTED || t->syncing)
+    return;
+  for (size_t k = 0; k < t->r.nfiles; k++)
+    if (!t->r.files[k].verified || !t->r.files[k].local)
+      return;
+  rmdir(t->r.dir);
+  t->contig = t->r.total;
+  xf_end(x, t, LC_TRANSFER_DONE, 0, 0);
 }
 
 static void xf_fail(lc__xfer *x, xf *t, int err) {
@@ -1013,19 +1103,8 @@ static void xf_check_file(lc__xfer *x, xf *t, size_t i) {
   f->verified = 1;
   lc__store_xfer_file_update(x->store, t->r.id, i, f);
   size_t g = t->group[i];
-  if (t->unverified[g] > 0 && --t->unverified[g] == 0) {
-    int rc = xf_publish(x, t, g);
-    if (rc < 0) {
-      xf_fail(x, t, rc);
-      return;
-    }
-  }
-  for (size_t k = 0; k < t->r.nfiles; k++)
-    if (!t->r.files[k].verified)
-      return;
-  rmdir(t->r.dir);
-  t->contig = t->r.total;
-  xf_end(x, t, LC_TRANSFER_DONE, 0, 0);
+  if (t->unverified[g] > 0 && --t->unverified[g] == 0)
+    xf_advance(x, t);
 }
 
 /* ---- the sender's files -------------------------------------------------- */
@@ -1108,14 +1187,6 @@ void lc__xfer_free(lc__xfer *x) {
 static void xf_settle(lc__xfer *x, xf *t) {
   if (t->r.outgoing || t->r.state != LC_TRANSFER_ACCEPTED)
     return;
-  for (size_t g = 0; g < t->r.nfiles; g++)
-    if (t->group[g] == g && t->unverified[g] == 0 && !t->r.files[g].local) {
-      int rc = xf_publish(x, t, g);
-      if (rc < 0) {
-        xf_fail(x, t, rc);
-        return;
-      }
-    }
   for (size_t i = 0; i < t->r.nfiles; i++) {
     const lc__xfer_file *f = &t->r.files[i];
     if (f->has_hash && f->has_mine && !f->verified) {
@@ -1124,12 +1195,7 @@ static void xf_settle(lc__xfer *x, xf *t) {
         return;
     }
   }
-  for (size_t i = 0; i < t->r.nfiles; i++)
-    if (!t->r.files[i].verified)
-      return;
-  rmdir(t->r.dir);
-  t->contig = t->r.total;
-  xf_end(x, t, LC_TRANSFER_DONE, 0, 0);
+  xf_advance(x, t);
 }
 
 int lc__xfer_load(lc__xfer *x, uint64_t now_us) {
@@ -1827,6 +1893,22 @@ static int xf_ctl_end(lc__xfer *x, const uint8_t *peer, const uint8_t *tid,
     }
   }
   return 1;
+}
+
+void lc__xfer_synced(lc__xfer *x, const uint8_t id[LC_MSGID_BYTES],
+                     uint32_t group, int err) {
+  xf *t = xf_find(x, id);
+  if (!t || !t->syncing || t->sync_group != group)
+    return;
+  t->syncing = 0;
+  x->due = 0;
+  if (t->r.state != LC_TRANSFER_ACCEPTED)
+    return; /* cancelled meanwhile */
+  int rc = err < 0 ? err : xf_place_group(x, t, group);
+  if (rc < 0)
+    xf_fail(x, t, rc);
+  else
+    xf_advance(x, t);
 }
 
 void lc__xfer_offer_delivered(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],

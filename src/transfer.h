@@ -34,6 +34,12 @@ typedef struct {
   /* An event (lc_transfer_event) about r; bytes and rate are live. */
   void (*event)(void *user, int ev, const lc__xfer_row *r, uint64_t bytes,
                 uint64_t rate, int detail);
+  /* Optional: flushes these files to the disk (fdatasync) away from the
+   * loop, then calls lc__xfer_synced(id, group, 0 or an error).  Returns
+   * 0 if it will, or an error (the engine then flushes them itself).
+   * paths are borrowed for the call. */
+  int (*sync)(void *user, const char *const *paths, size_t n, const uint8_t *id,
+              uint32_t group);
   void (*random)(void *user, void *buf, size_t len);
   void (*log)(void *user, int level, const char *msg);
   void *user;
@@ -99,6 +105,9 @@ int lc__xfer_msg_acked(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
                        const uint8_t tid[LC_MSGID_BYTES]);
 int lc__xfer_msg_failed(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
                         const uint8_t tid[LC_MSGID_BYTES]);
+/* What ops.sync started is done (err: 0 or an error). */
+void lc__xfer_synced(lc__xfer *x, const uint8_t id[LC_MSGID_BYTES],
+                     uint32_t group, int err);
 /* Our offer id reached peer's node (a message the node had queued). */
 void lc__xfer_offer_delivered(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
                               const uint8_t id[LC_MSGID_BYTES]);
