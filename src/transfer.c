@@ -37,7 +37,9 @@
 #include "ranges.h"
 #include "transport.h" /* LC_NEVER */
 
-#define XF_BLOCK (256u * 1024)              /* read from the files at once */
+#define XF_BLOCK (256u * 1024) /* read from the files at once */
+#define XF_FILL_ROUNDS 8 /* blocks per pump: the loop (chat) waits no longer   \
+                          */
 #define XF_CATCHUP (1024u * 1024)           /* hashed from disk per pump */
 #define XF_SAVE_US 1000000ull               /* progress saved this often */
 #define XF_SAVE_BYTES (32ull * 1024 * 1024) /* or after this much */
@@ -1993,7 +1995,7 @@ static void xf_fill(lc__xfer *x, xf *t) {
     if (!t->buf)
       return;
   }
-  for (int rounds = 0; rounds < 64; rounds++) {
+  for (int rounds = 0; rounds < XF_FILL_ROUNDS; rounds++) {
     if (t->boff == t->blen) {
       uint64_t left = t->r.total - t->spos;
       if (left == 0) {
