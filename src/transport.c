@@ -22,6 +22,10 @@
 #define LC_INITIAL_MSG_CREDIT 256
 #define LC_INITIAL_BULK_CREDIT (1u << 20)
 #define LC_ACK_RESERVE 160 /* payload bytes kept free for ACK + credit */
+/* A bulk chunk leaves room for a small ACK only (a bulk sender mostly
+ * acknowledges one range of its peer's ACKs); a larger one goes in a
+ * packet of its own and the chunk in the next. */
+#define LC_BULK_ACK_RESERVE 64
 #define LC_RECV_PN_RANGES 128
 #define LC_SENT_MAX 16384 /* packets tracked per session */
 #define LC_UNREL_QUEUE 32
@@ -331,7 +335,7 @@ static uint32_t tp_bulk_chunk_size(const lc__tp *tp) {
   f.u.bulk.offset = UINT64_MAX;
   f.u.bulk.fin = 1;
   return (uint32_t)lc__frame_max_data(&f, tp_payload_budget(tp) - 3 -
-                                              LC_ACK_RESERVE);
+                                              LC_BULK_ACK_RESERVE);
 }
 
 static uint64_t tp_mds(const lc__tp *tp) {
