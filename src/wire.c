@@ -1241,6 +1241,32 @@ int lc__chat_encode(const lc__chat *c, uint8_t *out, size_t cap) {
   return o.overflow ? LC_ETOOBIG : (int)o.len;
 }
 
+/* An offer's list of files, [[path str, size uint64], ...]: at most max
+ * entries, paths of 1 to LC_TRANSFER_PATH_MAX bytes, into out (NULL: only
+ * checked). */
+static int wire_read_files(wire_in *in, lc__wire_file *out, size_t max,
+                           uint32_t *count) {
+  uint32_t k;
+  WIRE_TRY(wire_read_array(in, &k, LC_EFIELD));
+  if (k > max)
+    return LC_ERANGE;
+  for (uint32_t i = 0; i < k; i++) {
+    uint32_t two;
+    lc__wire_file f;
+    WIRE_TRY(wire_read_array(in, &two, LC_EFIELD));
+    if (two != 2)
+      return LC_EPROTO;
+    WIRE_TRY(wire_read_str(in, LC_TRANSFER_PATH_MAX, &f.path, &f.path_len));
+    if (f.path_len == 0)
+      return LC_ERANGE;
+    WIRE_TRY(wire_read_u64(in, &f.size));
+    if (out)
+      out[i] = f;
+  }
+  *count = k;
+  return 0;
+}
+
 int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
   assert(c != NULL);
   if (buf == NULL && len > 0)
@@ -1320,22 +1346,9 @@ int lc__chat_decode(lc__chat *c, const uint8_t *buf, size_t len) {
     WIRE_TRY(wire_read_u64(&in, &c->duration_ms));
     size_t start = in.pos;
     uint32_t k;
-    WIRE_TRY(wire_read_array(&in, &k, LC_EFIELD));
-    if (k == 0 || k > LC_TRANSFER_FILES_MAX)
+    WIRE_TRY(wire_read_files(&in, NULL, LC_TRANSFER_FILES_MAX, &k));
+    if (k == 0)
       return LC_ERANGE;
-    for (uint32_t i = 0; i < k; i++) {
-      uint32_t two;
-      const char *path;
-      size_t plen;
-      uint64_t size;
-      WIRE_TRY(wire_read_array(&in, &two, LC_EFIELD));
-      if (two != 2)
-        return LC_EPROTO;
-      WIRE_TRY(wire_read_str(&in, LC_TRANSFER_PATH_MAX, &path, &plen));
-      if (plen == 0)
-        return LC_ERANGE;
-      WIRE_TRY(wire_read_u64(&in, &size));
-    }
     c->blob = buf + start;
     c->blob_len = in.pos - start;
     c->nfiles = k;
@@ -1396,18 +1409,7 @@ int lc__wire_files_decode(const uint8_t *buf, size_t len, lc__wire_file *out,
                           size_t max) {
   wire_in in = {buf, len, 0};
   uint32_t k;
-  WIRE_TRY(wire_read_array(&in, &k, LC_EFIELD));
-  if (k > max)
-    return LC_ERANGE;
-  for (uint32_t i = 0; i < k; i++) {
-    uint32_t two;
-    WIRE_TRY(wire_read_array(&in, &two, LC_EFIELD));
-    if (two != 2)
-      return LC_EPROTO;
-    WIRE_TRY(wire_read_str(&in, LC_TRANSFER_PATH_MAX, &out[i].path,
-                           &out[i].path_len));
-    WIRE_TRY(wire_read_u64(&in, &out[i].size));
-  }
+  WIRE_TRY(wire_read_files(&in, out, max, &k));
   return in.pos == in.len ? (int)k : LC_ETRAILING;
 }
 
