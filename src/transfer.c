@@ -38,8 +38,8 @@
 #include "transport.h" /* LC_NEVER */
 
 #define XF_BLOCK (256u * 1024) /* read from the files at once */
-#define XF_FILL_ROUNDS 8 /* blocks per pump: the loop (chat) waits no longer   \
-                          */
+/* blocks read per pump: the loop (chat with it) waits no longer */
+#define XF_FILL_ROUNDS 8
 #define XF_CATCHUP (1024u * 1024)           /* hashed from disk per pump */
 #define XF_SAVE_US 1000000ull               /* progress saved this often */
 #define XF_SAVE_BYTES (32ull * 1024 * 1024) /* or after this much */
