@@ -1,6 +1,5 @@
 /* net_uv.c: UDP sockets and a timer on a libuv loop driving a sans-I/O
  * engine (see net_uv.h).  The only file that includes uv.h. */
-#define _GNU_SOURCE /* sendmmsg */
 #include "net_uv.h"
 
 #include <arpa/inet.h>
@@ -14,9 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define NET_BATCH 16            /* datagrams per recvmmsg */
-#define NET_SBATCH 32           /* datagrams per sendmmsg */
-#define NET_SARENA (256 * 1024) /* where a batch is built */
+#define NET_BATCH 16 /* datagrams per recvmmsg */
 #define NET_CHUNK (64 * 1024)
 #define NET_BIND_TRIES 16
 
@@ -36,9 +33,7 @@ struct lc__net_uv {
   lc__net_uv_stats st;
   uint8_t *rbuf; /* NET_BATCH chunks, reused: we consume synchronously */
   uint8_t sbuf[LC_DATAGRAM_MAX];
-  uint8_t *sarena; /* NET_SARENA bytes: datagrams batched for sendmmsg */
-  struct net_batch *batch; /* their headers (with sarena) */
-  int blocked;             /* a uv_udp_send is in progress after EAGAIN */
+  int blocked; /* a uv_udp_send is in progress after EAGAIN */
   int in_flush;
   int closing, pending_closes;
   lc__net_uv_close_cb *close_cb;
@@ -102,9 +97,6 @@ static net_sock *net_sock_for(lc__net_uv *net, const lc__addr *to) {
   return NULL;
 }
 
-static int net_queue(lc__net_uv *net, net_sock *s, const lc__addr *to,
-                     const uint8_t *buf, size_t len);
-
 /* Returns 0 if the datagram left or was dropped, 1 if the socket is full
  * and the datagram was queued (stop sending until it completes). */
 static int net_send(lc__net_uv *net, const lc__addr *to, const uint8_t *buf,
@@ -125,14 +117,6 @@ static int net_send(lc__net_uv *net, const lc__addr *to, const uint8_t *buf,
     net->st.send_errors++;
     return 0;
   }
-  return net_queue(net, s, to, buf, len);
-}
-
-/* The socket is full: the datagram waits in libuv's queue (copied), and
- * nothing more is sent until it left.  Returns 1 (blocked), or 0 if it was
- * dropped. */
-static int net_queue(lc__net_uv *net, net_sock *s, const lc__addr *to,
-                     const uint8_t *buf, size_t len) {
   net_send_req *r = malloc(sizeof *r + len);
   if (!r) {
     net->st.send_errors++;
@@ -141,78 +125,18 @@ static int net_queue(lc__net_uv *net, net_sock *s, const lc__addr *to,
   r->net = net;
   r->len = len;
   memcpy(r->data, buf, len);
-  uv_buf_t b = uv_buf_init((char *)r->data, (unsigned)len);
-  int rc = uv_udp_send(&r->req, &s->udp, &b, 1,
-                       (const struct sockaddr *)&to->ss, net_send_cb);
+  b = uv_buf_init((char *)r->data, (unsigned)len);
+  rc = uv_udp_send(&r->req, &s->udp, &b, 1, (const struct sockaddr *)&to->ss,
+                   net_send_cb);
   if (rc < 0) {
     free(r);
     net->st.send_errors++;
     return 0;
   }
-  if (!net->blocked)
-    net->st.send_blocked++;
+  net->st.send_blocked++;
   net->st.datagrams_out++;
   net->blocked = 1;
   return 1;
-}
-
-/* Datagrams to one socket, sent together (one system call for up to
- * NET_SBATCH: on a virtual machine a system call costs microseconds). */
-typedef struct net_batch {
-  struct mmsghdr m[NET_SBATCH];
-  struct iovec iov[NET_SBATCH];
-  lc__addr to[NET_SBATCH];
-  size_t n, used;
-  net_sock *s;
-} net_batch;
-
-/* Returns 1 if the socket filled up (the rest is queued), else 0. */
-static int net_batch_send(lc__net_uv *net, net_batch *b) {
-  if (net->closing) { /* the engine closed us while it was polled */
-    b->n = b->used = 0;
-    return 1;
-  }
-  size_t i = 0;
-  int fd = -1;
-  if (b->n && uv_fileno((const uv_handle_t *)&b->s->udp, &fd) != 0)
-    fd = -1;
-  while (i < b->n) {
-    int k = fd >= 0 ? sendmmsg(fd, b->m + i, (unsigned)(b->n - i), 0) : -1;
-    if (k > 0) {
-      net->st.datagrams_out += (uint64_t)k;
-      i += (size_t)k;
-      continue;
-    }
-    if (fd >= 0 && errno == EINTR)
-      continue;
-    if (fd < 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
-      /* full: the rest waits in libuv's queue, in order */
-      for (; i < b->n; i++)
-        net_queue(net, b->s, &b->to[i], b->iov[i].iov_base, b->iov[i].iov_len);
-      break;
-    }
-    /* unreachable host, no route: the transport's loss recovery copes */
-    net->st.send_errors++;
-    i++;
-  }
-  b->n = 0;
-  b->used = 0;
-  return net->blocked;
-}
-
-static void net_batch_add(net_batch *b, net_sock *s, const lc__addr *to,
-                          uint8_t *buf, size_t len) {
-  size_t i = b->n++;
-  b->s = s;
-  b->to[i] = *to;
-  b->iov[i].iov_base = buf;
-  b->iov[i].iov_len = len;
-  memset(&b->m[i], 0, sizeof b->m[i]);
-  b->m[i].msg_hdr.msg_name = &b->to[i].ss;
-  b->m[i].msg_hdr.msg_namelen = b->to[i].len;
-  b->m[i].msg_hdr.msg_iov = &b->iov[i];
-  b->m[i].msg_hdr.msg_iovlen = 1;
-  b->used += len;
 }
 
 static void net_timer_cb(uv_timer_t *t) {
@@ -224,54 +148,16 @@ void lc__net_uv_flush(lc__net_uv *net) {
     return;
   net->in_flush = 1;
   uint64_t now = lc__net_uv_now(net);
-  if (!net->sarena || !net->batch) { /* without them, one at a time */
-    free(net->sarena);
-    free(net->batch);
-    net->sarena = malloc(NET_SARENA);
-    net->batch = net->sarena ? malloc(sizeof *net->batch) : NULL;
-    if (!net->batch) {
-      free(net->sarena);
-      net->sarena = NULL;
-    }
-  }
-  net_batch dummy;
-  net_batch *bp = net->batch ? net->batch : &dummy;
-  bp->n = bp->used = 0;
   while (!net->blocked) {
-    if (net->sarena &&
-        (bp->n == NET_SBATCH || NET_SARENA - bp->used < LC_DATAGRAM_MAX)) {
-      net_batch_send(net, bp);
-      continue;
-    }
-    uint8_t *dst = net->sarena ? net->sarena + bp->used : net->sbuf;
     lc__addr to;
     now = lc__net_uv_now(net); /* the pacer sees the time sending takes */
-    int n = net->engine.poll(net->engine.user, now, &to, dst,
-                             net->sarena ? LC_DATAGRAM_MAX : sizeof net->sbuf);
+    int n = net->engine.poll(net->engine.user, now, &to, net->sbuf,
+                             sizeof net->sbuf);
     if (n <= 0)
       break;
-    if (!net->sarena) {
-      if (net_send(net, &to, dst, (size_t)n))
-        break;
-      continue;
-    }
-    net_sock *s = net_sock_for(net, &to);
-    if (!s) {
-      net->st.no_socket++;
-      continue;
-    }
-    if (bp->n && s != bp->s) { /* another socket: what waits goes first */
-      if (net_batch_send(net, bp)) {
-        net_queue(net, s, &to, dst, (size_t)n);
-        break;
-      }
-      memmove(net->sarena, dst, (size_t)n);
-      dst = net->sarena;
-    }
-    net_batch_add(bp, s, &to, dst, (size_t)n);
+    if (net_send(net, &to, net->sbuf, (size_t)n))
+      break;
   }
-  if (bp->n)
-    net_batch_send(net, bp);
   net->in_flush = 0;
   if (net->blocked || net->closing)
     return; /* net_send_cb flushes again */
@@ -501,8 +387,6 @@ static void net_closed(uv_handle_t *h) {
   if (net->close_cb)
     net->close_cb(net, net->close_arg);
   free(net->rbuf);
-  free(net->sarena);
-  free(net->batch);
   free(net);
 }
 
@@ -659,9 +543,6 @@ void lc__net_uv_stats_get(const lc__net_uv *net, lc__net_uv_stats *st) {
 void lc__net_uv_close(lc__net_uv *net, lc__net_uv_close_cb *cb, void *arg) {
   if (!net || net->closing)
     return;
-  if (net->batch && net->batch->n) /* closed from inside a flush: what the
-                                      engine gave (goodbyes) goes first */
-    net_batch_send(net, net->batch);
   net->close_cb = cb;
   net->close_arg = arg;
   net_close_all(net);
