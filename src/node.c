@@ -1080,12 +1080,6 @@ static void node_tp_bulk(void *user, const uint8_t peer[LC_PK_BYTES],
   lc__xfer_bulk(n->xfer, peer, stream, offset, data, len);
 }
 
-static void node_tp_bulk_done(void *user, const uint8_t peer[LC_PK_BYTES],
-                              uint32_t stream, uint64_t final_size) {
-  (void)user, (void)peer, (void)stream, (void)final_size;
-  /* the engine counts what arrived: nothing more to learn here */
-}
-
 static void node_tp_bulk_acked(void *user, const uint8_t peer[LC_PK_BYTES],
                                uint32_t stream) {
   lc_node *n = user;
@@ -2289,7 +2283,6 @@ int lc_node_start(lc_node *n) {
   tc.cb.session_up = node_tp_up;
   tc.cb.session_down = node_tp_down;
   tc.cb.bulk = node_tp_bulk;
-  tc.cb.bulk_done = node_tp_bulk_done;
   tc.cb.bulk_acked = node_tp_bulk_acked;
   /* bulk data must not halve its rate on the random loss of a busy LAN;
    * congestion (a queue growing) still slows it */

@@ -153,6 +153,20 @@ static void xf_log(lc__xfer *x, int level, const char *fmt, ...) {
   x->ops.log(x->ops.user, level, buf);
 }
 
+/* Makes room for one more element in *v (n used of *cap, first: the
+ * first capacity).  Errors: LC_ENOMEM (*v unchanged). */
+static int xf_grow(void **v, size_t *cap, size_t n, size_t elem, size_t first) {
+  if (n < *cap)
+    return 0;
+  size_t c = *cap ? 2 * *cap : first;
+  void *nv = realloc(*v, c * elem);
+  if (!nv)
+    return LC_ENOMEM;
+  *v = nv;
+  *cap = c;
+  return 0;
+}
+
 static char *xf_strndup(const char *s, size_t n) {
   char *d = malloc(n + 1);
   if (d) {
@@ -528,10 +542,9 @@ static int xf_save(lc__xfer *x, xf *t) {
 
 /* ---- control messages --------------------------------------------------- */
 
-static int xf_send_ctl(lc__xfer *x, xf *t, const uint8_t *peer,
-                       const uint8_t *xid, int op, uint64_t pos,
-                       uint32_t stream, uint32_t file, const uint8_t *hash,
-                       int err) {
+static int xf_send_ctl(lc__xfer *x, const uint8_t *peer, const uint8_t *xid,
+                       int op, uint64_t pos, uint32_t stream, uint32_t file,
+                       const uint8_t *hash, int err) {
   static lc__chat c;
   memset(&c, 0, sizeof c);
   c.kind = LC_CHAT_FILE_CTRL;
@@ -550,14 +563,8 @@ static int xf_send_ctl(lc__xfer *x, xf *t, const uint8_t *peer,
   int len = lc__chat_encode(&c, buf, sizeof buf);
   if (len < 0)
     return len;
-  if (x->nctl == x->ctl_cap) {
-    size_t cap = x->ctl_cap ? 2 * x->ctl_cap : 64;
-    xf_ctl *v = realloc(x->ctl, cap * sizeof *v);
-    if (!v)
-      return LC_ENOMEM;
-    x->ctl = v;
-    x->ctl_cap = cap;
-  }
+  if (xf_grow((void **)&x->ctl, &x->ctl_cap, x->nctl, sizeof *x->ctl, 64) < 0)
+    return LC_ENOMEM;
   xf_ctl *k = &x->ctl[x->nctl];
   x->ops.random(x->ops.user, k->tid, LC_MSGID_BYTES);
   int rc = x->ops.send_msg(x->ops.user, peer, k->tid, buf, (size_t)len);
@@ -568,7 +575,6 @@ static int xf_send_ctl(lc__xfer *x, xf *t, const uint8_t *peer,
   k->op = op;
   k->stream = stream;
   x->nctl++;
-  (void)t;
   return 0;
 }
 
@@ -581,8 +587,8 @@ static void xf_ask(lc__xfer *x, xf *t) {
   while (first < t->r.nfiles && t->r.files[first].has_hash)
     first++;
   t->activity = x->now;
-  if (xf_send_ctl(x, t, t->r.peer, t->r.id, LC_XFER_OP_ACCEPT, t->contig, 0,
-                  first, NULL, 0) == 0)
+  if (xf_send_ctl(x, t->r.peer, t->r.id, LC_XFER_OP_ACCEPT, t->contig, 0, first,
+                  NULL, 0) == 0)
     t->accept_inflight = 1;
 }
 
@@ -599,7 +605,7 @@ static void xf_tell(lc__xfer *x, xf *t) {
     op = LC_XFER_OP_CANCEL;
   if (op == 0)
     return;
-  if (xf_send_ctl(x, t, t->r.peer, t->r.id, op, 0, 0, 0, NULL,
+  if (xf_send_ctl(x, t->r.peer, t->r.id, op, 0, 0, 0, NULL,
                   t->r.state == LC_TRANSFER_FAILED ? t->r.err : 0) == 0)
     t->final_inflight = 1;
 }
@@ -1276,14 +1282,8 @@ static int xf_list_add(xf_list *l, const char *rel, const char *local,
     return LC_ELIMIT;
   if (!lc__xfer_path_safe(rel, rl))
     return LC_EINVAL;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? 2 * l->cap : 16;
-    lc__xfer_file *v = realloc(l->v, cap * sizeof *v);
-    if (!v)
-      return LC_ENOMEM;
-    l->v = v;
-    l->cap = cap;
-  }
+  if (xf_grow((void **)&l->v, &l->cap, l->n, sizeof *l->v, 16) < 0)
+    return LC_ENOMEM;
   lc__xfer_file *f = &l->v[l->n];
   memset(f, 0, sizeof *f);
   f->path = xf_strndup(rel, rl);
@@ -1318,14 +1318,9 @@ static int xf_walk(xf_list *l, const char *local, const char *rel, int depth) {
   while ((e = readdir(d)) != NULL) {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
       continue;
-    if (n == cap) {
-      cap = cap ? 2 * cap : 32;
-      char **v = realloc(names, cap * sizeof *v);
-      if (!v) {
-        rc = LC_ENOMEM;
-        break;
-      }
-      names = v;
+    if (xf_grow((void **)&names, &cap, n, sizeof *names, 32) < 0) {
+      rc = LC_ENOMEM;
+      break;
     }
     names[n] = xf_strndup(e->d_name, strlen(e->d_name));
     if (!names[n]) {
@@ -1528,8 +1523,7 @@ int lc__xfer_recv_offer(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
     xf_hex(hex, peer, 8);
     xf_log(x, 1, "refused an offer from %s: unsafe or malformed file list",
            hex);
-    xf_send_ctl(x, NULL, peer, id, LC_XFER_OP_CANCEL, 0, 0, 0, NULL,
-                LC_EUNSAFE);
+    xf_send_ctl(x, peer, id, LC_XFER_OP_CANCEL, 0, 0, 0, NULL, LC_EUNSAFE);
   } else if (refuse < 0) {
     rc = LC_ENOMEM;
   } else {
@@ -1663,8 +1657,8 @@ static void xf_restart(lc__xfer *x, xf *t, uint64_t pos) {
   t->spos = pos;
   t->blen = t->boff = 0;
   t->activity = x->now;
-  if (xf_send_ctl(x, t, t->r.peer, t->r.id, LC_XFER_OP_START, pos, s, 0, NULL,
-                  0) < 0)
+  if (xf_send_ctl(x, t->r.peer, t->r.id, LC_XFER_OP_START, pos, s, 0, NULL, 0) <
+      0)
     xf_stop_stream(x, t);
 }
 
@@ -1769,7 +1763,7 @@ void lc__xfer_recv_ctrl(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
       x->st.bad_control++;
     else if (r.outgoing && c->op == LC_XFER_OP_ACCEPT &&
              r.state != LC_TRANSFER_DONE)
-      xf_send_ctl(x, NULL, peer, r.id, LC_XFER_OP_CANCEL, 0, 0, 0, NULL,
+      xf_send_ctl(x, peer, r.id, LC_XFER_OP_CANCEL, 0, 0, 0, NULL,
                   r.state == LC_TRANSFER_FAILED ? r.err : 0);
     lc__store_xfer_clear(&r);
     return;
@@ -1930,7 +1924,7 @@ void lc__xfer_offer_delivered(lc__xfer *x, const uint8_t peer[LC_KEY_BYTES],
   if (rp->outgoing &&
       (rp->state == LC_TRANSFER_CANCELLED || rp->state == LC_TRANSFER_FAILED) &&
       !rp->by_peer && memcmp(rp->peer, peer, LC_KEY_BYTES) == 0)
-    xf_send_ctl(x, NULL, peer, id, LC_XFER_OP_CANCEL, 0, 0, 0, NULL,
+    xf_send_ctl(x, peer, id, LC_XFER_OP_CANCEL, 0, 0, 0, NULL,
                 rp->state == LC_TRANSFER_FAILED ? rp->err : 0);
   if (rp == &r)
     lc__store_xfer_clear(&r);
@@ -2113,7 +2107,7 @@ static void xf_send_hashes(lc__xfer *x, xf *t) {
          t->r.files[t->hash_next].has_hash &&
          t->hash_inflight < XF_HASHES_INFLIGHT) {
     size_t i = t->hash_next;
-    if (xf_send_ctl(x, t, t->r.peer, t->r.id, LC_XFER_OP_HASH, 0, (uint32_t)i,
+    if (xf_send_ctl(x, t->r.peer, t->r.id, LC_XFER_OP_HASH, 0, (uint32_t)i,
                     (uint32_t)i, t->r.files[i].hash, 0) < 0) {
       t->hash_retry_at = x->now + XF_RESYNC_US; /* the peer is away */
       break;
