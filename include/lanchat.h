@@ -830,6 +830,9 @@ typedef struct {
   uint64_t transfer_bad_data;   /* bulk data of no transfer, or beyond it */
   uint64_t transfer_hash_fails; /* files whose hash did not match */
   uint64_t bytes_sent_files, bytes_received_files;
+  /* history commits that failed (a full disk, say): what they held was
+   * not acknowledged, and is received again */
+  uint64_t store_failures;
 } lc_node_stats;
 LC_EXTERN void lc_node_stats_get(const lc_node *node, lc_node_stats *st);
 

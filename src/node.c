@@ -101,6 +101,10 @@ struct lc_node {
 
   node_event *ev_head, *ev_tail;
   int draining;
+  /* a batch of store writes, committed before anything leaves or the
+   * application hears of it (node_commit) */
+  int batch;
+  node_event *batch_mark; /* the last event queued before it began */
 
   lc__store *store;
   /* per peer: the outbox up to this local id is with the transport, so a
@@ -237,7 +241,51 @@ static void node_event_free(node_event *e) {
 /* Fires queued events.  Called only from loop callbacks (net_uv's recv,
  * timer and close paths), so the application never sees a callback inside
  * its own lc_ call. */
+/* ---- batches: many store writes, one commit ------------------------------
+ * What the node stores while it handles the datagrams of one receive
+ * batch (messages, their states) is one transaction, committed before any
+ * datagram leaves (node_poll) and before the application hears of it
+ * (node_drain); the transport claims a message DELIVERED only after that
+ * commit (hold_delivered).  A commit that fails rolls the batch back: the
+ * transport offers its messages again, and their events are dropped. */
+static void node_batch(lc_node *n) {
+  if (n->batch || lc__store_begin(n->store) < 0)
+    return; /* not begun: each write commits itself */
+  n->batch = 1;
+  n->batch_mark = n->ev_tail;
+}
+
+static int node_commit(lc_node *n) {
+  int rc = 0;
+  if (n->batch) {
+    n->batch = 0;
+    rc = lc__store_commit(n->store);
+  }
+  if (n->tp)
+    lc__tp_commit(n->tp, rc == 0, node_now());
+  if (rc == 0)
+    return 0;
+  n->st.store_failures++;
+  /* the messages of the batch are offered again: not reported twice */
+  node_event **pp = n->batch_mark ? &n->batch_mark->next : &n->ev_head;
+  n->ev_tail = n->batch_mark;
+  while (*pp) {
+    node_event *e = *pp;
+    if (e->type == EV_MESSAGE) {
+      *pp = e->next;
+      node_event_free(e);
+    } else {
+      n->ev_tail = e;
+      pp = &e->next;
+    }
+  }
+  node_log(n, 0, "cannot store what was received (it is offered again): %s",
+           lc_strerror(rc));
+  return rc;
+}
+
 static void node_drain(lc_node *n) {
+  node_commit(n); /* the application hears only of what is stored */
   if (n->draining)
     return;
   n->draining = 1;
@@ -411,19 +459,21 @@ static void node_delivery(lc_node *n, const uint8_t *peer, const uint8_t *id,
   node_enqueue(n, e);
 }
 
-/* Retry a peer's outbox at `at` (the earliest wins). */
-static void node_retry_later(lc_node *n, const uint8_t *peer, uint64_t at) {
+/* Retry a peer's outbox at `at` (the earliest wins).  0 if the list is
+ * full (the next appearance of the peer flushes it anyway). */
+static int node_retry_later(lc_node *n, const uint8_t *peer, uint64_t at) {
   for (size_t i = 0; i < n->nretry; i++)
     if (memcmp(n->retry[i].peer, peer, LC_KEY_BYTES) == 0) {
       if (at < n->retry[i].at)
         n->retry[i].at = at;
-      return;
+      return 1;
     }
   if (n->nretry == NODE_RETRY_MAX)
-    return; /* the next appearance of the peer flushes it anyway */
+    return 0;
   memcpy(n->retry[n->nretry].peer, peer, LC_KEY_BYTES);
   n->retry[n->nretry].at = at;
   n->nretry++;
+  return 1;
 }
 
 static void node_flush_actions(lc_node *n, const uint8_t *peer, uint64_t now);
@@ -945,6 +995,7 @@ static int node_tp_message(void *user, const uint8_t peer[LC_PK_BYTES],
                            const uint8_t *data, size_t len) {
   lc_node *n = user;
   static lc__chat c; /* 1 KiB of ids: not on the stack; one loop thread */
+  node_batch(n);
   int rc = lc__chat_decode(&c, data, len);
   if (rc < 0) {
     n->st.bad_datagrams++;
@@ -1014,6 +1065,7 @@ static void node_tp_unreliable(void *user, const uint8_t peer[LC_PK_BYTES],
 static void node_tp_acked(void *user, const uint8_t peer[LC_PK_BYTES],
                           const uint8_t msg_id[LC_MSG_ID_BYTES]) {
   lc_node *n = user;
+  node_batch(n);
   if (lc__xfer_msg_acked(n->xfer, peer, msg_id))
     return; /* a transfer's control message */
   int r = node_rcpt_find(n, NULL, msg_id);
@@ -1318,7 +1370,8 @@ static void node_recv(void *user, int sock, const lc__addr *from,
       node_log(n, 3, "datagram from %s refused: %s", a, lc_strerror(rc));
     }
   }
-  node_drain(n);
+  /* the events wait for node_poll, which commits what the datagrams of
+   * this receive batch brought first */
 }
 
 /* ---- relays: messages carried for someone who is away ------------------
@@ -1651,6 +1704,7 @@ static int node_poll(void *user, uint64_t now, lc__addr *to, uint8_t *buf,
                      size_t cap) {
   lc_node *n = user;
   int len = 0;
+  node_commit(n); /* nothing leaves before what came in is stored */
   if (n->state == NODE_RUNNING)
     for (size_t i = 0; i < n->nretry;) {
       if (n->retry[i].at > now) {
@@ -1660,6 +1714,7 @@ static int node_poll(void *user, uint64_t now, lc__addr *to, uint8_t *buf,
       uint8_t peer[LC_KEY_BYTES];
       memcpy(peer, n->retry[i].peer, LC_KEY_BYTES);
       n->retry[i] = n->retry[--n->nretry];
+      node_batch(n); /* the states of all the messages handed over */
       node_flush_peer(n, peer);
     }
   if (n->state == NODE_RUNNING && now >= n->next_iface_check) {
@@ -1678,6 +1733,10 @@ static int node_poll(void *user, uint64_t now, lc__addr *to, uint8_t *buf,
     len = lc__disc_poll(n->disc, now, to, buf, cap);
     if (len == 0)
       len = lc__tp_poll(n->tp, now, to, buf, cap);
+    if (len == 0 && n->batch) { /* a redelivery: commit, then its ACK */
+      node_commit(n);
+      len = lc__tp_poll(n->tp, now, to, buf, cap);
+    }
   }
   node_drain(n);
   if (len > 0) {
@@ -2288,6 +2347,7 @@ int lc_node_start(lc_node *n) {
    * congestion (a queue growing) still slows it */
   tc.loss_tolerant = 1;
   tc.pace_tick_us = 2000; /* libuv's timers: 1 ms, rounded up */
+  tc.hold_delivered = 1;  /* messages are committed in batches */
   tc.user = n;
   int rc = lc__tp_new(&n->tp, &n->id, &tc);
   if (rc < 0)
@@ -2505,6 +2565,14 @@ void lc_peers_free(lc_peer_info *peers) {
   free(peers);
 }
 
+/* Not a usable key.  A peer discovery knows was checked when its signed
+ * announcement was (the check costs a field inversion). */
+static int node_bad_key(lc_node *n, const uint8_t *key) {
+  if (n->disc && lc__disc_peer_find(n->disc, key))
+    return 0;
+  return lc__pk_check(key) < 0;
+}
+
 int lc_send_text(lc_node *n, const uint8_t peer[LC_KEY_BYTES], const char *text,
                  size_t len, uint8_t msg_id[LC_MSGID_BYTES]) {
   if (!n || !peer || (!text && len))
@@ -2514,7 +2582,7 @@ int lc_send_text(lc_node *n, const uint8_t peer[LC_KEY_BYTES], const char *text,
   if (len > NODE_MAX_TEXT)
     return LC_ETOOBIG;
   if (!lc__utf8_valid(text ? text : "", len) ||
-      memcmp(peer, n->id.pk, LC_KEY_BYTES) == 0 || lc__pk_check(peer) < 0)
+      memcmp(peer, n->id.pk, LC_KEY_BYTES) == 0 || node_bad_key(n, peer))
     return LC_EINVAL;
   if (node_is_blocked(n, peer))
     return LC_ESTATE;
@@ -2528,7 +2596,10 @@ int lc_send_text(lc_node *n, const uint8_t peer[LC_KEY_BYTES], const char *text,
   if (msg_id)
     memcpy(msg_id, id, LC_MSGID_BYTES);
   if (n->state == NODE_RUNNING) {
-    node_flush_peer(n, peer);
+    /* handed to the transport on the next loop iteration, with the other
+     * messages sent meanwhile (their states in one commit) */
+    if (!node_retry_later(n, peer, 0))
+      node_flush_peer(n, peer);
     /* away: friends present carry a sealed copy */
     if (!node_is_held(n, peer))
       node_relay_handoff(n, peer, id, now_ms, text ? text : "", len);

@@ -249,6 +249,9 @@ enum {
   Q_BEGIN,
   Q_COMMIT,
   Q_ROLLBACK,
+  Q_SAVEPOINT,
+  Q_RELEASE,
+  Q_ROLLBACK_TO,
   Q_COUNT
 };
 
@@ -362,7 +365,8 @@ static const char *const store_sql[Q_COUNT] = {
                    "   AND m.outgoing = 0 AND m.state < 4),"
                    " last_msg = (SELECT max(id) FROM messages m"
                    "   WHERE m.conv = conversations.id)"
-                   " WHERE id IN (SELECT DISTINCT conv FROM messages WHERE id >"
+                   /* no DISTINCT: it made SQLite scan a whole index */
+                   " WHERE id IN (SELECT conv FROM messages WHERE id >"
                    " (SELECT value FROM meta WHERE key = 'fts_indexed'))",
     [Q_XFER_ADD] = "INSERT INTO transfers(msg_id, peer, outgoing, kind, state,"
                    " total, duration_ms, created_ms, name, dir)"
@@ -389,6 +393,9 @@ static const char *const store_sql[Q_COUNT] = {
                    " max(value, (SELECT coalesce(max(id), 0) FROM messages))"
                    " WHERE key = 'fts_indexed'",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_SAVEPOINT] = "SAVEPOINT op",
+    [Q_RELEASE] = "RELEASE op",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO op",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
 };
@@ -398,7 +405,7 @@ static const char *const store_sql[Q_COUNT] = {
 struct lc__store {
   sqlite3 *db;
   sqlite3_stmt *q[Q_COUNT];
-  int in_batch;  /* lc__store_begin was called */
+  int in_batch;  /* lc__store_begin calls not yet committed (nested) */
   int unindexed; /* messages added in this transaction: index at commit */
   /* conversation ids by peer, direct-mapped (keys are uniformly random
    * bytes): a conversation is looked up for every message stored */
@@ -453,12 +460,17 @@ static int store_commit_now(lc__store *s) {
 
 /* A transaction unless the caller already runs one (lc__store_begin). */
 static int store_tx_begin(lc__store *s) {
-  return s->in_batch ? 0 : store_exec(s, Q_BEGIN);
+  /* in a batch, each call is a savepoint: one that fails leaves nothing
+   * half done in the batch */
+  return store_exec(s, s->in_batch ? Q_SAVEPOINT : Q_BEGIN);
 }
 
 static int store_tx_end(lc__store *s, int rc) {
-  if (s->in_batch)
-    return rc;
+  if (s->in_batch) {
+    if (rc < 0)
+      store_exec(s, Q_ROLLBACK_TO);
+    return store_exec(s, Q_RELEASE) < 0 && rc >= 0 ? LC_ESTORE : rc;
+  }
   if (rc < 0) {
     store_exec(s, Q_ROLLBACK);
     s->unindexed = 0;
@@ -902,8 +914,10 @@ int lc__store_delete_conversation(lc__store *s,
 }
 
 int lc__store_begin(lc__store *s) {
-  if (s->in_batch)
-    return LC_ESTATE;
+  if (s->in_batch) {
+    s->in_batch++;
+    return 0;
+  }
   int rc = store_exec(s, Q_BEGIN);
   if (rc == 0)
     s->in_batch = 1;
@@ -913,8 +927,13 @@ int lc__store_begin(lc__store *s) {
 int lc__store_commit(lc__store *s) {
   if (!s->in_batch)
     return LC_ESTATE;
-  s->in_batch = 0;
+  if (--s->in_batch > 0)
+    return 0; /* the outermost batch commits */
   return store_commit_now(s);
+}
+
+int lc__store_in_batch(const lc__store *s) {
+  return s->in_batch > 0;
 }
 
 /* ---- edits and retractions ------------------------------------------------

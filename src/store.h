@@ -343,8 +343,12 @@ int lc__store_check(lc__store *s);
 void lc__store_msg_clear(lc__stored_msg *m);
 void lc__store_msgs_free(lc__stored_msg *m, size_t count);
 
-/* Runs several calls as one transaction (one commit, for batches). */
+/* Runs several calls as one transaction (one commit, for batches).
+ * Batches nest: the outermost commit commits.  Inside a batch each call is
+ * a savepoint, so one that fails leaves nothing of itself; a commit that
+ * fails rolls the whole batch back (LC_ESTORE). */
 int lc__store_begin(lc__store *s);
 int lc__store_commit(lc__store *s);
+int lc__store_in_batch(const lc__store *s);
 
 #endif /* LC_STORE_H */

@@ -86,6 +86,7 @@ typedef struct {
   uint32_t total;
   uint8_t *buf;
   lc__rangeset got;
+  int handed; /* the application has it, its commit is pending (hold) */
 } tp_in_msg;
 
 typedef struct {
@@ -223,8 +224,12 @@ typedef struct {
   /* chat in */
   tp_in_msg **in; /* msg_window slots, slot = seq % msg_window */
   uint64_t next_deliver;
+  uint64_t committed;    /* hold_delivered: what DELIVERED may claim; the
+                            messages from here to next_deliver stay in their
+                            slots until lc__tp_commit */
   uint64_t redeliver_at; /* the application refused a message: offer it
                             again then (0: none waiting) */
+  int ping_on_commit;    /* hold_delivered: a redelivery awaits its commit */
   uint64_t granted_seq;
   int msg_credit_pending;
   size_t reasm_bytes;
@@ -251,6 +256,7 @@ struct lc__tp {
   tp_peer **peers;
   size_t npeers, peers_cap;
   size_t rr;
+  int holding; /* hold_delivered: some peer has handed messages */
   uint64_t now;
   lc__tp_stats stats;
   uint8_t pt[LC_DATAGRAM_MAX];
@@ -416,7 +422,9 @@ static void tp_session_reset_receive(lc__tp *tp, tp_peer *p) {
     p->in[i] = NULL;
   }
   p->next_deliver = 0;
+  p->committed = 0;
   p->redeliver_at = 0;
+  p->ping_on_commit = 0;
   p->granted_seq = LC_INITIAL_MSG_CREDIT;
   p->msg_credit_pending = 1;
   p->reasm_bytes = 0;
@@ -1302,6 +1310,18 @@ static int tp_validate(lc__tp *tp, tp_peer *p, const lc__frame *fr, size_t n) {
   return 0;
 }
 
+/* Credit for msg_window messages past the delivery point, sent once a
+ * quarter of the window is used (never past what is committed: the held
+ * messages keep their slots). */
+static void tp_grant_msgs(lc__tp *tp, tp_peer *p) {
+  uint64_t w = tp->cfg.msg_window;
+  uint64_t grant = p->committed + w;
+  if (grant >= p->granted_seq + w / 4) {
+    p->granted_seq = grant;
+    p->msg_credit_pending = 1;
+  }
+}
+
 /* Hands complete messages to the application in order.  A message counts
  * as delivered (and DELIVERED tells the sender so) only once the
  * application took it: one it refuses stays here, blocks the ones after
@@ -1330,15 +1350,63 @@ static void tp_deliver_ready(lc__tp *tp, tp_peer *p) {
     }
     p->redeliver_at = 0;
     p->next_deliver++;
-    p->reasm_bytes -= tp_min(p->reasm_bytes, m->total);
     p->st.msgs_delivered++;
-    uint64_t grant = p->next_deliver + w;
-    if (grant >= p->granted_seq + w / 4) {
-      p->granted_seq = grant;
-      p->msg_credit_pending = 1;
+    if (tp->cfg.hold_delivered) {
+      m->handed = 1; /* until lc__tp_commit (or lc__tp_rollback) */
+      p->in[seq % w] = m;
+      tp->holding = 1;
+      continue;
     }
+    p->committed = p->next_deliver;
+    p->reasm_bytes -= tp_min(p->reasm_bytes, m->total);
+    tp_grant_msgs(tp, p);
     tp_in_free(m);
   }
+}
+
+static void tp_commit_peer(lc__tp *tp, tp_peer *p, int keep) {
+  uint64_t w = tp->cfg.msg_window;
+  for (uint64_t seq = p->committed; p->in && seq < p->next_deliver; seq++) {
+    tp_in_msg *m = p->in[seq % w];
+    if (!m || m->seq != seq || !m->handed)
+      continue;
+    if (!keep) {
+      m->handed = 0; /* offered again */
+      continue;
+    }
+    p->in[seq % w] = NULL;
+    p->reasm_bytes -= tp_min(p->reasm_bytes, m->total);
+    tp_in_free(m);
+  }
+  if (!keep) {
+    p->st.msgs_delivered -= p->next_deliver - p->committed;
+    p->next_deliver = p->committed;
+    p->redeliver_at = tp->now + LC_REDELIVER_US;
+    return;
+  }
+  if (p->committed == p->next_deliver)
+    return;
+  p->committed = p->next_deliver;
+  tp_grant_msgs(tp, p);
+  /* the sender learns it from DELIVERED, which rides with an ACK: at once,
+   * since the sender's application is waiting for it */
+  p->ack_dirty = 1;
+  p->ack_needed = 1;
+  if (p->ack_deadline > tp->now)
+    p->ack_deadline = tp->now;
+  if (p->ping_on_commit) /* offered again by the timer: see tp_timers */
+    p->ping_pending = 1;
+  p->ping_on_commit = 0;
+}
+
+void lc__tp_commit(lc__tp *tp, int ok, uint64_t now) {
+  if (!tp->holding)
+    return;
+  if (now > tp->now)
+    tp->now = now;
+  tp->holding = 0;
+  for (size_t i = 0; i < tp->npeers; i++)
+    tp_commit_peer(tp, tp->peers[i], ok);
 }
 
 static int tp_on_msg_frame(lc__tp *tp, tp_peer *p, const lc__frame *f) {
@@ -1865,10 +1933,10 @@ static void tp_add_ack(lc__tp *tp, tp_peer *p, lc__payload_writer *w,
    * buffer.  It needs no retransmission of its own: the packet that made a
    * delivery possible is ack-eliciting, and the sender probes until an ACK
    * (and this frame with it) gets through. */
-  if (p->next_deliver > 0) {
+  if (p->committed > 0) {
     memset(&f, 0, sizeof f);
     f.type = LC_FR_DELIVERED;
-    f.u.delivered.seq = p->next_deliver;
+    f.u.delivered.seq = p->committed;
     lc__payload_add(w, &f);
   }
 }
@@ -2189,7 +2257,9 @@ static void tp_timers(lc__tp *tp, tp_peer *p, uint64_t now) {
   if (p->redeliver_at && now >= p->redeliver_at) {
     uint64_t before = p->next_deliver;
     tp_deliver_ready(tp, p);
-    if (p->next_deliver > before) {
+    if (p->next_deliver > before && tp->cfg.hold_delivered) {
+      p->ping_on_commit = 1; /* as below, once committed */
+    } else if (p->next_deliver > before) {
       /* the sender learns of it from DELIVERED, which rides with ACKs; it
        * has nothing in flight to make us acknowledge, so a PING (which is
        * tracked, and probed for if lost) carries it */

@@ -103,6 +103,9 @@ typedef struct {
   uint64_t bulk_window;         /* bulk credit in bytes; default 16 MiB */
   uint32_t max_bulk_streams;    /* open per direction; default 64 */
   int loss_tolerant;            /* 1: random loss (no queue) keeps cwnd */
+  int hold_delivered;           /* 1: DELIVERED claims a message only after
+                                   lc__tp_commit (the application commits
+                                   what it took in batches) */
   uint64_t pace_tick_us;        /* the caller's timer resolution: pacing
                                    allows a burst of what the rate earns in
                                    it (0: ten datagrams at most) */
@@ -191,6 +194,13 @@ int lc__tp_bulk_open(lc__tp *tp, const uint8_t peer[LC_PK_BYTES],
 int lc__tp_bulk_write(lc__tp *tp, const uint8_t peer[LC_PK_BYTES],
                       uint32_t stream_id, const uint8_t *data, size_t len,
                       int fin, uint64_t now);
+
+/* hold_delivered: the application has made durable (ok = 1) or lost
+ * (ok = 0) every message it took since the last call.  Made durable: the
+ * sender is told at once (an ACK with DELIVERED is due now).  Lost: they
+ * are offered again LC_REDELIVER_US later, in order.  Cheap when nothing
+ * is held. */
+void lc__tp_commit(lc__tp *tp, int ok, uint64_t now);
 
 /* Closes a session: sends CLOSE, fails pending messages (message_failed
  * with LC_ECLOSED), and raises session_down.  Errors: LC_ENOSESSION. */

@@ -277,7 +277,7 @@ int main(int argc, char **argv) {
   uv_loop_close(&loop);
   char cmd[200];
   snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir_a, dir_b);
-  if (system(cmd) != 0)
+  if (!getenv("BENCH_KEEP") && system(cmd) != 0)
     fprintf(stderr, "could not remove the data folders\n");
   free(ref);
   free(rtt);

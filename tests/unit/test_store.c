@@ -197,7 +197,8 @@ static void test_paging(void **state) {
   ts_key(bob, 2);
   ts_key(carol, 3);
   assert_int_equal(lc__store_begin(f->s), 0);
-  assert_int_equal(lc__store_begin(f->s), LC_ESTATE);
+  assert_int_equal(lc__store_begin(f->s), 0); /* nested: one commit */
+  assert_int_equal(lc__store_in_batch(f->s), 1);
   for (int i = 0; i < 120; i++) {
     char t[16];
     snprintf(t, sizeof t, "n%03d", i);
@@ -215,6 +216,9 @@ static void test_paging(void **state) {
                      1);
   }
   assert_int_equal(lc__store_commit(f->s), 0);
+  assert_int_equal(lc__store_in_batch(f->s), 1); /* the outer one is open */
+  assert_int_equal(lc__store_commit(f->s), 0);
+  assert_int_equal(lc__store_in_batch(f->s), 0);
   assert_int_equal(lc__store_commit(f->s), LC_ESTATE);
   lc__stored_msg *m;
   size_t n;
@@ -522,6 +526,29 @@ static void test_batch_consistency(void **state) {
   lc__stored_msg *v;
   assert_int_equal(lc__store_search(f->s, NULL, "batch", 20, &v, &n), 0);
   assert_int_equal(n, 10); /* 9 in the batch + "before batch" */
+  lc__store_msgs_free(v, n);
+
+  /* a call that fails inside a batch leaves nothing of itself: an
+   * outgoing message to a new peer whose id is taken leaves no
+   * conversation (created before the insert failed), no outbox entry, and
+   * the rest of the batch commits */
+  uint8_t dave[LC_KEY_BYTES];
+  ts_key(dave, 4);
+  assert_int_equal(lc__store_begin(f->s), 0);
+  ts_id(id, 700);
+  assert_int_equal(
+      lc__store_add_incoming(f->s, carol, id, 3, 3, "kept", 4, NULL), 1);
+  assert_true(lc__store_add_outgoing(f->s, dave, id, 3, 3, "dup", 3, NULL) < 0);
+  assert_int_equal(lc__store_commit(f->s), 0);
+  assert_int_equal(lc__store_conversations(f->s, &c, &nc), 0);
+  assert_int_equal(nc, 2); /* bob and carol */
+  lc__store_conversations_free(c, nc);
+  assert_int_equal(lc__store_get(f->s, id, &m), 1);
+  assert_int_equal(m.outgoing, 0);
+  assert_string_equal(m.text, "kept");
+  lc__store_msg_clear(&m);
+  assert_int_equal(lc__store_outbox_after(f->s, dave, 0, &v, &n), 0);
+  assert_int_equal(n, 0);
   lc__store_msgs_free(v, n);
 }
 
