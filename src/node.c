@@ -255,16 +255,16 @@ static void node_batch(lc_node *n) {
   n->batch_mark = n->ev_tail;
 }
 
+/* Returns 1 if the transport has acknowledgements to send now. */
 static int node_commit(lc_node *n) {
   int rc = 0;
   if (n->batch) {
     n->batch = 0;
     rc = lc__store_commit(n->store);
   }
-  if (n->tp)
-    lc__tp_commit(n->tp, rc == 0, node_now());
+  int acks = n->tp ? lc__tp_commit(n->tp, rc == 0, node_now()) : 0;
   if (rc == 0)
-    return 0;
+    return acks;
   n->st.store_failures++;
   /* the messages of the batch are offered again: not reported twice */
   node_event **pp = n->batch_mark ? &n->batch_mark->next : &n->ev_head;
@@ -281,7 +281,7 @@ static int node_commit(lc_node *n) {
   }
   node_log(n, 0, "cannot store what was received (it is offered again): %s",
            lc_strerror(rc));
-  return rc;
+  return 0;
 }
 
 static void node_drain(lc_node *n) {
@@ -1733,10 +1733,8 @@ static int node_poll(void *user, uint64_t now, lc__addr *to, uint8_t *buf,
     len = lc__disc_poll(n->disc, now, to, buf, cap);
     if (len == 0)
       len = lc__tp_poll(n->tp, now, to, buf, cap);
-    if (len == 0 && n->batch) { /* a redelivery: commit, then its ACK */
-      node_commit(n);
+    if (len == 0 && node_commit(n)) /* a redelivery: commit, its ACK */
       len = lc__tp_poll(n->tp, now, to, buf, cap);
-    }
   }
   node_drain(n);
   if (len > 0) {

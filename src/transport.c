@@ -1364,7 +1364,7 @@ static void tp_deliver_ready(lc__tp *tp, tp_peer *p) {
   }
 }
 
-static void tp_commit_peer(lc__tp *tp, tp_peer *p, int keep) {
+static int tp_commit_peer(lc__tp *tp, tp_peer *p, int keep) {
   uint64_t w = tp->cfg.msg_window;
   for (uint64_t seq = p->committed; p->in && seq < p->next_deliver; seq++) {
     tp_in_msg *m = p->in[seq % w];
@@ -1382,10 +1382,10 @@ static void tp_commit_peer(lc__tp *tp, tp_peer *p, int keep) {
     p->st.msgs_delivered -= p->next_deliver - p->committed;
     p->next_deliver = p->committed;
     p->redeliver_at = tp->now + LC_REDELIVER_US;
-    return;
+    return 0;
   }
   if (p->committed == p->next_deliver)
-    return;
+    return 0;
   p->committed = p->next_deliver;
   tp_grant_msgs(tp, p);
   /* the sender learns it from DELIVERED, which rides with an ACK: at once,
@@ -1397,16 +1397,19 @@ static void tp_commit_peer(lc__tp *tp, tp_peer *p, int keep) {
   if (p->ping_on_commit) /* offered again by the timer: see tp_timers */
     p->ping_pending = 1;
   p->ping_on_commit = 0;
+  return 1;
 }
 
-void lc__tp_commit(lc__tp *tp, int ok, uint64_t now) {
+int lc__tp_commit(lc__tp *tp, int ok, uint64_t now) {
   if (!tp->holding)
-    return;
+    return 0;
   if (now > tp->now)
     tp->now = now;
   tp->holding = 0;
+  int acks = 0;
   for (size_t i = 0; i < tp->npeers; i++)
-    tp_commit_peer(tp, tp->peers[i], ok);
+    acks += tp_commit_peer(tp, tp->peers[i], ok);
+  return acks > 0;
 }
 
 static int tp_on_msg_frame(lc__tp *tp, tp_peer *p, const lc__frame *f) {

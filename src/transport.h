@@ -197,10 +197,11 @@ int lc__tp_bulk_write(lc__tp *tp, const uint8_t peer[LC_PK_BYTES],
 
 /* hold_delivered: the application has made durable (ok = 1) or lost
  * (ok = 0) every message it took since the last call.  Made durable: the
- * sender is told at once (an ACK with DELIVERED is due now).  Lost: they
- * are offered again LC_REDELIVER_US later, in order.  Cheap when nothing
- * is held. */
-void lc__tp_commit(lc__tp *tp, int ok, uint64_t now);
+ * sender is told at once (an ACK with DELIVERED is due now; returns 1 if
+ * one is, so poll again).  Lost: they are offered again LC_REDELIVER_US
+ * later, in order.  Cheap when nothing is held.  Call it before polling:
+ * a poll may hand over messages (a redelivery) that wait for it. */
+int lc__tp_commit(lc__tp *tp, int ok, uint64_t now);
 
 /* Closes a session: sends CLOSE, fails pending messages (message_failed
  * with LC_ECLOSED), and raises session_down.  Errors: LC_ENOSESSION. */

@@ -385,6 +385,9 @@ static void sim_cb_session_down(void *user, const uint8_t peer[LC_PK_BYTES],
   sim_emit(s, n, SIM_E_DOWN, sim_peer_index(s, peer), NULL, NULL, 0, reason);
 }
 
+static void sim_record_msg(sim *s, sim_node *n, int p, const uint8_t *msg_id,
+                           const uint8_t *data, size_t len);
+
 static int sim_cb_message(void *user, const uint8_t peer[LC_PK_BYTES],
                           const uint8_t msg_id[LC_MSG_ID_BYTES],
                           const uint8_t *data, size_t len) {
@@ -400,6 +403,24 @@ static int sim_cb_message(void *user, const uint8_t peer[LC_PK_BYTES],
     }
   }
   int p = sim_peer_index(s, peer);
+  if (n->cfg.hold_delivered) { /* recorded when committed */
+    sim_msg *h = SIM_PUSH(n->held, n->nheld, n->held_cap);
+    h->peer = p;
+    memcpy(h->msg_id, msg_id, LC_MSG_ID_BYTES);
+    h->data = malloc(len ? len : 1);
+    if (!h->data)
+      abort();
+    if (len)
+      memcpy(h->data, data, len);
+    h->len = len;
+    return 0;
+  }
+  sim_record_msg(s, n, p, msg_id, data, len);
+  return 0;
+}
+
+static void sim_record_msg(sim *s, sim_node *n, int p, const uint8_t *msg_id,
+                           const uint8_t *data, size_t len) {
   sim_msg *m = SIM_PUSH(n->msgs, n->nmsgs, n->msgs_cap);
   m->peer = p;
   memcpy(m->msg_id, msg_id, LC_MSG_ID_BYTES);
@@ -421,7 +442,36 @@ static int sim_cb_message(void *user, const uint8_t peer[LC_PK_BYTES],
   if (n->on_msg)
     n->on_msg(n->on_msg_ctx, s, n->index, p, msg_id, data, len);
   sim_emit(s, n, SIM_E_MSG, p, msg_id, data, len, 0);
-  return 0;
+}
+
+static void sim_drop_held(sim_node *n) {
+  for (size_t k = 0; k < n->nheld; k++)
+    free(n->held[k].data);
+  n->nheld = 0;
+}
+
+/* hold_delivered: the application commits what it took (or fails to).
+ * Returns 1 if the transport has acknowledgements to send now. */
+static int sim_commit(sim *s, sim_node *n) {
+  if (!n->cfg.hold_delivered || !n->tp)
+    return 0;
+  int ok = 1;
+  if (n->nheld && n->commit_fail > 0) {
+    uint64_t h = (s->now + n->nheld) * 0x9e3779b97f4a7c15ull ^ n->commits;
+    h = (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
+    ok = (double)(h >> 11) / 9007199254740992.0 >= n->commit_fail;
+  }
+  if (n->nheld)
+    n->commits++;
+  if (ok) {
+    for (size_t k = 0; k < n->nheld; k++)
+      sim_record_msg(s, n, n->held[k].peer, n->held[k].msg_id, n->held[k].data,
+                     n->held[k].len);
+  } else {
+    n->commit_fails++;
+  }
+  sim_drop_held(n);
+  return lc__tp_commit(n->tp, ok, s->now);
 }
 
 static void sim_cb_acked(void *user, const uint8_t peer[LC_PK_BYTES],
@@ -558,6 +608,8 @@ void sim_free(sim *s) {
     for (size_t k = 0; k < n->nmsgs; k++)
       free(n->msgs[k].data);
     free(n->msgs);
+    sim_drop_held(n);
+    free(n->held);
     free(n->acked);
     free(n->failed);
     free(n->sent);
@@ -655,6 +707,7 @@ int sim_node_restart(sim *s, int i) {
     return LC_EINVAL;
   lc__tp_free(n->tp);
   n->tp = NULL;
+  sim_drop_held(n); /* never committed: lost with the process */
   n->restarts++;
   sim_trace(s, 0xa00 + (uint64_t)i);
   int rc = sim_node_create_tp(s, n);
@@ -867,12 +920,15 @@ static uint64_t sim_drain(sim *s, int i) {
   for (;;) {
     lc__addr to;
     memset(&to, 0, sizeof to);
+    sim_commit(s, n); /* as the node: nothing leaves before its commit */
     int len = lc__tp_poll(n->tp, s->now, &to, s->dgram, sizeof s->dgram);
     sim_check_node(s, i, len > 0);
     if (len < 0) {
       sim_fail(s, "lc__tp_poll on node %d returned %s", i, lc_err_name(len));
       break;
     }
+    if (len == 0 && sim_commit(s, n)) /* what the poll handed over */
+      continue;
     if (len == 0)
       break;
     count++;

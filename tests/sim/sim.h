@@ -178,6 +178,15 @@ typedef struct {
   double refuse;
   uint64_t refusals;
 
+  /* With cfg.hold_delivered, messages the application took wait here until
+   * the node's next poll commits them (lc__tp_commit), as the node commits
+   * a receive batch; a commit fails with probability commit_fail (the
+   * messages are dropped and offered again), and a restart loses them. */
+  double commit_fail;
+  uint64_t commits, commit_fails;
+  sim_msg *held;
+  size_t nheld, held_cap;
+
   sim_msg_fn *on_msg;
   void *on_msg_ctx;
   sim_bulk_fn *on_bulk;
