@@ -430,6 +430,18 @@ LC_EXTERN int lc_node_add_static_peer(lc_node *node, const char *host_port);
 LC_EXTERN int lc_node_peers(lc_node *node, lc_peer_info **out, size_t *count);
 LC_EXTERN void lc_peers_free(lc_peer_info *peers);
 
+/* Runs the sends and changes made until lc_batch_end as one commit of the
+ * local history: much faster for many at once (an import, a bot, a
+ * script: lc_send_text commits each message, about 0.1 ms on a typical
+ * disk).  Inside a batch, lc_send_text returns before its message is
+ * committed; nothing of the batch leaves before lc_batch_end commits it.
+ * If that commit fails, none of the batch is stored or sent (LC_ESTORE).
+ * Batches nest (the outermost commits); begin and end one in the same
+ * callback.  Errors: LC_EINVAL, LC_ESTATE (lc_batch_end without a batch),
+ * LC_ESTORE. */
+LC_EXTERN int lc_batch_begin(lc_node *node);
+LC_EXTERN int lc_batch_end(lc_node *node);
+
 /* Sends a text message (UTF-8, up to LC_TEXT_MAX bytes) to a peer, present or
  * not. Returns only once the message is committed to the local history (state
  * QUEUED, in the outbox); the node sends it as soon as the peer is

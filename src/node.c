@@ -255,6 +255,8 @@ static void node_batch(lc_node *n) {
   n->batch_mark = n->ev_tail;
 }
 
+static int node_committed(lc_node *n, int rc);
+
 /* Returns 1 if the transport has acknowledgements to send now. */
 static int node_commit(lc_node *n) {
   int rc = 0;
@@ -262,6 +264,15 @@ static int node_commit(lc_node *n) {
     n->batch = 0;
     rc = lc__store_commit(n->store);
   }
+  return node_committed(n, rc);
+}
+
+/* The store committed (rc 0) or rolled back (rc < 0) what was written
+ * since the last commit; nothing yet while the application's batch
+ * (lc_batch_begin) is open around it. */
+static int node_committed(lc_node *n, int rc) {
+  if (rc == 0 && lc__store_in_batch(n->store))
+    return 0;
   int acks = n->tp ? lc__tp_commit(n->tp, rc == 0, node_now()) : 0;
   if (rc == 0)
     return acks;
@@ -2563,6 +2574,29 @@ void lc_peers_free(lc_peer_info *peers) {
   free(peers);
 }
 
+int lc_batch_begin(lc_node *n) {
+  if (!n)
+    return LC_EINVAL;
+  node_commit(n); /* what came in before is not part of it */
+  return lc__store_begin(n->store) < 0 ? LC_ESTORE : 0;
+}
+
+int lc_batch_end(lc_node *n) {
+  if (!n)
+    return LC_EINVAL;
+  if (!lc__store_in_batch(n->store) || n->batch)
+    return LC_ESTATE;
+  int rc = lc__store_commit(n->store);
+  node_committed(n, rc);
+  if (rc < 0) {
+    n->st.store_failures++;
+    return LC_ESTORE;
+  }
+  if (n->net && n->state == NODE_RUNNING && !lc__store_in_batch(n->store))
+    lc__net_uv_kick(n->net);
+  return 0;
+}
+
 /* Not a usable key.  A peer discovery knows was checked when its signed
  * announcement was (the check costs a field inversion). */
 static int node_bad_key(lc_node *n, const uint8_t *key) {
@@ -2598,8 +2632,9 @@ int lc_send_text(lc_node *n, const uint8_t peer[LC_KEY_BYTES], const char *text,
      * messages sent meanwhile (their states in one commit) */
     if (!node_retry_later(n, peer, 0))
       node_flush_peer(n, peer);
-    /* away: friends present carry a sealed copy */
-    if (!node_is_held(n, peer))
+    /* away: friends present carry a sealed copy (in a batch, not yet
+     * committed: the minute's handoff of the whole outbox takes it) */
+    if (!node_is_held(n, peer) && !lc__store_in_batch(n->store))
       node_relay_handoff(n, peer, id, now_ms, text ? text : "", len);
     lc__net_uv_kick(n->net);
   }
