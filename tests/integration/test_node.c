@@ -827,11 +827,30 @@ static void test_burst(void **state) {
   tn_add(&net, "alice", NULL);
   tn_add(&net, "bob", NULL);
   tn_run_until(&net, tn_all_see_all, "two nodes see each other");
+  lc_node *a = net.n[0].node;
+  assert_int_equal(lc_batch_end(a), LC_ESTATE); /* no batch open */
+  /* the first half in batches of 32 (one nested), the rest one by one */
   for (int i = 0; i < BURST; i++) {
     char t[16];
     snprintf(t, sizeof t, "b%04d", i);
-    assert_int_equal(lc_send_text(net.n[0].node, net.n[1].key, t, 5, NULL), 0);
+    if (i < BURST / 2 && i % 32 == 0) {
+      assert_int_equal(lc_batch_begin(a), 0);
+      assert_int_equal(lc_batch_begin(a), 0);
+    }
+    assert_int_equal(lc_send_text(a, net.n[1].key, t, 5, NULL), 0);
+    if (i < BURST / 2 && (i % 32 == 31 || i == BURST / 2 - 1)) {
+      assert_int_equal(lc_batch_end(a), 0);
+      /* stored (uncommitted) and readable within the batch */
+      lc_msg_info *mine;
+      size_t k;
+      assert_int_equal(lc_history_page(a, net.n[1].key, 0, 1, &mine, &k), 0);
+      assert_int_equal(k, 1);
+      assert_string_equal(mine[0].text, t);
+      lc_msgs_free(mine, k);
+      assert_int_equal(lc_batch_end(a), 0);
+    }
   }
+  assert_int_equal(lc_batch_end(a), LC_ESTATE);
   tn_run_until(&net, tn_burst_done, "the burst arrives");
   lc_msg_info *m;
   size_t n;
