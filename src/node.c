@@ -140,6 +140,7 @@ struct lc_node {
   lc__grp *grp;                      /* group chats */
   lc__xfer *xfer;                    /* file transfers */
   struct node_sync *syncs;           /* files being flushed to disk */
+  struct node_ckpt *ckpt;            /* the history's checkpoint running */
   uint8_t (*handed)[LC_MSGID_BYTES]; /* our messages handed to relays */
   size_t nhanded;
   uint64_t next_group_sync; /* a SYNC with every peer present, each minute */
@@ -1894,6 +1895,55 @@ static int node_x_sync(void *user, const char *const *paths, size_t np,
   return 0;
 }
 
+/* ---- the history's checkpoints, on a worker thread ----------------------
+ * Copying SQLite's log into the database file and flushing it takes tens
+ * of milliseconds every few thousand messages: not on the loop, where it
+ * held up a text now and then by 30 ms.  If the worker falls far behind,
+ * the loop checkpoints itself so that the log stays bounded. */
+#define NODE_CKPT_PAGES 4096 /* 16 MiB of log */
+
+typedef struct node_ckpt {
+  lc_node *n; /* NULL once the node is freed */
+  char *path;
+} node_ckpt;
+
+static void node_ckpt_work(void *ctx) { /* a worker thread */
+  node_ckpt *w = ctx;
+  lc__store_checkpoint(w->path);
+}
+
+static void node_ckpt_after(void *ctx) {
+  node_ckpt *w = ctx;
+  if (w->n)
+    w->n->ckpt = NULL;
+  free(w->path);
+  free(w);
+}
+
+static void node_ckpt_due(void *ctx, int pages) {
+  lc_node *n = ctx;
+  if (n->ckpt) {
+    if (pages >= 4 * NODE_CKPT_PAGES)
+      lc__store_checkpoint_now(n->store);
+    return;
+  }
+  node_ckpt *w = calloc(1, sizeof *w);
+  size_t len = strlen(n->o.data_dir) + sizeof "/history.db";
+  if (w && (w->path = malloc(len)) != NULL) {
+    snprintf(w->path, len, "%s/history.db", n->o.data_dir);
+    w->n = n;
+    if (lc__net_uv_queue_work(n->loop, node_ckpt_work, node_ckpt_after, w) ==
+        0) {
+      n->ckpt = w;
+      return;
+    }
+  }
+  if (w)
+    free(w->path);
+  free(w);
+  lc__store_checkpoint_now(n->store); /* here, then */
+}
+
 static void node_x_random(void *user, void *buf, size_t len) {
   (void)user;
   lc__crypto_random(buf, len);
@@ -2248,6 +2298,7 @@ int lc_node_new(lc_node **out, struct uv_loop_s *loop,
     free(err);
     goto fail;
   }
+  lc__store_external_checkpoints(n->store, NODE_CKPT_PAGES, node_ckpt_due, n);
   lc__contact *ks;
   size_t nk;
   if (lc__store_contacts(n->store, &ks, &nk) == 0) {
@@ -2473,6 +2524,8 @@ void lc_node_free(lc_node *n) {
   lc__grp_free(n->grp);
   for (node_sync *w = n->syncs; w; w = w->next)
     w->n = NULL; /* its worker finishes on its own */
+  if (n->ckpt)
+    n->ckpt->n = NULL; /* the same */
   lc__xfer_free(n->xfer);
   free(n->handed);
   free(n);

@@ -407,6 +407,10 @@ struct lc__store {
   sqlite3_stmt *q[Q_COUNT];
   int in_batch;  /* lc__store_begin calls not yet committed (nested) */
   int unindexed; /* messages added in this transaction: index at commit */
+  /* lc__store_external_checkpoints: the log's size that calls due() */
+  int ckpt_pages;
+  void (*ckpt_due)(void *ctx, int pages);
+  void *ckpt_ctx;
   /* conversation ids by peer, direct-mapped (keys are uniformly random
    * bytes): a conversation is looked up for every message stored */
   struct {
@@ -695,6 +699,44 @@ int lc__store_open(lc__store **out, const char *path, char **errmsg) {
       return store_fail(s, errmsg, "cannot prepare a statement");
   *out = s;
   return 0;
+}
+
+static int store_wal_hook(void *ctx, sqlite3 *db, const char *name, int pages) {
+  (void)db;
+  (void)name;
+  lc__store *s = ctx;
+  if (pages >= s->ckpt_pages)
+    s->ckpt_due(s->ckpt_ctx, pages);
+  return SQLITE_OK;
+}
+
+void lc__store_external_checkpoints(lc__store *s, int pages,
+                                    void (*due)(void *ctx, int pages),
+                                    void *ctx) {
+  s->ckpt_pages = pages;
+  s->ckpt_due = due;
+  s->ckpt_ctx = ctx;
+  /* replaces the automatic checkpoint, which is itself a WAL hook */
+  sqlite3_wal_hook(s->db, store_wal_hook, s);
+}
+
+int lc__store_checkpoint(const char *path) {
+  sqlite3 *db;
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+    sqlite3_close(db);
+    return LC_ESTORE;
+  }
+  sqlite3_busy_timeout(db, 2000);
+  int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                     NULL);
+  sqlite3_close(db);
+  return rc == SQLITE_OK ? 0 : LC_ESTORE;
+}
+
+int lc__store_checkpoint_now(lc__store *s) {
+  int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                     NULL, NULL);
+  return rc == SQLITE_OK ? 0 : LC_ESTORE;
 }
 
 void lc__store_close(lc__store *s) {

@@ -343,6 +343,20 @@ int lc__store_check(lc__store *s);
 void lc__store_msg_clear(lc__stored_msg *m);
 void lc__store_msgs_free(lc__stored_msg *m, size_t count);
 
+/* Checkpoints elsewhere: the store no longer copies its log into the file
+ * (and flushes it) inside a commit; instead, after a commit that leaves
+ * the log at `pages` pages or more, due(ctx, pages) runs, and the caller
+ * runs lc__store_checkpoint on another thread (or lc__store_checkpoint_now
+ * here, when that falls behind). */
+void lc__store_external_checkpoints(lc__store *s, int pages,
+                                    void (*due)(void *ctx, int pages),
+                                    void *ctx);
+/* Thread-safe and blocking: copies what it can of the log of the store
+ * file at path into the file, on a connection of its own, and flushes it;
+ * never waits for the store's writer.  Returns 0 or LC_ESTORE. */
+int lc__store_checkpoint(const char *path);
+int lc__store_checkpoint_now(lc__store *s);
+
 /* Runs several calls as one transaction (one commit, for batches).
  * Batches nest: the outermost commit commits.  Inside a batch each call is
  * a savepoint, so one that fails leaves nothing of itself; a commit that

@@ -1074,7 +1074,14 @@ static uint64_t tp_loss_timer(const lc__tp *tp, const tp_peer *p) {
     return p->loss_time;
   if (p->ae_in_flight == 0)
     return LC_NEVER;
-  return p->last_ack_eliciting_sent + tp_pto(tp, p);
+  uint64_t pto = tp_pto(tp, p);
+  /* Chat in flight to a peer that acknowledges it as soon as it has
+   * committed it (hold_delivered, as we do): no ack delay to wait for
+   * before the first probe, so a lost text costs about an RTT plus the
+   * timer's granularity instead of that plus max_ack_delay. */
+  if (tp->cfg.hold_delivered && p->next_seq != p->out_base && p->pto_count == 0)
+    pto -= tp_min(pto / 2, tp->cfg.max_ack_delay_us);
+  return p->last_ack_eliciting_sent + pto;
 }
 
 /* The probe timeout fired.  RFC 9002 sends probes regardless of the

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -820,6 +821,8 @@ static int tn_burst_done(tn_net *net) {
   return net->n[1].nmsgs == BURST && net->n[0].delivered == BURST;
 }
 
+static void tc_pause(tn_net *net, int ms);
+
 static void test_burst(void **state) {
   (void)state;
   tn_net net;
@@ -864,6 +867,18 @@ static void test_burst(void **state) {
   }
   lc_msgs_free(m, n);
   assert_int_equal(net.n[0].failed, 0);
+  /* the log was copied into the database file by the checkpoints on the
+   * worker threads (the node turns SQLite's own off) */
+  struct stat st;
+  char db[96];
+  snprintf(db, sizeof db, "%s/history.db", net.n[0].dir);
+  for (int i = 0; i < 100; i++) {
+    assert_int_equal(stat(db, &st), 0);
+    if (st.st_size > 512 * 1024)
+      break;
+    tc_pause(&net, 20);
+  }
+  assert_true(st.st_size > 512 * 1024);
   tn_done(&net);
 }
 
