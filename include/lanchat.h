@@ -845,6 +845,9 @@ typedef struct {
   /* history commits that failed (a full disk, say): what they held was
    * not acknowledged, and is received again */
   uint64_t store_failures;
+  /* handshakes refused by the rate limits (a flood of HELLOs; also
+   * counted in bad_datagrams) */
+  uint64_t handshakes_limited;
 } lc_node_stats;
 LC_EXTERN void lc_node_stats_get(const lc_node *node, lc_node_stats *st);
 

@@ -232,12 +232,14 @@ static void net_recv_cb(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
     net->st.recv_errors++;
     return;
   }
-  if (nread == 0 || !addr) {
+  if (!addr) {
     /* end of a batch: send what the batch produced */
     if (!(flags & UV_UDP_MMSG_CHUNK))
       lc__net_uv_flush(net);
     return;
   }
+  /* an empty datagram (nread 0, an address) goes on: it is refused and
+   * counted like any other that is not ours */
   if (flags & UV_UDP_PARTIAL) {
     net->st.recv_errors++;
     return;

@@ -104,7 +104,9 @@ struct lc_node {
   /* a batch of store writes, committed before anything leaves or the
    * application hears of it (node_commit) */
   int batch;
-  node_event *batch_mark; /* the last event queued before it began */
+  node_event *batch_mark;  /* the last event queued before it began */
+  uint64_t refused_log_at; /* node_log_refused: this second's budget */
+  unsigned refused_logs;
 
   lc__store *store;
   /* per peer: the outbox up to this local id is with the transport, so a
@@ -1349,6 +1351,20 @@ static int node_peek_type(const uint8_t *buf, size_t len) {
   return buf[2];
 }
 
+/* At most NODE_REFUSED_LOGS lines a second about refused datagrams (a
+ * flood is counted, not written out line by line). */
+#define NODE_REFUSED_LOGS 10
+
+static int node_log_refused(lc_node *n, uint64_t now) {
+  if (!n->o.on_log)
+    return 0;
+  if (now - n->refused_log_at >= 1000000) {
+    n->refused_log_at = now;
+    n->refused_logs = 0;
+  }
+  return n->refused_logs++ < NODE_REFUSED_LOGS;
+}
+
 static void node_recv(void *user, int sock, const lc__addr *from,
                       const uint8_t *buf, size_t len, uint64_t now) {
   lc_node *n = user;
@@ -1366,6 +1382,8 @@ static void node_recv(void *user, int sock, const lc__addr *from,
     if (rc < 0 && rc != LC_EREPLAY) {
       n->st.bad_announces++;
       n->st.bad_datagrams++;
+      if (!node_log_refused(n, now))
+        return;
       char a[64];
       lc__net_format_addr(from, a, sizeof a);
       node_log(n, 3, "discovery datagram from %s refused: %s", a,
@@ -1377,6 +1395,8 @@ static void node_recv(void *user, int sock, const lc__addr *from,
     rc = lc__tp_recv(n->tp, from, buf, len, now);
     if (rc < 0 && rc != LC_EREPLAY) {
       n->st.bad_datagrams++;
+      if (!node_log_refused(n, now))
+        return;
       char a[64];
       lc__net_format_addr(from, a, sizeof a);
       node_log(n, 3, "datagram from %s refused: %s", a, lc_strerror(rc));
@@ -3027,6 +3047,11 @@ void lc_node_stats_get(const lc_node *n, lc_node_stats *st) {
     st->bytes_sent_files = xs.bytes_sent;
     st->bytes_received_files = xs.bytes_recv;
     st->bad_datagrams += xs.bad_control;
+  }
+  if (n->tp) {
+    lc__tp_stats ts;
+    lc__tp_stats_get(n->tp, &ts);
+    st->handshakes_limited = ts.drop_hs_rate;
   }
 }
 

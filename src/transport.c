@@ -249,6 +249,27 @@ typedef struct {
   lc__tp_session_stats st;
 } tp_peer;
 
+/* A token bucket: `rate` a second, up to `burst` at once. */
+typedef struct {
+  double tokens;
+  uint64_t last;
+} tp_bucket;
+
+/* HELLOs cost a Diffie-Hellman each before a forged one fails (~40 us):
+ * at most LC_HS_RATE a second are read, LC_HS_SRC_RATE from one source
+ * address; an address where discovery or a session put a peer is not held
+ * to the first (a flood of random HELLOs must not keep known peers out). */
+#define LC_HS_RATE 1000.0
+#define LC_HS_BURST 200.0
+#define LC_HS_SRC_RATE 20.0
+#define LC_HS_SRC_BURST 20.0
+#define LC_HS_SRC_SLOTS 256
+
+typedef struct {
+  uint8_t ip[16];
+  tp_bucket b;
+} tp_src_bucket;
+
 struct lc__tp {
   lc__identity id;
   lc__tp_config cfg;
@@ -261,6 +282,8 @@ struct lc__tp {
   lc__tp_stats stats;
   uint8_t pt[LC_DATAGRAM_MAX];
   uint8_t ct[LC_DATAGRAM_MAX];
+  tp_bucket hs_all;
+  tp_src_bucket hs_src[LC_HS_SRC_SLOTS];
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -1640,7 +1663,62 @@ static int tp_process_payload(lc__tp *tp, tp_peer *p, uint64_t pn,
 
 /* ---- incoming datagrams ----------------------------------------------- */
 
+static int tp_take(tp_bucket *b, double rate, double burst, uint64_t now) {
+  if (b->last == 0 || now < b->last) {
+    b->tokens = burst;
+  } else {
+    b->tokens += (double)(now - b->last) * rate / 1e6;
+    if (b->tokens > burst)
+      b->tokens = burst;
+  }
+  b->last = now;
+  if (b->tokens < 1.0)
+    return 0;
+  b->tokens -= 1.0;
+  return 1;
+}
+
+/* The source's IP address (no port), 16 bytes (IPv4 mapped). */
+static void tp_src_ip(const lc__addr *a, uint8_t ip[16]) {
+  memset(ip, 0, 16);
+  if (a->ss.ss_family == AF_INET6) {
+    memcpy(ip, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, 16);
+  } else {
+    ip[10] = ip[11] = 0xff;
+    memcpy(ip + 12, &((const struct sockaddr_in *)&a->ss)->sin_addr, 4);
+  }
+}
+
+static int tp_hello_allowed(lc__tp *tp, const lc__addr *from) {
+  uint8_t ip[16];
+  tp_src_ip(from, ip);
+  uint32_t h = 2166136261u;
+  for (int i = 0; i < 16; i++)
+    h = (h ^ ip[i]) * 16777619u;
+  tp_src_bucket *sb = &tp->hs_src[h % LC_HS_SRC_SLOTS];
+  if (memcmp(sb->ip, ip, 16) != 0) { /* a new source takes the slot */
+    memcpy(sb->ip, ip, 16);
+    memset(&sb->b, 0, sizeof sb->b);
+  }
+  if (!tp_take(&sb->b, LC_HS_SRC_RATE, LC_HS_SRC_BURST, tp->now))
+    return 0;
+  int known = 0;
+  for (size_t i = 0; i < tp->npeers && !known; i++) {
+    const tp_peer *p = tp->peers[i];
+    if (p->has_addr) {
+      uint8_t pip[16];
+      tp_src_ip(&p->addr, pip);
+      known = memcmp(pip, ip, 16) == 0;
+    }
+  }
+  return known || tp_take(&tp->hs_all, LC_HS_RATE, LC_HS_BURST, tp->now);
+}
+
 static int tp_on_hello(lc__tp *tp, const lc__addr *from, const lc__hello *h) {
+  if (!tp_hello_allowed(tp, from)) {
+    tp->stats.drop_hs_rate++;
+    return LC_ELIMIT;
+  }
   lc__hs hs;
   uint8_t pk[LC_PK_BYTES];
   uint64_t ts = 0, inc = 0;

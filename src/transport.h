@@ -135,7 +135,8 @@ void lc__tp_free(lc__tp *tp);
 
 /* Feeds one received datagram.  Returns 0 or the reason it was dropped
  * (also counted in the stats): LC_EPROTO and friends from the decoder,
- * LC_EAUTH, LC_EREPLAY, LC_ENOSESSION, LC_ELIMIT, LC_EFLOW. */
+ * LC_EAUTH, LC_EREPLAY, LC_ENOSESSION, LC_ELIMIT (also: a HELLO over the
+ * handshake rate limits, LC_HS_* in transport.c), LC_EFLOW. */
 int lc__tp_recv(lc__tp *tp, const lc__addr *from, const uint8_t *buf,
                 size_t len, uint64_t now);
 
@@ -234,6 +235,7 @@ typedef struct {
   uint64_t drop_no_session;
   uint64_t drop_limit; /* session / reassembly / credit limits */
   uint64_t drop_stale_handshake;
+  uint64_t drop_hs_rate; /* HELLOs over the handshake rate limits */
 } lc__tp_stats;
 
 void lc__tp_stats_get(const lc__tp *tp, lc__tp_stats *st);

@@ -1551,6 +1551,71 @@ static int tamper_filter(void *ctx, sim *s, int from, int to, uint8_t *buf,
   return 0;
 }
 
+/* A flood of forged HELLOs (random keys: each costs the responder a
+ * Diffie-Hellman before it fails) from one address: the responder reads
+ * at most LC_HS_SRC_BURST + LC_HS_SRC_RATE a second of them, counts the
+ * rest, keeps chatting with its peer, and that peer, restarted meanwhile,
+ * still gets a new session at once. */
+typedef struct {
+  int from, to, left;
+} hello_flood;
+
+static void hello_flood_tick(void *ctx, sim *s) {
+  hello_flood *f = ctx;
+  for (int i = 0; i < 20 && f->left > 0; i++, f->left--) {
+    lc__datagram dg;
+    memset(&dg, 0, sizeof dg);
+    dg.type = LC_DG_HELLO;
+    sim_rng_fill(sim_rng_of(s), &dg.u.hello, sizeof dg.u.hello);
+    uint8_t buf[256];
+    int len = lc__wire_encode(&dg, buf, sizeof buf);
+    assert_true(len > 0);
+    sim_inject(s, f->from, f->to, buf, (size_t)len, sim_now(s));
+  }
+  if (f->left > 0)
+    sim_at(s, sim_now(s) + MS, hello_flood_tick, f);
+}
+
+static void test_hello_flood(void **state) {
+  (void)state;
+  sim *s = test_sim(sim_seed(1500, 0));
+  int a = sim_add_node(s, NULL), b = sim_add_node(s, NULL);
+  int x = sim_add_node(s, NULL); /* the attacker's address */
+  sim_link_params lp = {.delay_us = 200};
+  sim_link_set_both(s, a, b, &lp);
+  sim_link_set_both(s, x, b, &lp);
+  assert_int_equal(sim_send_msg(s, a, b, 100), 0);
+  assert_int_equal(sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + SEC),
+                   0);
+  lc__tp_stats before;
+  lc__tp_stats_get(sim_node_get(s, b)->tp, &before);
+  /* 16,000 HELLOs in 0.8 s, while a sends 200 texts and restarts */
+  hello_flood f = {x, b, 16000};
+  sim_at(s, sim_now(s), hello_flood_tick, &f);
+  for (int i = 0; i < 100; i++) {
+    assert_int_equal(sim_send_msg(s, a, b, 300), 0);
+    assert_int_equal(sim_run_until(s, sim_now(s) + 4 * MS), 0);
+  }
+  assert_int_equal(sim_node_restart(s, a), 0);
+  for (int i = 0; i < 100; i++) {
+    assert_int_equal(sim_send_msg(s, a, b, 300), 0);
+    assert_int_equal(sim_run_until(s, sim_now(s) + 4 * MS), 0);
+  }
+  SIM_CHECK(s,
+            sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + 2 * SEC) == 0,
+            "a's texts did not all get through the flood");
+  SIM_CHECK(s, f.left == 0, "the flood did not run");
+  lc__tp_stats st;
+  lc__tp_stats_get(sim_node_get(s, b)->tp, &st);
+  uint64_t read = st.drop_auth - before.drop_auth;
+  uint64_t limited = st.drop_hs_rate - before.drop_hs_rate;
+  SIM_CHECK(s, read <= 20 + 20 * 2 && limited >= 15900,
+            "%" PRIu64 " forged HELLOs read, %" PRIu64 " refused by the limit",
+            read, limited);
+  SIM_CHECK(s, sim_node_get(s, a)->nfailed == 0, "a's texts failed");
+  test_sim_done();
+}
+
 static void test_replay_tamper(void **state) {
   (void)state;
   sim *s = test_sim(sim_seed(900, 0));
@@ -1680,6 +1745,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_restart_inflight, teardown),
       cmocka_unit_test_teardown(test_acked_means_delivered, teardown),
       cmocka_unit_test_teardown(test_replay_tamper, teardown),
+      cmocka_unit_test_teardown(test_hello_flood, teardown),
       cmocka_unit_test_teardown(test_determinism, teardown),
   };
   /* LC_SIM_TEST=<glob> runs only the scenarios it matches (with
