@@ -256,9 +256,10 @@ typedef struct {
 } tp_bucket;
 
 /* HELLOs cost a Diffie-Hellman each before a forged one fails (~40 us):
- * at most LC_HS_RATE a second are read, LC_HS_SRC_RATE from one source
- * address; an address where discovery or a session put a peer is not held
- * to the first (a flood of random HELLOs must not keep known peers out). */
+ * at most LC_HS_SRC_RATE a second are read from one source address (IP
+ * and port: several peers may share a host), and LC_HS_RATE from all
+ * addresses together except those where discovery or a session put a
+ * peer (a flood of random HELLOs must not keep known peers out). */
 #define LC_HS_RATE 1000.0
 #define LC_HS_BURST 200.0
 #define LC_HS_SRC_RATE 20.0
@@ -266,7 +267,7 @@ typedef struct {
 #define LC_HS_SRC_SLOTS 256
 
 typedef struct {
-  uint8_t ip[16];
+  uint8_t ip[18]; /* the address, then the port */
   tp_bucket b;
 } tp_src_bucket;
 
@@ -1678,26 +1679,30 @@ static int tp_take(tp_bucket *b, double rate, double burst, uint64_t now) {
   return 1;
 }
 
-/* The source's IP address (no port), 16 bytes (IPv4 mapped). */
-static void tp_src_ip(const lc__addr *a, uint8_t ip[16]) {
-  memset(ip, 0, 16);
+/* The source's IP address (IPv4 mapped) and port, 18 bytes. */
+static void tp_src_ip(const lc__addr *a, uint8_t ip[18]) {
+  memset(ip, 0, 18);
   if (a->ss.ss_family == AF_INET6) {
-    memcpy(ip, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, 16);
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->ss;
+    memcpy(ip, &in6->sin6_addr, 16);
+    memcpy(ip + 16, &in6->sin6_port, 2);
   } else {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&a->ss;
     ip[10] = ip[11] = 0xff;
-    memcpy(ip + 12, &((const struct sockaddr_in *)&a->ss)->sin_addr, 4);
+    memcpy(ip + 12, &in->sin_addr, 4);
+    memcpy(ip + 16, &in->sin_port, 2);
   }
 }
 
 static int tp_hello_allowed(lc__tp *tp, const lc__addr *from) {
-  uint8_t ip[16];
+  uint8_t ip[18];
   tp_src_ip(from, ip);
   uint32_t h = 2166136261u;
-  for (int i = 0; i < 16; i++)
+  for (int i = 0; i < 18; i++)
     h = (h ^ ip[i]) * 16777619u;
   tp_src_bucket *sb = &tp->hs_src[h % LC_HS_SRC_SLOTS];
-  if (memcmp(sb->ip, ip, 16) != 0) { /* a new source takes the slot */
-    memcpy(sb->ip, ip, 16);
+  if (memcmp(sb->ip, ip, 18) != 0) { /* a new source takes the slot */
+    memcpy(sb->ip, ip, 18);
     memset(&sb->b, 0, sizeof sb->b);
   }
   if (!tp_take(&sb->b, LC_HS_SRC_RATE, LC_HS_SRC_BURST, tp->now))
@@ -1706,9 +1711,9 @@ static int tp_hello_allowed(lc__tp *tp, const lc__addr *from) {
   for (size_t i = 0; i < tp->npeers && !known; i++) {
     const tp_peer *p = tp->peers[i];
     if (p->has_addr) {
-      uint8_t pip[16];
+      uint8_t pip[18];
       tp_src_ip(&p->addr, pip);
-      known = memcmp(pip, ip, 16) == 0;
+      known = memcmp(pip, ip, 18) == 0;
     }
   }
   return known || tp_take(&tp->hs_all, LC_HS_RATE, LC_HS_BURST, tp->now);
