@@ -1920,7 +1920,7 @@ static int node_x_sync(void *user, const char *const *paths, size_t np,
  * of milliseconds every few thousand messages: not on the loop, where it
  * held up a text now and then by 30 ms.  If the worker falls far behind,
  * the loop checkpoints itself so that the log stays bounded. */
-#define NODE_CKPT_PAGES 4096 /* 16 MiB of log */
+#define NODE_CKPT_PAGES 2048 /* 8 MiB of log */
 
 typedef struct node_ckpt {
   lc_node *n; /* NULL once the node is freed */

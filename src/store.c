@@ -167,6 +167,29 @@ static const char *const store_migrations[] = {
     "  mine BLOB,"
     "  verified INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (xfer, idx)) WITHOUT ROWID;",
+
+    /* 6: the full-text index follows the messages in batches of
+     * STORE_FTS_BATCH (and before every search), no longer at every commit
+     * (a third of a single message's commit); meta.summed marks what the
+     * conversations' unread counts include, meta.fts_indexed what the
+     * index holds. */
+    "INSERT INTO meta VALUES ('summed',"
+    "  (SELECT value FROM meta WHERE key = 'fts_indexed'));"
+    "DROP TRIGGER messages_del;"
+    "CREATE TRIGGER messages_del AFTER DELETE ON messages BEGIN"
+    "  UPDATE conversations SET"
+    "    unread = unread - (old.outgoing = 0 AND old.state < 4 AND old.id <="
+    "      (SELECT value FROM meta WHERE key = 'summed')),"
+    "    last_msg = (SELECT max(id) FROM messages WHERE conv = old.conv)"
+    "    WHERE id = old.conv;"
+    "END;"
+    "DROP TRIGGER messages_read;"
+    "CREATE TRIGGER messages_read AFTER UPDATE OF state ON messages"
+    "  WHEN new.outgoing = 0 AND old.state < 4 AND new.state >= 4"
+    "  AND new.id <= (SELECT value FROM meta WHERE key = 'summed')"
+    "  BEGIN"
+    "  UPDATE conversations SET unread = unread - 1 WHERE id = new.conv;"
+    "END;",
 };
 
 #define STORE_NMIGRATIONS                                                      \
@@ -251,6 +274,7 @@ enum {
   Q_ROLLBACK,
   Q_SAVEPOINT,
   Q_RELEASE,
+  Q_SUM_MARK,
   Q_ROLLBACK_TO,
   Q_COUNT
 };
@@ -361,13 +385,16 @@ static const char *const store_sql[Q_COUNT] = {
     [Q_CONV_SUM] = "UPDATE conversations SET"
                    " unread = unread + (SELECT count(*) FROM messages m"
                    "   WHERE m.conv = conversations.id AND m.id >"
-                   "   (SELECT value FROM meta WHERE key = 'fts_indexed')"
+                   "   (SELECT value FROM meta WHERE key = 'summed')"
                    "   AND m.outgoing = 0 AND m.state < 4),"
                    " last_msg = (SELECT max(id) FROM messages m"
                    "   WHERE m.conv = conversations.id)"
                    /* no DISTINCT: it made SQLite scan a whole index */
                    " WHERE id IN (SELECT conv FROM messages WHERE id >"
-                   " (SELECT value FROM meta WHERE key = 'fts_indexed'))",
+                   " (SELECT value FROM meta WHERE key = 'summed'))",
+    [Q_SUM_MARK] = "UPDATE meta SET value ="
+                   " max(value, (SELECT coalesce(max(id), 0) FROM messages))"
+                   " WHERE key = 'summed'",
     [Q_XFER_ADD] = "INSERT INTO transfers(msg_id, peer, outgoing, kind, state,"
                    " total, duration_ms, created_ms, name, dir)"
                    " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
@@ -405,8 +432,9 @@ static const char *const store_sql[Q_COUNT] = {
 struct lc__store {
   sqlite3 *db;
   sqlite3_stmt *q[Q_COUNT];
-  int in_batch;  /* lc__store_begin calls not yet committed (nested) */
-  int unindexed; /* messages added in this transaction: index at commit */
+  int in_batch;    /* lc__store_begin calls not yet committed (nested) */
+  int unindexed;   /* messages added in this transaction: summed at commit */
+  int fts_pending; /* messages committed but not in the full-text index */
   /* lc__store_external_checkpoints: the log's size that calls due() */
   int ckpt_pages;
   void (*ckpt_due)(void *ctx, int pages);
@@ -442,18 +470,35 @@ static int store_exec(lc__store *s, int which) {
   return store_done(store_q(s, which));
 }
 
-/* Commits, indexing first the messages this transaction added. */
+/* Messages stored before the full-text index takes them in, at once. */
+#define STORE_FTS_BATCH 128
+
+/* Takes what is not yet in the full-text index into it (in the current
+ * transaction). */
+static int store_fts_catch_up(lc__store *s) {
+  int rc = store_exec(s, Q_FTS_INDEX);
+  if (rc == 0)
+    rc = store_exec(s, Q_FTS_MARK);
+  return rc;
+}
+
+/* Commits, summing first the messages this transaction added into their
+ * conversations, and indexing them once enough wait. */
 static int store_commit_now(lc__store *s) {
-  int rc = 0;
+  int rc = 0, indexed = 0;
   if (s->unindexed) {
     rc = store_exec(s, Q_CONV_SUM);
     if (rc == 0)
-      rc = store_exec(s, Q_FTS_INDEX);
-    if (rc == 0)
-      rc = store_exec(s, Q_FTS_MARK);
+      rc = store_exec(s, Q_SUM_MARK);
+  }
+  if (rc == 0 && s->fts_pending + s->unindexed >= STORE_FTS_BATCH) {
+    rc = store_fts_catch_up(s);
+    indexed = 1;
   }
   if (rc == 0)
     rc = store_exec(s, Q_COMMIT);
+  if (rc == 0)
+    s->fts_pending = indexed ? 0 : s->fts_pending + s->unindexed;
   s->unindexed = 0;
   if (rc < 0) {
     store_exec(s, Q_ROLLBACK);
@@ -697,6 +742,13 @@ int lc__store_open(lc__store **out, const char *path, char **errmsg) {
     if (sqlite3_prepare_v3(s->db, store_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                            &s->q[i], NULL) != SQLITE_OK)
       return store_fail(s, errmsg, "cannot prepare a statement");
+  /* what a previous run left out of the index goes in at the first
+   * commit or search */
+  s->fts_pending = STORE_FTS_BATCH;
+  /* A new file's first page, which says it is in WAL mode, is still in
+   * the log: copied into the file now, so that lc__store_checkpoint's
+   * connection of its own sees the mode (else it checkpoints nothing). */
+  sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
   *out = s;
   return 0;
 }
@@ -727,10 +779,11 @@ int lc__store_checkpoint(const char *path) {
     return LC_ESTORE;
   }
   sqlite3_busy_timeout(db, 2000);
-  int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+  int log = -1;
+  int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
                                      NULL);
   sqlite3_close(db);
-  return rc == SQLITE_OK ? 0 : LC_ESTORE;
+  return rc == SQLITE_OK && log >= 0 ? 0 : LC_ESTORE; /* -1: not WAL */
 }
 
 int lc__store_checkpoint_now(lc__store *s) {
@@ -773,7 +826,7 @@ static int store_insert_kind(lc__store *s, const uint8_t *peer,
   if (rc != SQLITE_DONE)
     return LC_ESTORE;
   *rowid = sqlite3_last_insert_rowid(s->db);
-  s->unindexed = 1;
+  s->unindexed++;
   return 0;
 }
 
@@ -1610,6 +1663,15 @@ int lc__store_search(lc__store *s, const uint8_t *peer, const char *query,
   *count = 0;
   if (!query || !*query)
     return LC_EINVAL;
+  if (s->fts_pending || s->unindexed) { /* the index catches up first */
+    int rc = store_tx_begin(s);
+    if (rc == 0)
+      rc = store_fts_catch_up(s);
+    if (store_tx_end(s, rc) < 0)
+      return LC_ESTORE;
+    if (!s->in_batch)
+      s->fts_pending = 0;
+  }
   sqlite3_stmt *st = store_q(s, peer ? Q_SEARCH_CONV : Q_SEARCH_ALL);
   sqlite3_bind_text(st, 1, query, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, store_limit(n));
@@ -1623,6 +1685,14 @@ int lc__store_search(lc__store *s, const uint8_t *peer, const char *query,
 }
 
 int lc__store_check(lc__store *s) {
+  /* the index is compared with the messages: what waits for it first */
+  int rc = store_tx_begin(s);
+  if (rc == 0)
+    rc = store_fts_catch_up(s);
+  if (store_tx_end(s, rc) < 0)
+    return LC_ESTORE;
+  if (!s->in_batch)
+    s->fts_pending = 0;
   /* this SQL is fixed text: nothing from outside goes into it */
   sqlite3_stmt *st;
   int ok = 0;

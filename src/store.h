@@ -17,7 +17,7 @@
 
 #include "lanchat.h"
 
-#define LC_STORE_SCHEMA 5 /* the schema version this code writes */
+#define LC_STORE_SCHEMA 6 /* the schema version this code writes */
 
 typedef struct lc__store lc__store;
 

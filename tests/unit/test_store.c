@@ -552,6 +552,51 @@ static void test_batch_consistency(void **state) {
   lc__store_msgs_free(v, n);
 }
 
+/* The full-text index takes messages in batches, not at every commit:
+ * what waits for it is still found by a search, an edit before it is
+ * indexed is found by its new words only, and a message deleted before
+ * it is indexed is never found (the teardown's integrity check compares
+ * the index with the messages). */
+static void test_index_lag(void **state) {
+  ts_fixture *f = *state;
+  uint8_t bob[LC_KEY_BYTES], id[LC_MSGID_BYTES];
+  ts_key(bob, 2);
+  for (int i = 0; i < 5; i++) { /* one commit each, far under a batch */
+    char t[32];
+    snprintf(t, sizeof t, "walrus%d tusk", i);
+    ts_id(id, 800 + i);
+    assert_int_equal(
+        lc__store_add_incoming(f->s, bob, id, 1, 1, t, strlen(t), NULL), 1);
+  }
+  lc__stored_msg *v;
+  size_t n;
+  assert_int_equal(lc__store_search(f->s, NULL, "tusk", 20, &v, &n), 0);
+  assert_int_equal(n, 5);
+  lc__store_msgs_free(v, n);
+  /* two more after that search: one edited, one deleted, unindexed */
+  ts_id(id, 810);
+  assert_int_equal(
+      lc__store_add_incoming(f->s, bob, id, 2, 2, "narwhal horn", 12, NULL), 1);
+  assert_int_equal(
+      lc__store_apply_change(f->s, bob, LC_CHAT_EDIT, id, 3, "narwhal fin", 11),
+      1);
+  ts_id(id, 811);
+  int64_t victim = 0;
+  assert_int_equal(
+      lc__store_add_incoming(f->s, bob, id, 2, 2, "narwhal gone", 12, &victim),
+      1);
+  assert_int_equal(lc__store_delete_message(f->s, victim), 1);
+  assert_int_equal(lc__store_search(f->s, NULL, "narwhal", 20, &v, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(v[0].text, "narwhal fin");
+  lc__store_msgs_free(v, n);
+  assert_int_equal(lc__store_search(f->s, NULL, "horn", 20, &v, &n), 0);
+  assert_int_equal(n, 0);
+  lc__store_msgs_free(v, n);
+  /* unread counts do not wait for the index: 6 received, 1 deleted */
+  assert_int_equal(lc__store_unread_total(f->s), 6);
+}
+
 /* ---- schema versions ----------------------------------------------------- */
 
 static void ts_make_db(const char *path, const char *sql) {
@@ -640,6 +685,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_edit_retract, ts_setup, ts_teardown),
       cmocka_unit_test_setup_teardown(test_versions, ts_setup, ts_teardown),
       cmocka_unit_test(test_export_escaping),
+      cmocka_unit_test_setup_teardown(test_index_lag, ts_setup, ts_teardown),
       cmocka_unit_test_setup_teardown(test_batch_consistency, ts_setup,
                                       ts_teardown),
   };
