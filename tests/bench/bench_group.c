@@ -11,6 +11,8 @@
  *
  *   lanchat-bench-group [--sizes 10,50] [--messages 30]
  *
+ * Output: key=value lines on stdout, group.mN.* for N members (one run);
+ * exit status 0 when every size was measured.
  * BENCH_VERBOSE=1 prints each message's time and the nodes' datagram
  * counters (sent, send errors, refused) on stderr. */
 #include <arpa/inet.h>
@@ -31,7 +33,7 @@
 
 typedef struct {
   lc_node *node;
-  char dir[64];
+  char dir[256];
   uint8_t key[LC_KEY_BYTES];
   int got;      /* messages received for the round in progress */
   int in_group; /* on_group seen with us a member */
@@ -130,7 +132,7 @@ static double pct(uint64_t *v, int n, double p) {
 }
 
 static void rm_dir(const char *dir) {
-  char cmd[128];
+  char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0)
     fprintf(stderr, "could not remove %s\n", dir);
@@ -142,8 +144,7 @@ static int bench_size(int n, int messages) {
   uint16_t dport = free_port();
   for (int i = 0; i < n; i++) {
     bn *b = &nodes[i];
-    snprintf(b->dir, sizeof b->dir, "/tmp/lc-bench-group-XXXXXX");
-    if (!mkdtemp(b->dir))
+    if (bench_mkdtemp(b->dir, sizeof b->dir, "group") < 0)
       return -1;
     char nick[16];
     snprintf(nick, sizeof nick, "m%02d", i);
@@ -220,9 +221,14 @@ static int bench_size(int n, int messages) {
   }
   if (rc == 0) {
     double f50 = pct(fan, messages, 0.5), f99 = pct(fan, messages, 0.99);
-    double d50 = pct(direct, messages, 0.5);
-    printf("| %d | %.1f | %.2f | %.2f | %.2f | %.1f |\n", n, create_ms, f50,
-           f99, d50, f50 / (d50 > 0 ? d50 : 1));
+    double d50 = pct(direct, messages, 0.5), d99 = pct(direct, messages, 0.99);
+    printf("group.m%d.create_ms=%.2f\n", n, create_ms);
+    printf("group.m%d.fanout_p50_ms=%.3f\ngroup.m%d.fanout_p99_ms=%.3f\n", n,
+           f50, n, f99);
+    printf("group.m%d.direct_p50_ms=%.3f\ngroup.m%d.direct_p99_ms=%.3f\n", n,
+           d50, n, d99);
+    printf("group.m%d.messages_n=%d\n", n, messages);
+    fflush(stdout);
   }
   free(fan);
   free(direct);
@@ -270,9 +276,6 @@ int main(int argc, char **argv) {
   if (messages < 1)
     messages = 1;
   uv_loop_init(&loop);
-  printf("| members | group created everywhere (ms) | fan-out p50 (ms) | "
-         "fan-out p99 (ms) | direct message p50 (ms) | fan-out / direct |\n");
-  printf("|---|---|---|---|---|---|\n");
   int rc = 0;
   for (char *tok = strtok(sizes, ","); tok; tok = strtok(NULL, ",")) {
     int n = atoi(tok);

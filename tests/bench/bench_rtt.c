@@ -45,7 +45,7 @@ static lc_node *a, *b;
 static uint8_t ka[LC_KEY_BYTES], kb[LC_KEY_BYTES];
 static int a_peers, b_peers, stopped;
 static uint64_t delivered, received;
-static char dir_a[64], dir_b[64];
+static char dir_a[256], dir_b[256];
 
 static void on_peer(lc_node *n, lc_peer_event ev, const lc_peer_info *p,
                     int detail, void *u) {
@@ -108,8 +108,7 @@ static int run_until(int (*pred)(void), double timeout_s) {
 }
 
 static lc_node *make(char *dir, const char *nick, uint16_t dport) {
-  snprintf(dir, 64, "/tmp/lc-bench-rtt-XXXXXX");
-  if (!mkdtemp(dir))
+  if (bench_mkdtemp(dir, 256, "rtt") < 0)
     return NULL;
   lc_node_options o;
   lc_node_options_init(&o);
@@ -187,8 +186,8 @@ static double pct(uint64_t *v, size_t n, double p) {
  * DELIVERED states, the receiver's insert, in batches of BATCH.  us per
  * message. */
 static double cost_store(size_t n, const char *text) {
-  char dir[64] = "/tmp/lc-bench-cost-XXXXXX", pa[96], pb[96];
-  if (!mkdtemp(dir))
+  char dir[256], pa[300], pb[300];
+  if (bench_mkdtemp(dir, sizeof dir, "cost") < 0)
     return -1;
   snprintf(pa, sizeof pa, "%s/a.db", dir);
   snprintf(pb, sizeof pb, "%s/b.db", dir);
@@ -230,7 +229,7 @@ static double cost_store(size_t n, const char *text) {
   double us = (double)(now_ns() - t0) / 1e3 / (double)n;
   lc__store_close(sa);
   lc__store_close(sb);
-  char cmd[128];
+  char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0)
     fprintf(stderr, "could not remove %s\n", dir);
@@ -533,7 +532,7 @@ int main(int argc, char **argv) {
   lc_node_free(b);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
-  char cmd[200];
+  char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir_a, dir_b);
   if (!getenv("BENCH_KEEP") && system(cmd) != 0)
     fprintf(stderr, "could not remove the data folders\n");

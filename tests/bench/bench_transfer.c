@@ -24,8 +24,10 @@
  *
  * Never start it with a real interface's address in the root namespace:
  * it announces on --bcast.  Output: key=value lines on stdout
- * (send.* and chat.* from the sender, recv.* from the receiver); exit
- * status 0 when the transfer completed. */
+ * (send.* and chat.* from the sender, recv.* from the receiver; also
+ * recv.path=PATH, the received file, which is not a number), which
+ * tools/bench turns into transfer.CASE.* figures; exit status 0 when the
+ * transfer completed. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -491,10 +493,9 @@ int main(int argc, char **argv) {
   const char *v = getenv("BENCH_VERBOSE");
   verbose = v ? atoi(v) : 0;
 
-  char tmpdir[64] = "";
+  char tmpdir[256] = "";
   if (!dir) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/lc-bench-xfer-XXXXXX");
-    if (!mkdtemp(tmpdir)) {
+    if (bench_mkdtemp(tmpdir, sizeof tmpdir, "xfer") < 0) {
       perror("mkdtemp");
       return 1;
     }
@@ -561,7 +562,7 @@ int main(int argc, char **argv) {
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   if (tmpdir[0]) {
-    char cmd[128];
+    char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
       fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -1,12 +1,20 @@
 /* bench_util.h: what the benchmark programs share: a monotonic clock in
- * nanoseconds and a free UDP port on 127.0.0.1 (for the discovery port of
- * a run).  Header only; each benchmark is one program. */
+ * nanoseconds, a free UDP port on 127.0.0.1 (for the discovery port of
+ * a run), a temporary folder under $TMPDIR (tools/bench points it at its
+ * own work folder, which it removes even after a signal) and the result
+ * lines.  Header only; each benchmark is one program.
+ *
+ * Results: each program prints one line `key=value` on stdout per figure
+ * (key in [a-z0-9_.], its unit at its end: _ms, _us, _kib, _msg_s...; the
+ * value a number); tools/bench runs it several times and aggregates.
+ * Anything for people goes to stderr. */
 #ifndef LC_BENCH_UTIL_H
 #define LC_BENCH_UTIL_H
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -29,6 +37,18 @@ static inline uint16_t free_port(void) {
   getsockname(fd, (struct sockaddr *)&a, &len);
   close(fd);
   return ntohs(a.sin_port);
+}
+
+/* Makes a new folder $TMPDIR/lc-bench-TAG-XXXXXX (/tmp without TMPDIR)
+ * and writes its path into buf; 0, or -1 when it cannot. */
+static inline int bench_mkdtemp(char *buf, size_t size, const char *tag) {
+  const char *tmp = getenv("TMPDIR");
+  if (!tmp || !*tmp)
+    tmp = "/tmp";
+  int n = snprintf(buf, size, "%s/lc-bench-%s-XXXXXX", tmp, tag);
+  if (n < 0 || (size_t)n >= size)
+    return -1;
+  return mkdtemp(buf) ? 0 : -1;
 }
 
 #endif
