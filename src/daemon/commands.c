@@ -741,27 +741,42 @@ static int arg_bool(ctx *c, const char *name, int *out) {
   return 1;
 }
 
+static int hex_digit(char ch) {
+  if (ch >= '0' && ch <= '9')
+    return ch - '0';
+  if (ch >= 'a' && ch <= 'f')
+    return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F')
+    return ch - 'A' + 10;
+  return -1;
+}
+
+/* Exactly 2 * LC_MSGID_BYTES hex digits into id: 0, or -1. */
+static int msgid_from_hex(uint8_t id[LC_MSGID_BYTES], const char *s) {
+  if (strlen(s) != 2 * LC_MSGID_BYTES)
+    return -1;
+  for (size_t i = 0; i < LC_MSGID_BYTES; i++) {
+    int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+    if (hi < 0 || lo < 0)
+      return -1;
+    id[i] = (uint8_t)(hi << 4 | lo);
+  }
+  return 0;
+}
+
 static int arg_msgid(ctx *c, const char *name, int required,
                      uint8_t id[LC_MSGID_BYTES]) {
   const char *s = NULL;
   int r = arg_str(c, name, required, &s);
   if (r <= 0)
     return r;
-  if (strlen(s) != 2 * LC_MSGID_BYTES)
-    goto bad;
-  for (size_t i = 0; i < LC_MSGID_BYTES; i++) {
-    unsigned v;
-    if (sscanf(s + 2 * i, "%2x", &v) != 1 ||
-        !strchr("0123456789abcdefABCDEF", s[2 * i]) ||
-        !strchr("0123456789abcdefABCDEF", s[2 * i + 1]))
-      goto bad;
-    id[i] = (uint8_t)v;
+  if (msgid_from_hex(id, s) != 0) {
+    fail(c, "bad_argument",
+         "argument '%s' must be a message id (%d hex digits)", name,
+         2 * LC_MSGID_BYTES);
+    return -1;
   }
   return 1;
-bad:
-  fail(c, "bad_argument", "argument '%s' must be a message id (%d hex digits)",
-       name, 2 * LC_MSGID_BYTES);
-  return -1;
 }
 
 /* A transfer's id: its offer's message id, 32 hex digits. */
@@ -769,17 +784,11 @@ static int arg_xfer(ctx *c, const char *name, uint8_t id[LC_MSGID_BYTES]) {
   const char *s = NULL;
   if (arg_str(c, name, 1, &s) < 0)
     return -1;
-  size_t len = strlen(s);
-  if (len != 2 * LC_MSGID_BYTES || strspn(s, "0123456789abcdefABCDEF") != len) {
+  if (msgid_from_hex(id, s) != 0) {
     fail(c, "bad_argument",
          "argument '%s' must be a transfer id (%d hex digits), not '%.40s'",
          name, 2 * LC_MSGID_BYTES, s);
     return -1;
-  }
-  for (size_t i = 0; i < LC_MSGID_BYTES; i++) {
-    unsigned v;
-    sscanf(s + 2 * i, "%2x", &v);
-    id[i] = (uint8_t)v;
   }
   return 1;
 }
@@ -2026,6 +2035,8 @@ static lcj *cmd_stats(ctx *c) {
   lcj_set_int(node, "transfer_hash_fails", (int64_t)st.transfer_hash_fails);
   lcj_set_int(node, "bytes_sent_files", (int64_t)st.bytes_sent_files);
   lcj_set_int(node, "bytes_received_files", (int64_t)st.bytes_received_files);
+  lcj_set_int(node, "store_failures", (int64_t)st.store_failures);
+  lcj_set_int(node, "handshakes_limited", (int64_t)st.handshakes_limited);
   lcj *ctl = lcj_obj();
   size_t clients, subs;
   lcd_server_clients(d, &clients, &subs);

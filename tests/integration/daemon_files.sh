@@ -328,8 +328,10 @@ for i, (req, code, words) in enumerate(cases):
 after = ask({"id": 99, "cmd": "stats"})["result"]
 assert after["control"]["bad_requests"] == before + len(cases), (before, after)
 for k in ("transfers_refused", "transfer_bad_data", "transfer_hash_fails",
-          "bytes_sent_files", "bytes_received_files"):
+          "bytes_sent_files", "bytes_received_files", "store_failures",
+          "handshakes_limited"):
     assert k in after["node"], k
+assert after["node"]["store_failures"] == 0, after["node"]
 assert after["node"]["bytes_sent_files"] > 300000, after["node"]
 r = ask({"id": 100, "cmd": "transfer", "transfer": done_id.upper()})
 assert r["ok"] and r["result"]["transfer"]["state"] == "done", r
