@@ -1991,7 +1991,7 @@ static int tp_sent_reserve(tp_peer *p) {
 }
 
 static void tp_add_ack(lc__tp *tp, tp_peer *p, lc__payload_writer *w,
-                       uint64_t now) {
+                       uint64_t now, size_t max) {
   const lc__rangeset *rs = &p->recv_pns;
   if (rs->n == 0)
     return;
@@ -2014,7 +2014,7 @@ static void tp_add_ack(lc__tp *tp, tp_peer *p, lc__payload_writer *w,
     nr++;
   }
   f.u.ack.nranges = nr;
-  while (f.u.ack.nranges > 0 && lc__frame_size(&f) > LC_ACK_RESERVE - 24)
+  while (f.u.ack.nranges > 0 && lc__frame_size(&f) > max)
     f.u.ack.nranges--;
   if (lc__payload_add(w, &f) == 0) {
     p->ack_dirty = 0;
@@ -2184,8 +2184,15 @@ static int tp_build(lc__tp *tp, tp_peer *p, uint64_t now, lc__addr *to,
   tp_sent rec;
   memset(&rec, 0, sizeof rec);
   int elicit = 0;
-  if (p->any_recv && p->ack_dirty)
-    tp_add_ack(tp, p, &w, now);
+  /* An ACK when something ack-eliciting waits for one: packets that were
+   * not (the peer's own ACKs) are not worth a frame of their own (the
+   * peer keeps no record of them), and under loss their ranges grew the
+   * frame until a bulk chunk no longer fitted beside it, so that every
+   * chunk went with an ACK-only packet before it.  Beside data, the frame
+   * keeps to the room chunks leave for it, with the newest ranges. */
+  if (p->any_recv && p->ack_dirty && (p->ack_needed || p->close_pending))
+    tp_add_ack(tp, p, &w, now,
+               want ? LC_BULK_ACK_RESERVE - 16 : LC_ACK_RESERVE - 24);
   lc__frame f;
   if (p->close_pending) {
     memset(&f, 0, sizeof f);
