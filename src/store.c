@@ -529,6 +529,17 @@ static int store_tx_end(lc__store *s, int rc) {
   return store_commit_now(s) < 0 ? LC_ESTORE : rc;
 }
 
+/* The same, in a transaction of its own (or the caller's batch). */
+static int store_fts_sync(lc__store *s) {
+  int rc = store_tx_begin(s);
+  if (rc == 0)
+    rc = store_fts_catch_up(s);
+  rc = store_tx_end(s, rc);
+  if (rc == 0 && !s->in_batch)
+    s->fts_pending = 0;
+  return rc;
+}
+
 static char *store_text(sqlite3_stmt *st, int col, size_t *len);
 static void store_blob(sqlite3_stmt *st, int col, uint8_t *out, size_t n);
 
@@ -1663,15 +1674,8 @@ int lc__store_search(lc__store *s, const uint8_t *peer, const char *query,
   *count = 0;
   if (!query || !*query)
     return LC_EINVAL;
-  if (s->fts_pending || s->unindexed) { /* the index catches up first */
-    int rc = store_tx_begin(s);
-    if (rc == 0)
-      rc = store_fts_catch_up(s);
-    if (store_tx_end(s, rc) < 0)
-      return LC_ESTORE;
-    if (!s->in_batch)
-      s->fts_pending = 0;
-  }
+  if ((s->fts_pending || s->unindexed) && store_fts_sync(s) < 0)
+    return LC_ESTORE; /* the index catches up first */
   sqlite3_stmt *st = store_q(s, peer ? Q_SEARCH_CONV : Q_SEARCH_ALL);
   sqlite3_bind_text(st, 1, query, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, store_limit(n));
@@ -1686,13 +1690,8 @@ int lc__store_search(lc__store *s, const uint8_t *peer, const char *query,
 
 int lc__store_check(lc__store *s) {
   /* the index is compared with the messages: what waits for it first */
-  int rc = store_tx_begin(s);
-  if (rc == 0)
-    rc = store_fts_catch_up(s);
-  if (store_tx_end(s, rc) < 0)
+  if (store_fts_sync(s) < 0)
     return LC_ESTORE;
-  if (!s->in_batch)
-    s->fts_pending = 0;
   /* this SQL is fixed text: nothing from outside goes into it */
   sqlite3_stmt *st;
   int ok = 0;
