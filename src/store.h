@@ -358,9 +358,10 @@ int lc__store_checkpoint(const char *path);
 int lc__store_checkpoint_now(lc__store *s);
 
 /* Runs several calls as one transaction (one commit, for batches).
- * Batches nest: the outermost commit commits.  Inside a batch each call is
- * a savepoint, so one that fails leaves nothing of itself; a commit that
- * fails rolls the whole batch back (LC_ESTORE). */
+ * Batches nest: the outermost commit commits.  Inside a batch a call that
+ * fails on what it is given (a message id taken) leaves nothing of itself;
+ * one that fails on the disk leaves the batch to fail; a commit that fails
+ * rolls the whole batch back (LC_ESTORE). */
 int lc__store_begin(lc__store *s);
 int lc__store_commit(lc__store *s);
 int lc__store_in_batch(const lc__store *s);
