@@ -33,7 +33,7 @@
 
 typedef struct {
   uint8_t id[LC_MSGID_BYTES];
-  uint8_t used;
+  uint8_t used; /* 0 free, 1 a text or change, 2 an offer of files */
 } node_inflight;
 #define NODE_MAX_TEXT LC_TEXT_MAX
 
@@ -410,16 +410,17 @@ static int node_inflight_find(const lc_node *n, const uint8_t *id) {
   return -1;
 }
 
-static void node_inflight_put(node_inflight *t, size_t cap, const uint8_t *id) {
+static void node_inflight_put(node_inflight *t, size_t cap, const uint8_t *id,
+                              uint8_t used) {
   size_t i = node_inflight_hash(id) & (cap - 1);
   while (t[i].used)
     i = (i + 1) & (cap - 1);
   memcpy(t[i].id, id, LC_MSGID_BYTES);
-  t[i].used = 1;
+  t[i].used = used;
 }
 
-static int node_inflight_add(lc_node *n, const uint8_t *peer,
-                             const uint8_t *id) {
+static int node_inflight_add(lc_node *n, const uint8_t *peer, const uint8_t *id,
+                             int offer) {
   (void)peer;
   if (node_inflight_find(n, id) >= 0)
     return 0;
@@ -430,12 +431,12 @@ static int node_inflight_add(lc_node *n, const uint8_t *peer,
       return LC_ENOMEM;
     for (size_t i = 0; i < n->inflight_cap; i++)
       if (n->inflight[i].used)
-        node_inflight_put(t, cap, n->inflight[i].id);
+        node_inflight_put(t, cap, n->inflight[i].id, n->inflight[i].used);
     free(n->inflight);
     n->inflight = t;
     n->inflight_cap = cap;
   }
-  node_inflight_put(n->inflight, n->inflight_cap, id);
+  node_inflight_put(n->inflight, n->inflight_cap, id, offer ? 2 : 1);
   n->ninflight++;
   return 0;
 }
@@ -726,6 +727,8 @@ static void node_flush_peer(lc_node *n, const uint8_t *peer) {
     return;
   }
   uint64_t now = node_now();
+  int64_t first = *mark;
+  int any_sent = 0;
   for (size_t i = 0; i < count; i++) {
     if (node_inflight_find(n, m[i].msg_id) >= 0) {
       *mark = m[i].id;
@@ -762,11 +765,16 @@ static void node_flush_peer(lc_node *n, const uint8_t *peer) {
       node_retry_later(n, peer, now + NODE_RETRY_US);
       break;
     }
-    node_inflight_add(n, peer, m[i].msg_id);
+    node_inflight_add(n, peer, m[i].msg_id, m[i].kind == LC_CHAT_FILE);
     *mark = m[i].id;
-    if (lc__store_set_state(n->store, m[i].msg_id, LC_MSG_SENT) == 1)
+    if (m[i].state == LC_MSG_QUEUED) {
       node_delivery(n, peer, m[i].msg_id, LC_MSG_SENT, 0);
+      any_sent = 1;
+    }
   }
+  /* their states in one statement (the range holds only what went) */
+  if (any_sent)
+    lc__store_mark_sent(n->store, peer, first, *mark);
   int all_out = count == 0 || *mark == m[count - 1].id;
   lc__store_msgs_free(m, count);
   if (all_out)
@@ -873,7 +881,7 @@ static void node_flush_actions(lc_node *n, const uint8_t *peer, uint64_t now) {
       node_retry_later(n, peer, now + NODE_RETRY_US);
       break;
     }
-    node_inflight_add(n, peer, a[i].action_id);
+    node_inflight_add(n, peer, a[i].action_id, 0);
   }
   lc__store_actions_free(a, count);
 }
@@ -1089,10 +1097,13 @@ static void node_tp_acked(void *user, const uint8_t peer[LC_PK_BYTES],
     node_flush_receipts(n, peer, node_now());
     return;
   }
+  int found = node_inflight_find(n, msg_id);
+  int offer = found >= 0 && n->inflight[found].used == 2;
   node_inflight_del(n, msg_id);
   if (lc__store_set_state(n->store, msg_id, LC_MSG_DELIVERED) == 1) {
     node_delivery(n, peer, msg_id, LC_MSG_DELIVERED, 0);
-    lc__xfer_offer_delivered(n->xfer, peer, msg_id);         /* if an offer */
+    if (offer)
+      lc__xfer_offer_delivered(n->xfer, peer, msg_id);
   } else if (lc__store_action_done(n->store, msg_id) == 0 && /* an edit */
              lc__store_relay_done(n->store, msg_id) == 1)    /* a box */
     n->st.relays_delivered++;

@@ -273,6 +273,7 @@ enum {
   Q_COMMIT,
   Q_ROLLBACK,
   Q_SUM_MARK,
+  Q_MARK_SENT,
   Q_COUNT
 };
 
@@ -285,6 +286,9 @@ static const char *const store_sql[Q_COUNT] = {
     [Q_OUTBOX_DEL] = "DELETE FROM outbox WHERE msg = ?1",
     [Q_STATE_GET] = "SELECT id, state FROM messages WHERE msg_id = ?1",
     [Q_STATE_SET] = "UPDATE messages SET state = ?2 WHERE id = ?1",
+    [Q_MARK_SENT] = "UPDATE messages SET state = 2 WHERE state = 1 AND id IN"
+                    " (SELECT msg FROM outbox WHERE peer = ?1 AND msg > ?2"
+                    " AND msg <= ?3)",
     [Q_OUTBOX_ALL] = "SELECT " MSG_COLS " FROM outbox o"
                      " JOIN messages m ON m.id = o.msg"
                      " JOIN conversations c ON c.id = m.conv ORDER BY o.msg",
@@ -902,6 +906,19 @@ static int store_allowed(int from, int to) {
   if (to == LC_MSG_FAILED)
     return from == LC_MSG_QUEUED || from == LC_MSG_SENT;
   return from != LC_MSG_FAILED ? to > from : to >= LC_MSG_DELIVERED;
+}
+
+int lc__store_mark_sent(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                        int64_t after_id, int64_t upto_id) {
+  int rc = store_tx_begin(s);
+  if (rc < 0)
+    return rc;
+  sqlite3_stmt *st = store_q(s, Q_MARK_SENT);
+  sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, after_id);
+  sqlite3_bind_int64(st, 3, upto_id);
+  rc = store_done(st);
+  return store_tx_end(s, rc);
 }
 
 int lc__store_set_state(lc__store *s, const uint8_t msg_id[LC_MSGID_BYTES],

@@ -75,6 +75,11 @@ int lc__store_add_incoming(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
  * from QUEUED or SENT; QUEUED again from FAILED).  Reaching DELIVERED
  * takes it out of the outbox.  Returns 1 if it changed, 0 if not (already
  * there or further, or unknown), LC_ESTORE. */
+/* Every QUEUED message in the peer's outbox with a local id in
+ * (after_id, upto_id] becomes SENT, in one statement (a node hands its
+ * outbox to the transport in runs). */
+int lc__store_mark_sent(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
+                        int64_t after_id, int64_t upto_id);
 int lc__store_set_state(lc__store *s, const uint8_t msg_id[LC_MSGID_BYTES],
                         int state);
 

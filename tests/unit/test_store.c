@@ -552,6 +552,34 @@ static void test_batch_consistency(void **state) {
   lc__store_msgs_free(v, n);
 }
 
+/* A run of the outbox handed over becomes SENT in one statement: only
+ * that peer's, only in the range, only what was QUEUED. */
+static void test_mark_sent(void **state) {
+  ts_fixture *f = *state;
+  uint8_t bob[LC_KEY_BYTES], carol[LC_KEY_BYTES], id[LC_MSGID_BYTES];
+  ts_key(bob, 2);
+  ts_key(carol, 3);
+  int64_t rows[4];
+  for (int i = 0; i < 4; i++) {
+    ts_id(id, 900 + i);
+    assert_int_equal(lc__store_add_outgoing(f->s, i == 1 ? carol : bob, id, 1,
+                                            1, "x", 1, &rows[i]),
+                     0);
+  }
+  ts_id(id, 900); /* already DELIVERED: stays so */
+  assert_int_equal(lc__store_set_state(f->s, id, LC_MSG_DELIVERED), 1);
+  /* bob's 900 (delivered), 902 (in range), 903 (past it); carol's 901 */
+  assert_int_equal(lc__store_mark_sent(f->s, bob, 0, rows[2]), 0);
+  int want[4] = {LC_MSG_DELIVERED, LC_MSG_QUEUED, LC_MSG_SENT, LC_MSG_QUEUED};
+  for (int i = 0; i < 4; i++) {
+    lc__stored_msg m;
+    ts_id(id, 900 + i);
+    assert_int_equal(lc__store_get(f->s, id, &m), 1);
+    assert_int_equal(m.state, want[i]);
+    lc__store_msg_clear(&m);
+  }
+}
+
 /* The full-text index takes messages in batches, not at every commit:
  * what waits for it is still found by a search, an edit before it is
  * indexed is found by its new words only, and a message deleted before
@@ -686,6 +714,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_versions, ts_setup, ts_teardown),
       cmocka_unit_test(test_export_escaping),
       cmocka_unit_test_setup_teardown(test_index_lag, ts_setup, ts_teardown),
+      cmocka_unit_test_setup_teardown(test_mark_sent, ts_setup, ts_teardown),
       cmocka_unit_test_setup_teardown(test_batch_consistency, ts_setup,
                                       ts_teardown),
   };
