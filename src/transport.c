@@ -955,7 +955,9 @@ static void tp_cc_on_congestion(lc__tp *tp, tp_peer *p, uint64_t sent_time) {
    * period holds the window's growth.  A loss with a grown RTT (a queue)
    * halves the window, as does any loss otherwise. */
   if (tp->cfg.loss_tolerant && p->has_rtt &&
-      p->latest_rtt <= p->min_rtt + tp_max(p->min_rtt / 4, LC_GRANULARITY_US))
+      p->latest_rtt <=
+          p->min_rtt +
+              tp_max(p->min_rtt / 4, LC_GRANULARITY_US + tp->cfg.pace_tick_us))
     return;
   p->in_recovery_any = 1;
   p->recovery_start = tp->now;
