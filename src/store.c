@@ -430,8 +430,9 @@ static const char *const store_sql[Q_COUNT] = {
 struct lc__store {
   sqlite3 *db;
   sqlite3_stmt *q[Q_COUNT];
-  int in_batch;  /* lc__store_begin calls not yet committed (nested) */
-  int unindexed; /* messages added in this transaction: summed at commit */
+  int in_batch;   /* lc__store_begin calls not yet committed (nested) */
+  int batch_lost; /* SQLite rolled the batch back itself (a full disk) */
+  int unindexed;  /* messages added in this transaction: summed at commit */
   int64_t conv_created; /* store_conv: the conversation it created last */
   int fts_pending;      /* messages committed but not in the full-text index */
   /* lc__store_external_checkpoints: the log's size that calls due() */
@@ -510,12 +511,20 @@ static int store_commit_now(lc__store *s) {
 static int store_tx_begin(lc__store *s) {
   /* in a batch, a call that fails must leave nothing half done of itself
    * (no savepoint per call: it halved the rate of stored messages) */
-  return s->in_batch ? 0 : store_exec(s, Q_BEGIN);
+  if (s->in_batch)
+    return s->batch_lost ? LC_ESTORE : 0;
+  return store_exec(s, Q_BEGIN);
 }
 
 static int store_tx_end(lc__store *s, int rc) {
-  if (s->in_batch)
+  if (s->in_batch) {
+    /* SQLite rolls a transaction back itself on some errors (a full disk,
+     * I/O): then nothing more of the batch may be written, or it would
+     * be committed call by call */
+    if (rc < 0 && sqlite3_get_autocommit(s->db))
+      s->batch_lost = 1;
     return rc;
+  }
   if (rc < 0) {
     store_exec(s, Q_ROLLBACK);
     s->unindexed = 0;
@@ -1053,7 +1062,13 @@ int lc__store_commit(lc__store *s) {
   if (!s->in_batch)
     return LC_ESTATE;
   if (--s->in_batch > 0)
-    return 0; /* the outermost batch commits */
+    return 0;          /* the outermost batch commits */
+  if (s->batch_lost) { /* already rolled back */
+    s->batch_lost = 0;
+    s->unindexed = 0;
+    store_forget_convs(s);
+    return LC_ESTORE;
+  }
   return store_commit_now(s);
 }
 
