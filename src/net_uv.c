@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,11 @@
 #define NET_BATCH 16 /* datagrams per recvmmsg */
 #define NET_CHUNK (64 * 1024)
 #define NET_BIND_TRIES 16
+/* UDP GSO: datagrams of one flush to one address, of one size (the last
+ * may be shorter), leave in one sendmsg of up to this many bytes and
+ * segments (the kernel's limits are 64 KiB and 64). */
+#define NET_GSO_BYTES 65000
+#define NET_GSO_SEGS 64
 
 typedef struct {
   uv_udp_t udp;
@@ -33,6 +39,12 @@ struct lc__net_uv {
   lc__net_uv_stats st;
   uint8_t *rbuf; /* NET_BATCH chunks, reused: we consume synchronously */
   uint8_t sbuf[LC_DATAGRAM_MAX];
+  /* the GSO batch being gathered: gso_n datagrams of gso_seg bytes (the
+   * last may be shorter) to gso_to; gso_off: 1 once the kernel refused */
+  uint8_t gso_buf[NET_GSO_BYTES];
+  size_t gso_len, gso_seg;
+  int gso_n, gso_off;
+  lc__addr gso_to;
   int blocked; /* a uv_udp_send is in progress after EAGAIN */
   int in_flush;
   int closing, pending_closes;
@@ -139,6 +151,83 @@ static int net_send(lc__net_uv *net, const lc__addr *to, const uint8_t *buf,
   return 1;
 }
 
+/* Sends the GSO batch: one sendmsg with UDP_SEGMENT, or (one datagram,
+ * the socket full, the kernel without GSO) one datagram at a time.
+ * Returns net_send's 1 if the socket is full. */
+static int net_gso_flush(lc__net_uv *net) {
+  int n = net->gso_n;
+  net->gso_n = 0;
+  size_t len = net->gso_len;
+  net->gso_len = 0;
+  if (n == 0 || net->closing) /* the engine closed us while we gathered */
+    return 0;
+  net_sock *s = net_sock_for(net, &net->gso_to);
+  uv_os_fd_t fd;
+  if (n > 1 && !net->gso_off && s &&
+      uv_fileno((uv_handle_t *)&s->udp, &fd) == 0) {
+    struct iovec iov = {net->gso_buf, len};
+    union {
+      char buf[CMSG_SPACE(sizeof(uint16_t))];
+      struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_name = &net->gso_to.ss;
+    mh.msg_namelen = net->gso_to.len;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof ctl.buf;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t seg = (uint16_t)net->gso_seg;
+    memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+    ssize_t rc;
+    do
+      rc = sendmsg(fd, &mh, MSG_DONTWAIT);
+    while (rc < 0 && errno == EINTR);
+    if (rc >= 0) {
+      net->st.datagrams_out += (uint64_t)n;
+      net->st.gso_sends++;
+      return 0;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)
+      net->gso_off = 1; /* no GSO here: one datagram at a time from now */
+  }
+  /* one at a time (what does not fit the socket waits in libuv's queue) */
+  int blocked = 0;
+  for (size_t off = 0; off < len; off += net->gso_seg) {
+    size_t k = len - off < net->gso_seg ? len - off : net->gso_seg;
+    blocked |= net_send(net, &net->gso_to, net->gso_buf + off, k);
+  }
+  return blocked;
+}
+
+/* Adds a datagram to the GSO batch, sending the batch first when this one
+ * cannot join it.  Returns 1 if the socket is full. */
+static int net_gso_add(lc__net_uv *net, const lc__addr *to, const uint8_t *buf,
+                       size_t n) {
+  int blocked = 0;
+  if (net->gso_n > 0 &&
+      (!lc__addr_equal(to, &net->gso_to) || n > net->gso_seg ||
+       net->gso_len % net->gso_seg != 0 || net->gso_n >= NET_GSO_SEGS ||
+       net->gso_len + n > NET_GSO_BYTES))
+    blocked = net_gso_flush(net);
+  if (blocked)
+    return net_send(net, to, buf, n) | 1; /* queued behind the rest */
+  if (net->gso_n == 0) {
+    net->gso_to = *to;
+    net->gso_seg = n;
+  }
+  memcpy(net->gso_buf + net->gso_len, buf, n);
+  net->gso_len += n;
+  net->gso_n++;
+  return 0;
+}
+
 static void net_timer_cb(uv_timer_t *t) {
   lc__net_uv_flush(t->data);
 }
@@ -155,9 +244,12 @@ void lc__net_uv_flush(lc__net_uv *net) {
                              sizeof net->sbuf);
     if (n <= 0)
       break;
-    if (net_send(net, &to, net->sbuf, (size_t)n))
+    if (net->gso_off ? net_send(net, &to, net->sbuf, (size_t)n)
+                     : net_gso_add(net, &to, net->sbuf, (size_t)n))
       break;
   }
+  if (net_gso_flush(net))
+    net->blocked = 1;
   net->in_flush = 0;
   if (net->blocked || net->closing)
     return; /* net_send_cb flushes again */
@@ -547,6 +639,7 @@ void lc__net_uv_close(lc__net_uv *net, lc__net_uv_close_cb *cb, void *arg) {
     return;
   net->close_cb = cb;
   net->close_arg = arg;
+  net_gso_flush(net); /* what was gathered (goodbyes, CLOSE) goes first */
   net_close_all(net);
 }
 

@@ -65,6 +65,7 @@ typedef struct {
   uint64_t recv_errors, send_errors, send_blocked, no_socket;
   int rcvbuf, sndbuf; /* what the kernel granted */
   int recvmmsg;       /* 1 if libuv batches receives */
+  uint64_t gso_sends; /* sendmsg calls that carried several datagrams */
 } lc__net_uv_stats;
 
 /* Creates the sockets, binds them and starts receiving.  tp is borrowed
