@@ -163,7 +163,8 @@ static size_t identity_format(const lc__identity *id, char buf[IDFILE_MAX]) {
 static void identity_put_hex(char *buf, size_t *at, const char *name,
                              const uint8_t *bin, size_t len) {
   size_t n = strlen(name);
-  memcpy(buf + *at, name, n);
+  /* a name then a space: no terminator wanted */
+  memcpy(buf + *at, name, n); /* NOLINT(bugprone-not-null-terminated-result) */
   *at += n;
   buf[(*at)++] = ' ';
   sodium_bin2hex(buf + *at, IDFILE_MAX - *at, bin, len);

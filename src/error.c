@@ -31,7 +31,7 @@ const char *lc_err_name(int err) {
   case 0:
     return "OK";
 #define LC__SYS(e)                                                             \
-  case -e:                                                                     \
+  case -(e):                                                                   \
     return #e;
     LC__SYS(EPERM)
     LC__SYS(ENOENT)

@@ -101,6 +101,7 @@ static lc__group *group_add(lc__grp *e, const uint8_t *id) {
     return g;
   if (e->ngroups >= LC_GROUPS_MAX)
     return NULL;
+  /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
   lc__group **v = realloc(e->groups, (e->ngroups + 1) * sizeof *v);
   if (!v)
     return NULL;

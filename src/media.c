@@ -332,6 +332,7 @@ static int media_ogg(const media_file *f, uint64_t *duration_ms) {
   media_crc_init(&crc);
   media_ogg_stream s = {0};
   int rc = media_ogg_first(f, &crc, buf, &s);
+  /* cppcheck-suppress duplicateAssignExpression ; both start at the end */
   uint64_t end = f->size, seen = f->size, granule = 0;
   int crcs = 0, found = 0;
   for (int w = 0; rc == 0 && !found && w < MEDIA_OGG_WINDOWS; w++) {

@@ -490,7 +490,8 @@ static int wire_read_integer(wire_in *in, int *neg, uint64_t *u, int64_t *s) {
   }
   if (t >= 0xe0) {
     *neg = 1;
-    *s = (int8_t)t;
+    /* a negative fixint: the byte is the value's two's complement */
+    *s = (int8_t)t; /* NOLINT(bugprone-signed-char-misuse,cert-str34-c) */
     return 0;
   }
   size_t w;
@@ -525,7 +526,7 @@ static int wire_read_integer(wire_in *in, int *neg, uint64_t *u, int64_t *s) {
   int64_t sv;
   switch (w) {
   case 1:
-    sv = (int8_t)v;
+    sv = (int8_t)v; /* NOLINT(bugprone-signed-char-misuse,cert-str34-c) */
     break;
   case 2:
     sv = (int16_t)v;

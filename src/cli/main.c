@@ -983,6 +983,7 @@ static uint64_t juint(const lcj *o, const char *key) {
 static void view_set(xfer_view *v, const lcj *t) {
   char sid[17];
   const char *s;
+  /* cppcheck-suppress ctuuninitvar ; snprintf writes v->id, reads nothing */
   snprintf(v->id, sizeof v->id, "%s", lcj_get_str(t, "id"));
   s = lcj_get_str(t, "peer_nick");
   snprintf(v->nick, sizeof v->nick, "%s",

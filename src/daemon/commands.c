@@ -1002,6 +1002,7 @@ static lcj *cmd_peers(ctx *c) {
     return NULL;
   /* online peers first, the rest from the most recently seen */
   lcd_directory *dir = &c->d->dir;
+  /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
   lcd_peer **v = malloc((dir->n ? dir->n : 1) * sizeof *v);
   if (!v)
     return fail(c, "out_of_memory", "peers: out of memory");
@@ -1013,7 +1014,7 @@ static lcj *cmd_peers(ctx *c) {
       continue;
     v[k++] = &dir->v[i];
   }
-  qsort(v, k, sizeof *v, by_last_seen);
+  qsort(v, k, sizeof *v, by_last_seen); /* NOLINT(bugprone-sizeof-expression) */
   lcj *arr = lcj_arr();
   for (size_t i = 0; i < k; i++)
     lcj_push(arr, peer_json(&v[i]->info, v[i]->online));
