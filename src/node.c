@@ -395,7 +395,7 @@ static void node_peer_info(const lc__disc_peer *p, lc_peer_info *out) {
  * (ids end in random bytes: their last 8 make the hash). */
 static size_t node_inflight_hash(const uint8_t *id) {
   uint64_t h;
-  memcpy(&h, id + LC_MSGID_BYTES - 8, 8);
+  memcpy(&h, id + (LC_MSGID_BYTES - 8), 8);
   return (size_t)(h ^ h >> 29);
 }
 

@@ -1553,8 +1553,7 @@ int lc__store_receipts(lc__store *s, const uint8_t peer[LC_KEY_BYTES],
   sqlite3_bind_blob(st, 1, peer, LC_KEY_BYTES, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, store_limit(max));
   size_t n = 0;
-  int rc;
-  while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+  while (n < max && sqlite3_step(st) == SQLITE_ROW)
     store_blob(st, 0, ids[n++], LC_MSGID_BYTES);
   sqlite3_reset(st);
   return (int)n;

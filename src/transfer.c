@@ -180,7 +180,7 @@ static char *xf_join(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
   char *d = malloc(la + lb + 2);
   if (d) {
-    memcpy(d, a, la);
+    memcpy(d, a, la); // NOLINT(bugprone-not-null-terminated-result): below
     d[la] = '/';
     memcpy(d + la + 1, b, lb + 1);
   }
@@ -303,12 +303,13 @@ static int xf_list_safe(const lc__xfer_row *r) {
       return 0;
   /* duplicates and file/folder clashes: sorted, a path equal to the next
    * or a prefix of it up to a '/' */
+  /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
   const lc__xfer_file **v = malloc(r->nfiles * sizeof *v + 1);
   if (!v)
     return 0;
   for (size_t i = 0; i < r->nfiles; i++)
     v[i] = &r->files[i];
-  qsort(v, r->nfiles, sizeof *v, xf_cmp_path);
+  qsort(v, r->nfiles, sizeof *v, xf_cmp_path); // NOLINT: pointers
   int ok = 1;
   for (size_t i = 1; ok && i < r->nfiles; i++) {
     const lc__xfer_file *a = v[i - 1];
@@ -980,6 +981,8 @@ static int xf_publish(lc__xfer *x, xf *t, size_t g, int *placed) {
   if (frc < 0)
     return frc;
   size_t end = xf_group_end(t, g);
+  if (end <= g)
+    return LC_EINVAL; /* g is always a group's first file */
   char **paths = calloc(end - g, sizeof *paths);
   if (!paths)
     return LC_ENOMEM;
