@@ -248,8 +248,7 @@ void lc__net_uv_flush(lc__net_uv *net) {
                      : net_gso_add(net, &to, net->sbuf, (size_t)n))
       break;
   }
-  if (net_gso_flush(net))
-    net->blocked = 1;
+  net_gso_flush(net); /* a datagram that did not fit set blocked */
   net->in_flush = 0;
   if (net->blocked || net->closing)
     return; /* net_send_cb flushes again */

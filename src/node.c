@@ -258,7 +258,7 @@ static void node_batch(lc_node *n) {
   n->batch_mark = n->ev_tail;
 }
 
-static int node_committed(lc_node *n, int rc);
+static int node_committed(lc_node *n, int rc, int received);
 
 /* Returns 1 if the transport has acknowledgements to send now. */
 static int node_commit(lc_node *n) {
@@ -267,19 +267,22 @@ static int node_commit(lc_node *n) {
     n->batch = 0;
     rc = lc__store_commit(n->store);
   }
-  return node_committed(n, rc);
+  return node_committed(n, rc, 1);
 }
 
 /* The store committed (rc 0) or rolled back (rc < 0) what was written
  * since the last commit; nothing yet while the application's batch
- * (lc_batch_begin) is open around it. */
-static int node_committed(lc_node *n, int rc) {
+ * (lc_batch_begin) is open around it.  received: the node's own batch,
+ * whose events since batch_mark are for what it received. */
+static int node_committed(lc_node *n, int rc, int received) {
   if (rc == 0 && lc__store_in_batch(n->store))
     return 0;
   int acks = n->tp ? lc__tp_commit(n->tp, rc == 0, node_now()) : 0;
   if (rc == 0)
     return acks;
   n->st.store_failures++;
+  if (!received)
+    return 0;
   /* the messages of the batch are offered again: not reported twice */
   node_event **pp = n->batch_mark ? &n->batch_mark->next : &n->ev_head;
   n->ev_tail = n->batch_mark;
@@ -441,10 +444,12 @@ static int node_inflight_add(lc_node *n, const uint8_t *peer, const uint8_t *id,
   return 0;
 }
 
-static void node_inflight_del(lc_node *n, const uint8_t *id) {
+/* Returns what the entry held (0: there was none). */
+static int node_inflight_del(lc_node *n, const uint8_t *id) {
   int found = node_inflight_find(n, id);
   if (found < 0)
-    return;
+    return 0;
+  int used = n->inflight[found].used;
   size_t mask = n->inflight_cap - 1, i = (size_t)found, j = i;
   /* shift back the entries of the probe run that follows the hole */
   for (;;) {
@@ -460,6 +465,7 @@ static void node_inflight_del(lc_node *n, const uint8_t *id) {
   }
   n->inflight[i].used = 0;
   n->ninflight--;
+  return used;
 }
 
 static void node_delivery(lc_node *n, const uint8_t *peer, const uint8_t *id,
@@ -1097,9 +1103,7 @@ static void node_tp_acked(void *user, const uint8_t peer[LC_PK_BYTES],
     node_flush_receipts(n, peer, node_now());
     return;
   }
-  int found = node_inflight_find(n, msg_id);
-  int offer = found >= 0 && n->inflight[found].used == 2;
-  node_inflight_del(n, msg_id);
+  int offer = node_inflight_del(n, msg_id) == 2;
   if (lc__store_set_state(n->store, msg_id, LC_MSG_DELIVERED) == 1) {
     node_delivery(n, peer, msg_id, LC_MSG_DELIVERED, 0);
     if (offer)
@@ -2671,11 +2675,9 @@ int lc_batch_end(lc_node *n) {
   if (!lc__store_in_batch(n->store) || n->batch)
     return LC_ESTATE;
   int rc = lc__store_commit(n->store);
-  node_committed(n, rc);
-  if (rc < 0) {
-    n->st.store_failures++;
+  node_committed(n, rc, 0);
+  if (rc < 0)
     return LC_ESTORE;
-  }
   if (n->net && n->state == NODE_RUNNING && !lc__store_in_batch(n->store))
     lc__net_uv_kick(n->net);
   return 0;
