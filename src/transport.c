@@ -1400,6 +1400,8 @@ static void tp_deliver_ready(lc__tp *tp, tp_peer *p) {
 }
 
 static int tp_commit_peer(lc__tp *tp, tp_peer *p, int keep) {
+  if (p->committed == p->next_deliver)
+    return 0; /* nothing held for this peer */
   uint64_t w = tp->cfg.msg_window;
   for (uint64_t seq = p->committed; p->in && seq < p->next_deliver; seq++) {
     tp_in_msg *m = p->in[seq % w];
@@ -1419,8 +1421,6 @@ static int tp_commit_peer(lc__tp *tp, tp_peer *p, int keep) {
     p->redeliver_at = tp->now + LC_REDELIVER_US;
     return 0;
   }
-  if (p->committed == p->next_deliver)
-    return 0;
   p->committed = p->next_deliver;
   tp_grant_msgs(tp, p);
   /* the sender learns it from DELIVERED, which rides with an ACK: at once,
