@@ -1840,6 +1840,12 @@ static int tp_on_data(lc__tp *tp, const lc__addr *from, const lc__data *d) {
   }
   if (d->ciphertext_len > sizeof tp->pt + LC_TAG_BYTES)
     return LC_ETOOBIG;
+  /* The address moves only with the newest packet: a copy of an older
+   * datagram that never reached us, resent from elsewhere, opens fine but
+   * must not divert the session (a later packet already came from the
+   * peer's real address). */
+  int newest =
+      !p->ks[slot].kp.recv_any || d->packet_number > p->ks[slot].kp.recv_max;
   int n = lc__open(&p->ks[slot].kp, d->packet_number, d->ciphertext,
                    d->ciphertext_len, tp->pt);
   if (n < 0) {
@@ -1851,8 +1857,12 @@ static int tp_on_data(lc__tp *tp, const lc__addr *from, const lc__data *d) {
   }
   if (!p->ks[slot].confirmed)
     tp_confirm(tp, p, slot);
-  if (!lc__addr_equal(&p->addr, from))
-    p->addr = *from; /* authenticated: the peer moved */
+  if (newest && !lc__addr_equal(&p->addr, from)) {
+    p->addr = *from; /* authenticated and newest: the peer moved */
+    tp->stats.addr_changes++;
+  } else if (!newest && !lc__addr_equal(&p->addr, from)) {
+    tp->stats.addr_stale++;
+  }
   p->last_recv_time = tp->now;
   return tp_process_payload(tp, p, d->packet_number, tp->pt, (size_t)n);
 }

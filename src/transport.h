@@ -236,6 +236,10 @@ typedef struct {
   uint64_t drop_limit; /* session / reassembly / credit limits */
   uint64_t drop_stale_handshake;
   uint64_t drop_hs_rate; /* HELLOs over the handshake rate limits */
+  uint64_t addr_changes; /* sessions that followed their peer to a new
+                            address (newest authenticated packet) */
+  uint64_t addr_stale;   /* authentic older packets from another address:
+                            taken, but the session's address kept */
 } lc__tp_stats;
 
 void lc__tp_stats_get(const lc__tp *tp, lc__tp_stats *st);

@@ -1851,6 +1851,130 @@ static void test_replay_tamper(void **state) {
   test_sim_done();
 }
 
+/* Datagrams that claim another peer's identity, from a third host x that
+ * sees the LAN (a hub): a's DATA datagram that x caught and that never
+ * reached b, resent by x later from x's address; DATA with a's session
+ * index sealed under no key x has; a HELLO with a's identity key and x's
+ * secret.  b counts each, delivers nothing twice, keeps a's session, and
+ * never sends a thing to x. */
+typedef struct {
+  int a, b, x;
+  int catch_at, seen;
+  uint8_t caught[LC_DATAGRAM_MAX];
+  size_t caught_len;
+  uint64_t b_to_x;
+} spoof_ctx;
+
+static int spoof_filter(void *ctx, sim *s, int from, int to, uint8_t *buf,
+                        size_t len) {
+  (void)s;
+  spoof_ctx *c = ctx;
+  if (from == c->b && to == c->x)
+    c->b_to_x++;
+  if (from != c->a || to != c->b)
+    return 0;
+  lc__datagram dg;
+  if (lc__wire_decode(&dg, buf, len) != 0 || dg.type != LC_DG_DATA)
+    return 0;
+  if (++c->seen == c->catch_at) { /* x has it; b never will */
+    memcpy(c->caught, buf, len);
+    c->caught_len = len;
+    return 1;
+  }
+  return 0;
+}
+
+static void test_spoofed_identity(void **state) {
+  (void)state;
+  sim *s = test_sim(sim_seed(1600, 0));
+  spoof_ctx *c = calloc(1, sizeof *c);
+  assert_non_null(c);
+  c->a = sim_add_node(s, NULL);
+  c->b = sim_add_node(s, NULL);
+  c->x = sim_add_node(s, NULL);
+  c->catch_at = 4;
+  sim_link_params lp = {.delay_us = 300};
+  sim_link_set_both(s, c->a, c->b, &lp);
+  sim_link_set_both(s, c->x, c->b, &lp);
+  sim_set_filter(s, spoof_filter, c);
+  for (int i = 0; i < 20; i++) {
+    assert_int_equal(sim_send_msg(s, c->a, c->b, 200), 0);
+    assert_int_equal(sim_run_until(s, sim_now(s) + MS), 0);
+  }
+  SIM_CHECK(s, sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + SEC) == 0,
+            "not delivered");
+  assert_true(c->caught_len > 0);
+  sim_node *na = sim_node_get(s, c->a), *nb = sim_node_get(s, c->b);
+  size_t nmsgs = nb->nmsgs;
+  lc__tp_stats st0, st;
+  lc__tp_stats_get(nb->tp, &st0);
+
+  /* 1. the caught datagram, from x: authentic but older than what b has
+   * since had from a, so it is taken (its texts already came again, and
+   * are not delivered twice) and the session stays at a's address */
+  sim_inject(s, c->x, c->b, c->caught, c->caught_len, sim_now(s) + MS);
+  /* 2. DATA for a's session index, sealed under no key of that session */
+  lc__datagram dg;
+  assert_int_equal(lc__wire_decode(&dg, c->caught, c->caught_len), 0);
+  uint8_t junk[300];
+  sim_rng_fill(sim_rng_of(s), junk, sizeof junk);
+  dg.u.data.packet_number += 1000;
+  dg.u.data.ciphertext = junk;
+  dg.u.data.ciphertext_len = sizeof junk;
+  uint8_t forged[LC_DATAGRAM_MAX];
+  int flen = lc__wire_encode(&dg, forged, sizeof forged);
+  assert_true(flen > 0);
+  sim_inject(s, c->x, c->b, forged, (size_t)flen, sim_now(s) + 2 * MS);
+  /* 3. a HELLO that names a's identity key, made with x's secret */
+  lc__identity liar = sim_node_get(s, c->x)->id;
+  memcpy(liar.pk, na->id.pk, sizeof liar.pk);
+  memcpy(liar.x_pk, na->id.x_pk, sizeof liar.x_pk);
+  lc__hs hs;
+  uint8_t eph[32];
+  sim_rng_fill(sim_rng_of(s), eph, sizeof eph);
+  lc__datagram hello;
+  memset(&hello, 0, sizeof hello);
+  hello.type = LC_DG_HELLO;
+  assert_int_equal(lc__hs_initiate(&hs, &liar, nb->id.pk, 77, UINT64_C(1) << 62,
+                                   5, eph, &hello.u.hello),
+                   0);
+  lc__hs_wipe(&hs);
+  uint8_t hbuf[256];
+  int hlen = lc__wire_encode(&hello, hbuf, sizeof hbuf);
+  assert_true(hlen > 0);
+  sim_inject(s, c->x, c->b, hbuf, (size_t)hlen, sim_now(s) + 3 * MS);
+  assert_int_equal(sim_run_until(s, sim_now(s) + 10 * MS), 0);
+
+  /* a and b go on talking, both ways */
+  for (int i = 0; i < 10; i++) {
+    assert_int_equal(sim_send_msg(s, c->a, c->b, 100), 0);
+    assert_int_equal(sim_send_msg(s, c->b, c->a, 100), 0);
+    assert_int_equal(sim_run_until(s, sim_now(s) + MS), 0);
+  }
+  SIM_CHECK(s, sim_run_while(s, sim_pred_pending, NULL, sim_now(s) + SEC) == 0,
+            "not delivered after the spoofing");
+  lc__tp_stats_get(nb->tp, &st);
+  SIM_CHECK(s, st.addr_stale == st0.addr_stale + 1,
+            "the older copy from x: addr_stale %" PRIu64 " -> %" PRIu64,
+            st0.addr_stale, st.addr_stale);
+  SIM_CHECK(s, st.addr_changes == st0.addr_changes,
+            "b's session moved (%" PRIu64 " moves)",
+            st.addr_changes - st0.addr_changes);
+  SIM_CHECK(s, st.drop_auth == st0.drop_auth + 2,
+            "forged DATA and HELLO: drop_auth %" PRIu64 " -> %" PRIu64,
+            st0.drop_auth, st.drop_auth);
+  SIM_CHECK(s, c->b_to_x == 0, "b sent %" PRIu64 " datagrams to x", c->b_to_x);
+  SIM_CHECK(s, nb->nmsgs == nmsgs + 10, "b has %zu texts, expected %zu",
+            nb->nmsgs, nmsgs + 10);
+  SIM_CHECK(s, nb->ups == 1 && nb->downs == 0 && na->downs == 0,
+            "the spoofing disturbed the session");
+  SIM_CHECK(s, sim_check_delivery(s, c->a, c->b, 1) == 0, "a -> b");
+  SIM_CHECK(s, sim_check_delivery(s, c->b, c->a, 1) == 0, "b -> a");
+  check_clean(s);
+  free(c);
+  test_sim_done();
+}
+
 /* ---- 10. determinism
  * ------------------------------------------------------------- */
 
@@ -1894,6 +2018,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_acked_means_delivered, teardown),
       cmocka_unit_test_teardown(test_replay_tamper, teardown),
       cmocka_unit_test_teardown(test_hello_flood, teardown),
+      cmocka_unit_test_teardown(test_spoofed_identity, teardown),
       cmocka_unit_test_teardown(test_determinism, teardown),
   };
   /* LC_SIM_TEST=<glob> runs only the scenarios it matches (with
