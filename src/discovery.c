@@ -586,6 +586,8 @@ static void disc_copy_str(char *dst, const char *src, size_t len) {
   dst[len] = 0;
 }
 
+static int disc_recently_probed(lc__disc *d, const lc__addr *a);
+
 static int disc_recv_announce(lc__disc *d, const lc__addr *from,
                               const lc__disc_datagram *dg, const uint8_t *buf) {
   const lc__announce *a = &dg->u.announce;
@@ -600,14 +602,17 @@ static int disc_recv_announce(lc__disc *d, const lc__addr *from,
   if (e && a->timestamp_us <= e->last_ts) {
     if (a->timestamp_us == e->last_ts &&
         memcmp(dg->sig, e->last_sig, LC_SIG_BYTES) == 0) {
-      /* the same announcement by another path: only the address counts */
+      /* the same announcement by another path (two interfaces), or a copy
+       * that someone else sends from their own address: it proves nothing
+       * about that address, so a better one is probed, and only the
+       * peer's fresh REPLY from there moves it (step 5) */
       d->st.duplicates++;
       if (e->present && !lc__addr_equal(&addr, &e->pub.addr) &&
           disc_addr_rank(d, &addr) > disc_addr_rank(d, &e->pub.addr)) {
-        e->pub.addr = addr;
-        e->pub.remote = !lc__disc_addr_is_local(d, &addr);
-        e->addr_heard = d->now;
-        disc_event(d, LC__DISC_CHANGED, e, LC__DISC_CH_ADDR);
+        d->st.copies_elsewhere++;
+        if (d->running && !d->stopped && !disc_recently_probed(d, &addr) &&
+            disc_take_token(d))
+          disc_enqueue(d, &addr, DISC_OUT_PROBE, NULL);
       }
       return 0;
     }

@@ -125,6 +125,8 @@ typedef struct {
   uint64_t announces_in, announces_out, peers_in, peers_out;
   uint64_t replies_out, probes_out;
   uint64_t own, duplicates, stale; /* dropped quietly */
+  uint64_t copies_elsewhere;       /* of the duplicates: from a better address
+                                      than the peer's, probed, not believed */
   uint64_t bad;                    /* malformed, bad signature */
   uint64_t replay;                 /* older than a tombstone */
   uint64_t refused_full, replies_limited, queue_full;

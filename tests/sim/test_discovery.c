@@ -451,6 +451,132 @@ static void test_tampered_signature(void **state) {
   vd_free(&v);
 }
 
+/* Signs and encodes a discovery datagram as `who`. */
+static size_t vd_signed(const lc__identity *who, lc__disc_datagram *dg,
+                        uint8_t *buf, size_t cap) {
+  int n = lc__disc_encode_body(dg, buf, cap);
+  assert_true(n > 0);
+  uint8_t sig[LC_SIG_BYTES];
+  lc__sign(who, buf, (size_t)n, sig);
+  n = lc__disc_encode_sig(buf, cap, (size_t)n, sig);
+  assert_true(n > 0);
+  return (size_t)n;
+}
+
+/* Spoofed discovery from a host x in node 0's own subnet, against node 1,
+ * a peer in another subnet (so x's address ranks better than node 1's):
+ * node 1's announcement copied from x's address; an announcement with
+ * node 1's key signed by x; peer lists signed by x in node 1's name, by x
+ * in its own, and a real list of node 1's replayed.  Each is refused or
+ * probed, counted, and node 1 stays where it is with what it said. */
+static void test_spoofed_announcements(void **state) {
+  (void)state;
+  vd_net v;
+  vd_init(&v, vd_seed());
+  vd_add(&v, 1, 2 * SEC);
+  vd_add(&v, 2, 2 * SEC);
+  assert_int_equal(lc__disc_add_static(v.n[0].d, &v.n[1].addr, v.now), 0);
+  vd_run(&v, v.now + 3 * 2 * SEC);
+  VD_CHECK(&v, vd_all_see_all(&v));
+  lc__disc *d = v.n[0].d;
+  const lc__disc_peer *p1 = lc__disc_peer_find(d, v.n[1].id.pk);
+  VD_CHECK(&v, p1 && p1->remote && lc__addr_equal(&p1->addr, &v.n[1].addr));
+  lc__addr xa;
+  vd_ip(&xa, 1, 50, UPORT); /* nobody answers there */
+  lc__identity x;
+  uint8_t seed[32] = {0x5a};
+  assert_int_equal(lc__identity_generate(&x, seed), 0);
+  int changed = v.n[0].changed[1];
+  lc__disc_stats st0, st;
+  lc__disc_stats_get(d, &st0);
+
+  /* 1. node 1's announcement, once node 0 has it, sent again by x */
+  vd_run(&v, lc__disc_next_wakeup(v.n[1].d));
+  vd_pkt cap;
+  cap.len = 0;
+  for (size_t i = 0; i < v.qn && !cap.len; i++) {
+    lc__disc_datagram q;
+    lc__peer_entry qe[LC_PEERS_MAX];
+    if (v.q[i].from == 1 &&
+        lc__disc_decode(&q, v.q[i].buf, v.q[i].len, qe) == 0 &&
+        q.type == LC_DG_ANNOUNCE)
+      cap = v.q[i];
+  }
+  assert_true(cap.len > 0);
+  vd_run(&v, v.now + 10 * MS);
+  lc__disc_stats_get(d, &st0);
+  assert_int_equal(lc__disc_recv(d, &xa, cap.buf, cap.len, v.now), 0);
+  lc__disc_stats_get(d, &st);
+  VD_CHECK(&v, st.copies_elsewhere == st0.copies_elsewhere + 1);
+  vd_collect(&v);
+  lc__disc_stats_get(d, &st);
+  VD_CHECK(&v, st.probes_out == st0.probes_out + 1); /* x's address asked */
+  p1 = lc__disc_peer_find(d, v.n[1].id.pk);
+  VD_CHECK(&v, p1 && lc__addr_equal(&p1->addr, &v.n[1].addr));
+
+  /* 2. a newer announcement in node 1's name, signed by x */
+  uint64_t bad0 = st.bad;
+  lc__disc_datagram dg;
+  memset(&dg, 0, sizeof dg);
+  dg.type = LC_DG_ANNOUNCE;
+  memcpy(dg.u.announce.key, v.n[1].id.pk, 32);
+  dg.u.announce.timestamp_us = UINT64_C(1) << 62;
+  dg.u.announce.port = UPORT;
+  dg.u.announce.interval_ms = 2000;
+  dg.u.announce.presence = 1;
+  dg.u.announce.nick = "n0";
+  dg.u.announce.nick_len = 2;
+  dg.u.announce.status = "";
+  uint8_t buf[1500];
+  size_t n = vd_signed(&x, &dg, buf, sizeof buf);
+  assert_int_equal(lc__disc_recv(d, &xa, buf, n, v.now), LC_EAUTH);
+
+  /* 3. peer lists: in node 1's name signed by x; in x's own name (x is
+   * nobody node 0 knows); a real one of node 1's, then replayed by x */
+  lc__peer_entry pe;
+  memset(&pe, 0, sizeof pe);
+  memcpy(pe.key, x.pk, 32);
+  pe.ip[0] = 10;
+  pe.ip[2] = 1;
+  pe.ip[3] = 51;
+  pe.ip_len = 4;
+  pe.port = UPORT;
+  memset(&dg, 0, sizeof dg);
+  dg.type = LC_DG_PEERS;
+  memcpy(dg.u.peers.key, v.n[1].id.pk, 32);
+  dg.u.peers.timestamp_us = UINT64_C(1) << 62;
+  dg.u.peers.nentries = 1;
+  dg.u.peers.entries = &pe;
+  n = vd_signed(&x, &dg, buf, sizeof buf);
+  assert_int_equal(lc__disc_recv(d, &xa, buf, n, v.now), LC_EAUTH);
+  memcpy(dg.u.peers.key, x.pk, 32);
+  n = vd_signed(&x, &dg, buf, sizeof buf);
+  assert_int_equal(lc__disc_recv(d, &xa, buf, n, v.now), LC_ENOPEER);
+  memcpy(dg.u.peers.key, v.n[1].id.pk, 32);
+  dg.u.peers.timestamp_us = 1900000000ull * SEC;
+  n = vd_signed(&v.n[1].id, &dg, buf, sizeof buf);
+  lc__disc_stats_get(d, &st0);
+  assert_int_equal(lc__disc_recv(d, &v.n[1].addr, buf, n, v.now), 0);
+  assert_int_equal(lc__disc_recv(d, &xa, buf, n, v.now), 0);
+  vd_collect(&v);
+  lc__disc_stats_get(d, &st);
+  VD_CHECK(&v, st.duplicates == st0.duplicates + 1);
+  VD_CHECK(&v, st.probes_out == st0.probes_out + 1); /* the listed one, once */
+
+  /* none of it moved node 1, renamed it, or made x (listed and probed,
+   * silent) present, over three more rounds */
+  vd_run(&v, v.now + 3 * 2 * SEC);
+  lc__disc_stats_get(d, &st);
+  VD_CHECK(&v, st.bad == bad0 + 2); /* the two forgeries */
+  p1 = lc__disc_peer_find(d, v.n[1].id.pk);
+  VD_CHECK(&v, p1 && lc__addr_equal(&p1->addr, &v.n[1].addr));
+  VD_CHECK(&v, p1 && strcmp(p1->nick, "n1") == 0);
+  VD_CHECK(&v, v.n[0].changed[1] == changed);
+  VD_CHECK(&v, lc__disc_peer_find(d, x.pk) == NULL);
+  VD_CHECK(&v, lc__disc_peer_count(d) == 1);
+  vd_free(&v);
+}
+
 static void test_two_subnets_static(void **state) {
   (void)state;
   for (uint64_t s = vd_seed(); s < vd_seed() + 3; s++) {
@@ -591,6 +717,7 @@ int main(void) {
       cmocka_unit_test(test_restart_within_expiry),
       cmocka_unit_test(test_replay_forgery_own),
       cmocka_unit_test(test_tampered_signature),
+      cmocka_unit_test(test_spoofed_announcements),
       cmocka_unit_test(test_two_subnets_static),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_loss),
