@@ -25,6 +25,11 @@ typedef struct {
   uint64_t linger_ms;
   int peers_now, messages, said, delivered, presence_set, presence_seen;
   int failed_deliveries;
+  /* --repeat N --every-ms MS: "TEXT 1" .. "TEXT N" to the peers present at
+   * the first, whether they are still present or not */
+  int repeat, rounds, nkeys;
+  uint64_t every_ms, next_at;
+  uint8_t keys[8][LC_KEY_BYTES];
   int done, timed_out, stopping, stopped;
   uint64_t done_at;
 } peer_app;
@@ -195,9 +200,7 @@ static void peer_stop(peer_app *a) {
 static int peer_met(peer_app *a) {
   if (a->peers_now < a->expect_peers)
     return 0;
-  if (a->say && a->delivered < a->said)
-    return 0;
-  if (a->say && !a->said)
+  if (a->say && (a->rounds < a->repeat || a->delivered < a->said))
     return 0;
   if (a->messages < a->expect_messages)
     return 0;
@@ -210,25 +213,41 @@ static int peer_met(peer_app *a) {
   return 1;
 }
 
+/* One round of --say: the text (numbered when repeated) to each peer. */
+static void peer_say_round(peer_app *a) {
+  char text[160];
+  if (a->repeat > 1)
+    snprintf(text, sizeof text, "%s %d", a->say, a->rounds + 1);
+  else
+    snprintf(text, sizeof text, "%s", a->say);
+  for (int i = 0; i < a->nkeys; i++) {
+    int rc = lc_send_text(a->node, a->keys[i], text, strlen(text), NULL);
+    if (rc < 0)
+      peer_out("send failed: %s", lc_strerror(rc));
+    else
+      a->said++;
+  }
+  a->rounds++;
+  a->next_at = uv_now(&a->loop) + a->every_ms;
+}
+
 static void peer_tick(uv_timer_t *t) {
   peer_app *a = t->data;
   if (a->stopping)
     return;
+  if (a->say && a->rounds > 0 && a->rounds < a->repeat &&
+      uv_now(&a->loop) >= a->next_at)
+    peer_say_round(a);
   if (a->peers_now >= a->expect_peers) {
-    if (a->say && !a->said) {
+    if (a->say && a->rounds == 0) {
       lc_peer_info *v;
       size_t c;
       if (lc_node_peers(a->node, &v, &c) == 0) {
-        for (size_t i = 0; i < c; i++) {
-          int rc =
-              lc_send_text(a->node, v[i].key, a->say, strlen(a->say), NULL);
-          if (rc < 0)
-            peer_out("send to %s failed: %s", v[i].nickname, lc_strerror(rc));
-          else
-            a->said++;
-        }
+        for (size_t i = 0; i < c && a->nkeys < 8; i++)
+          memcpy(a->keys[a->nkeys++], v[i].key, LC_KEY_BYTES);
         lc_peers_free(v);
       }
+      peer_say_round(a);
     }
     if (a->presence && !a->presence_set) {
       a->presence_set = 1;
@@ -281,7 +300,8 @@ static void peer_usage(void) {
           "usage: lanchat-peer --dir DIR [--nick NAME] [--discovery-port P]\n"
           "  [--port P] [--bind-v4 ADDR] [--bind-v6 ADDR] [--interfaces PATS]\n"
           "  [--broadcast LIST] [--static LIST] [--interval-ms MS]\n"
-          "  [--expect-peers N] [--say TEXT] [--expect-messages K]\n"
+          "  [--expect-peers N] [--say TEXT [--repeat N --every-ms MS]]\n"
+          "  [--expect-messages K]\n"
           "  [--presence online|away|busy] [--status TEXT]\n"
           "  [--expect-presence NICK=STATE] [--linger-ms MS] "
           "[--timeout-ms MS]\n"
@@ -290,6 +310,7 @@ static void peer_usage(void) {
 
 int main(int argc, char **argv) {
   static peer_app a;
+  a.repeat = 1;
   lc_node_options o;
   lc_node_options_init(&o);
   uint64_t timeout_ms = 20000;
@@ -305,6 +326,8 @@ int main(int argc, char **argv) {
                                        {"interval-ms", 1, 0, 'I'},
                                        {"expect-peers", 1, 0, 'e'},
                                        {"say", 1, 0, 'S'},
+                                       {"repeat", 1, 0, 'R'},
+                                       {"every-ms", 1, 0, 'M'},
                                        {"expect-messages", 1, 0, 'm'},
                                        {"presence", 1, 0, 'P'},
                                        {"status", 1, 0, 't'},
@@ -353,6 +376,16 @@ int main(int argc, char **argv) {
       break;
     case 'S':
       a.say = optarg;
+      break;
+    case 'R':
+      a.repeat = atoi(optarg);
+      if (a.repeat < 1) {
+        peer_usage();
+        return 2;
+      }
+      break;
+    case 'M':
+      a.every_ms = (uint64_t)atoll(optarg);
       break;
     case 'm':
       a.expect_messages = atoi(optarg);
