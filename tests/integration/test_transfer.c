@@ -146,6 +146,17 @@ static void tx_run_until(tx_net *net, int (*pred)(tx_net *), const char *what) {
     fail_msg("timed out waiting for: %s", what);
 }
 
+/* Runs the loop for ms of real time. */
+static void tx_run_for(tx_net *net, uint64_t ms) {
+  net->timed_out = 0;
+  uv_timer_start(&net->guard, tx_guard_cb, ms, 0);
+  while (!net->timed_out)
+    uv_run(&net->loop, UV_RUN_ONCE);
+}
+
+/* bob's auto_accept_bytes for the next tx_init */
+static uint64_t g_bob_auto_bytes;
+
 /* Creates and starts node i; keep: its data folder again (a restart). */
 static void tx_start(tx_net *net, int i, int keep) {
   tx_node *t = &net->n[i];
@@ -173,6 +184,8 @@ static void tx_start(tx_net *net, int i, int keep) {
   o.on_message = tx_on_message;
   o.on_transfer = tx_on_transfer;
   o.user_data = net;
+  if (i == 1)
+    o.auto_accept_bytes = g_bob_auto_bytes;
   assert_int_equal(lc_node_new(&t->node, &net->loop, &o), 0);
   lc_node_key(t->node, t->key);
   assert_int_equal(lc_node_start(t->node), 0);
@@ -567,6 +580,93 @@ static void test_corrupt_partial_detected(void **state) {
   tx_resume(1);
 }
 
+static int tx_friends(tx_net *net) {
+  lc_contact_info c;
+  return lc_contact_get(net->n[0].node, net->n[1].key, &c) == 1 &&
+         c.state == LC_CONTACT_FRIEND &&
+         lc_contact_get(net->n[1].node, net->n[0].key, &c) == 1 &&
+         c.state == LC_CONTACT_FRIEND;
+}
+
+static int tx_bob_asked(tx_net *net) {
+  lc_contact_info c;
+  return lc_contact_get(net->n[1].node, net->n[0].key, &c) == 1 &&
+         c.state == LC_CONTACT_ASKING;
+}
+
+/* Offers one file of size bytes (a voice message when voice) from alice
+ * and waits until bob has it; returns bob's state for it a second later. */
+static int tx_offer_state(tx_net *net, const char *name, size_t size,
+                          int voice) {
+  char path[256];
+  tx_path(path, sizeof path, net->n[0].dir, name);
+  tx_write_file(path, size, (unsigned)size);
+  const char *paths[] = {path};
+  net->n[1].offers = 0;
+  if (voice)
+    assert_int_equal(
+        lc_send_voice(net->n[0].node, net->n[1].key, path, 1500, g_id), 0);
+  else
+    assert_int_equal(
+        lc_send_files(net->n[0].node, net->n[1].key, paths, 1, g_id), 0);
+  tx_run_until(net, tx_bob_offered, "bob has the offer");
+  tx_run_for(net, 1000);
+  return tx_state(&net->n[1], g_id);
+}
+
+/* The limits the user set: bob accepts without asking only offers from a
+ * friend up to auto_accept_bytes in all, and voice messages up to
+ * LC_VOICE_AUTO_MAX from anyone; every other offer waits for him, and
+ * nothing of it is written. */
+static void test_accept_limits(void **state) {
+  (void)state;
+  tx_net net;
+  g_bob_auto_bytes = 100000;
+  tx_init(&net);
+  g_bob_auto_bytes = 0;
+  tx_node *a = &net.n[0], *b = &net.n[1];
+  char dl[128], q[256];
+  tx_path(dl, sizeof dl, b->dir, "downloads");
+
+  /* not friends: a small file waits; a small voice message does not */
+  assert_int_equal(tx_offer_state(&net, "small.bin", 50000, 0),
+                   LC_TRANSFER_OFFERED);
+  tx_path(q, sizeof q, dl, "small.bin");
+  assert_int_equal(access(q, F_OK), -1);
+  assert_int_not_equal(tx_offer_state(&net, "hi.ogg", 30000, 1),
+                       LC_TRANSFER_OFFERED);
+  tx_wait_state(&net, LC_TRANSFER_DONE, "the voice message");
+
+  /* friends: under the limit it comes at once, over it waits */
+  assert_int_equal(lc_contact_request(a->node, b->key, "hi"), 0);
+  tx_run_until(&net, tx_bob_asked, "bob has alice's request");
+  assert_int_equal(lc_contact_accept(b->node, a->key), 0);
+  tx_run_until(&net, tx_friends, "alice and bob are friends");
+  assert_int_not_equal(tx_offer_state(&net, "fits.bin", 100000, 0),
+                       LC_TRANSFER_OFFERED);
+  tx_wait_state(&net, LC_TRANSFER_DONE, "the file under the limit");
+  tx_path(q, sizeof q, dl, "fits.bin");
+  char p[256];
+  tx_path(p, sizeof p, a->dir, "fits.bin");
+  assert_true(tx_same(p, q));
+  assert_int_equal(tx_offer_state(&net, "over.bin", 100001, 0),
+                   LC_TRANSFER_OFFERED);
+  tx_path(q, sizeof q, dl, "over.bin");
+  assert_int_equal(access(q, F_OK), -1);
+  /* a voice message over LC_VOICE_AUTO_MAX waits, even from a friend */
+  assert_int_equal(tx_offer_state(&net, "long.ogg", LC_VOICE_AUTO_MAX + 1, 1),
+                   LC_TRANSFER_OFFERED);
+  tx_path(q, sizeof q, dl, "long.ogg");
+  assert_int_equal(access(q, F_OK), -1);
+  /* what waits is bob's to take */
+  assert_int_equal(lc_transfer_accept(b->node, g_id), 0);
+  tx_wait_state(&net, LC_TRANSFER_DONE, "the long voice message, accepted");
+  tx_path(p, sizeof p, a->dir, "long.ogg");
+  assert_true(tx_same(p, q));
+  assert_int_equal(tx_count_entries(dl, ".lanchat-"), 0);
+  tx_done(&net);
+}
+
 static void test_bad_arguments(void **state) {
   (void)state;
   tx_net net;
@@ -601,6 +701,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_decline),
       cmocka_unit_test(test_resume_receiver_restart),
       cmocka_unit_test(test_corrupt_partial_detected),
+      cmocka_unit_test(test_accept_limits),
       cmocka_unit_test(test_bad_arguments),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
