@@ -2235,12 +2235,16 @@ static int node_bind_addr(const char *s, int family, lc__addr *out) {
   return 0;
 }
 
-/* Says why the identity at path did not load (log callback, node NULL). */
+/* Says why the identity at path did not load, and what to do (log
+ * callback, node NULL).  The key file is never changed or replaced. */
 static void node_identity_error(const lc_node_options *o, const char *path,
                                 int rc) {
   if (!o->on_log)
     return;
-  char msg[4400];
+  char msg[9000], q[4200];
+  const char *qp = lc__store_shq(path, q, sizeof q);
+  struct stat st;
+  int have = stat(path, &st) == 0;
   if (rc == -ENOENT && o->no_create_identity)
     snprintf(msg, sizeof msg, "no identity in %s: create one with lanchat init",
              o->data_dir);
@@ -2249,6 +2253,29 @@ static void node_identity_error(const lc_node_options *o, const char *path,
              "the identity %s is protected by a passphrase: %s", path,
              o->passphrase && *o->passphrase ? "wrong passphrase"
                                              : "no passphrase given");
+  else if (rc == LC_EKEYFILE && have && !S_ISREG(st.st_mode))
+    snprintf(msg, sizeof msg,
+             "the identity %s is not a regular file; put the key file back "
+             "there (from a backup)",
+             path);
+  else if (rc == LC_EKEYFILE && have && (st.st_mode & 077))
+    snprintf(msg, sizeof msg,
+             "the identity %s can be read or changed by other users (mode "
+             "%04o), so it is not used; make it yours only: chmod 600 %s "
+             "(if others could read it, they may have copied the key)",
+             path, (unsigned)(st.st_mode & 07777), qp);
+  else if (rc == LC_EKEYFILE)
+    snprintf(msg, sizeof msg,
+             "the identity %s is damaged or not a lanchat key file; it is "
+             "left as it is. Restore it from a backup. Only if there is "
+             "none: mv %s %s.bad, then lanchat init creates a new identity "
+             "(your friends will see a new key)",
+             path, qp, qp);
+  else if (rc == -EACCES)
+    snprintf(msg, sizeof msg,
+             "cannot read the identity %s: %s; it must belong to this user, "
+             "with mode 600",
+             path, lc_strerror(rc));
   else
     snprintf(msg, sizeof msg, "cannot load the identity %s: %s", path,
              lc_strerror(rc));
@@ -2307,6 +2334,12 @@ int lc_node_new(lc_node **out, struct uv_loop_s *loop,
   }
   if (mkdir(n->o.data_dir, 0700) < 0 && errno != EEXIST) {
     rc = -errno;
+    if (o->on_log) {
+      char msg[4400];
+      snprintf(msg, sizeof msg, "cannot create the data folder %s: %s",
+               n->o.data_dir, strerror(-rc));
+      o->on_log(NULL, 0, msg, o->user_data);
+    }
     goto fail;
   }
   char path[4096];
@@ -2327,7 +2360,7 @@ int lc_node_new(lc_node **out, struct uv_loop_s *loop,
     if (o->on_log) {
       char msg[4400];
       snprintf(msg, sizeof msg, "cannot open the history %s: %s", path,
-               err ? err : "written by a newer lanchat");
+               err ? err : lc_strerror(rc));
       o->on_log(NULL, 0, msg, o->user_data);
     }
     free(err);

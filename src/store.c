@@ -4,6 +4,7 @@
 #include "store.h"
 
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -675,56 +676,209 @@ static int64_t store_conv(lc__store *s, const uint8_t *peer, int create) {
   return id;
 }
 
-/* ---- open, migrate, close ------------------------------------------------ */
+/* ---- open, migrate, close ------------------------------------------------
+ * A file is recognised before anything is written to it.  lanchat's own
+ * histories carry STORE_APP_ID in their header (PRAGMA application_id);
+ * those made before it was set are known by their tables and version.
+ * Anything else (another program's database, a damaged file, a history
+ * from a newer release) is refused and left exactly as it is, with a
+ * message that says what the user can do: a history is never "repaired"
+ * or replaced behind its owner's back. */
 
-static int store_fail(lc__store *s, char **errmsg, const char *what) {
-  if (errmsg) {
-    const char *m = s && s->db ? sqlite3_errmsg(s->db) : "out of memory";
-    size_t n = strlen(what) + strlen(m) + 3;
-    *errmsg = malloc(n);
-    if (*errmsg) {
-      strcpy(*errmsg, what);
-      strcat(*errmsg, ": ");
-      strcat(*errmsg, m);
+#define STORE_APP_ID 0x4c414e43 /* "LANC" */
+
+/* The tables every lanchat history has had since version 1. */
+#define STORE_OUR_TABLES                                                       \
+  "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "       \
+  "('conversations', 'messages', 'outbox', 'meta')"
+#define STORE_OUR_TABLES_N 4
+
+static void store_say(char **errmsg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void store_say(char **errmsg, const char *fmt, ...) {
+  if (!errmsg)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  *errmsg = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (!*errmsg)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(*errmsg, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+}
+
+const char *lc__store_shq(const char *path, char *buf, size_t cap) {
+  if (strspn(path, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                   "0123456789/._-+,:@%=") == strlen(path))
+    return path;
+  size_t k = 0;
+  buf[k++] = '\'';
+  for (const char *p = path; *p && k + 5 < cap; p++) {
+    if (*p == '\'') {
+      memcpy(buf + k, "'\\''", 4);
+      k += 4;
+    } else {
+      buf[k++] = *p;
     }
   }
+  buf[k++] = '\'';
+  buf[k] = '\0';
+  return buf;
+}
+
+/* How to start a new, empty history without losing the file: the same
+ * words and command in every message. */
+#define STORE_ASIDE "move it aside and a new, empty history starts: mv %s %s.%s"
+#define STORE_KEPT "lanchat leaves it as it is. "
+
+/* Says why the file at path cannot be used, from SQLite's last error, and
+ * closes s.  Returns LC_ESTORE (LC_ENOMEM when out of memory). */
+static int store_fail(lc__store *s, char **errmsg, const char *path,
+                      const char *what) {
+  int code = s && s->db ? sqlite3_errcode(s->db) & 0xff : SQLITE_NOMEM;
+  const char *m = s && s->db ? sqlite3_errmsg(s->db) : "out of memory";
+  int sys = s && s->db ? sqlite3_system_errno(s->db) : 0;
+  char q[4200];
+  const char *qp = lc__store_shq(path, q, sizeof q);
+  switch (code) {
+  case SQLITE_NOTADB:
+    store_say(
+        errmsg,
+        "not an SQLite database (damaged, or not a history at all). " STORE_KEPT
+        "Restore it from a backup, or " STORE_ASIDE,
+        qp, qp, "bad");
+    break;
+  case SQLITE_CORRUPT:
+    store_say(errmsg,
+              "the file is damaged (%s). " STORE_KEPT
+              "Restore it from a backup, or " STORE_ASIDE,
+              m, qp, qp, "bad");
+    break;
+  case SQLITE_CANTOPEN:
+  case SQLITE_PERM:
+  case SQLITE_READONLY:
+  case SQLITE_AUTH:
+    store_say(errmsg,
+              "%s: %s%s%s; the file and its folder must be readable and "
+              "writable by this user (chmod u+rw %s)",
+              what, m, sys ? ": " : "", sys ? strerror(sys) : "", qp);
+    break;
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+    store_say(errmsg,
+              "%s: another program holds it locked (%s); stop that program "
+              "and try again",
+              what, m);
+    break;
+  case SQLITE_FULL:
+    store_say(errmsg, "%s: the disk is full; make room and try again", what);
+    break;
+  default:
+    store_say(errmsg, "%s: %s%s%s", what, m, sys ? ": " : "",
+              sys ? strerror(sys) : "");
+  }
   lc__store_close(s);
-  return LC_ESTORE;
+  return code == SQLITE_NOMEM ? LC_ENOMEM : LC_ESTORE;
 }
 
-static int store_user_version(sqlite3 *db) {
+/* One integer from a PRAGMA or a count: SQLITE_OK with *v, or SQLite's
+ * error (also in sqlite3_errcode). */
+static int store_int(sqlite3 *db, const char *sql, int *v) {
   sqlite3_stmt *st;
-  int v = -1;
-  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-    return -1;
-  if (sqlite3_step(st) == SQLITE_ROW)
-    v = sqlite3_column_int(st, 0);
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK)
+    return rc;
+  rc = sqlite3_step(st);
+  *v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+    rc = SQLITE_OK;
   sqlite3_finalize(st);
-  return v;
+  return rc;
 }
 
-static int store_migrate(lc__store *s, char **errmsg) {
-  int v = store_user_version(s->db);
-  if (v < 0)
-    return store_fail(s, errmsg, "cannot read the schema version");
-  if (v > LC_STORE_SCHEMA) {
-    if (errmsg)
-      *errmsg = NULL;
+/* Reads what the file is, writing nothing: 0 with its schema version in
+ * *version (0 for a new, empty file) and whether it has our application_id
+ * in *marked, or an error (s closed). */
+static int store_identify(lc__store *s, const char *path, int *version,
+                          int *marked, char **errmsg) {
+  int v, app, objects, ours;
+  if (store_int(s->db, "PRAGMA user_version", &v) != SQLITE_OK ||
+      store_int(s->db, "PRAGMA application_id", &app) != SQLITE_OK ||
+      store_int(s->db, "SELECT count(*) FROM sqlite_master", &objects) !=
+          SQLITE_OK ||
+      store_int(s->db, STORE_OUR_TABLES, &ours) != SQLITE_OK)
+    return store_fail(s, errmsg, path, "cannot read it");
+  int empty = app == 0 && v == 0 && objects == 0;
+  int lanchat = (app == STORE_APP_ID && v >= 0) ||
+                (app == 0 && v >= 1 && ours == STORE_OUR_TABLES_N);
+  char q[4200];
+  const char *qp = lc__store_shq(path, q, sizeof q);
+  if (!empty && !lanchat) {
+    char what[64] = "its tables are not lanchat's";
+    if (app != 0)
+      snprintf(what, sizeof what, "application_id 0x%08x", (unsigned)app);
+    store_say(errmsg,
+              "not a lanchat history but another program's database "
+              "(%s). " STORE_KEPT
+              "If it was put there by mistake, " STORE_ASIDE,
+              what, qp, qp, "other");
     lc__store_close(s);
-    return LC_ESTORE; /* written by a newer release: never touch it */
+    return LC_ESTORE;
+  }
+  if (v > LC_STORE_SCHEMA) {
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "v%d", v);
+    store_say(errmsg,
+              "made by a newer lanchat (history version %d; this lanchat "
+              "reads up to version %d). " STORE_KEPT "Run the newer lanchat "
+              "again; to use this one instead, " STORE_ASIDE,
+              v, LC_STORE_SCHEMA, qp, qp, suffix);
+    lc__store_close(s);
+    return LC_ESTORE;
+  }
+  if (sqlite3_db_readonly(s->db, "main") == 1) {
+    store_say(errmsg,
+              "this user cannot write it (it is read-only, or belongs to "
+              "another user); make it yours and writable: chmod u+rw %s (if "
+              "another user owns it: chown \"$(id -un)\" %s)",
+              qp, qp);
+    lc__store_close(s);
+    return LC_ESTORE;
+  }
+  *version = v;
+  *marked = app == STORE_APP_ID;
+  return 0;
+}
+
+/* Migrates a file of version v to LC_STORE_SCHEMA, one transaction per
+ * step, each also setting the application_id (marked: it is set already;
+ * a history made before it existed gets it even with nothing to
+ * migrate). */
+static int store_migrate(lc__store *s, const char *path, int v, int marked,
+                         char **errmsg) {
+  char pragma[96];
+  if (v == LC_STORE_SCHEMA && !marked) {
+    snprintf(pragma, sizeof pragma, "PRAGMA application_id = %d", STORE_APP_ID);
+    if (sqlite3_exec(s->db, pragma, NULL, NULL, NULL) != SQLITE_OK)
+      return store_fail(s, errmsg, path, "cannot mark it as lanchat's");
+    return 0;
   }
   for (; v < LC_STORE_SCHEMA; v++) {
-    char pragma[48];
-    /* the version number comes from this code, not from any input */
-    snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+    /* the numbers come from this code, not from any input */
+    snprintf(pragma, sizeof pragma,
+             "PRAGMA user_version = %d; PRAGMA application_id = %d", v + 1,
+             STORE_APP_ID);
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-      return store_fail(s, errmsg, "cannot begin a migration");
+      return store_fail(s, errmsg, path, "cannot begin a migration");
     if (sqlite3_exec(s->db, store_migrations[v], NULL, NULL, NULL) !=
             SQLITE_OK ||
         sqlite3_exec(s->db, pragma, NULL, NULL, NULL) != SQLITE_OK)
-      return store_fail(s, errmsg, "migration failed"); /* rolled back */
+      return store_fail(s, errmsg, path, "migration failed"); /* rolled back */
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-      return store_fail(s, errmsg, "cannot commit a migration");
+      return store_fail(s, errmsg, path, "cannot commit a migration");
   }
   return 0;
 }
@@ -740,8 +894,16 @@ int lc__store_open(lc__store **out, const char *path, char **errmsg) {
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                           SQLITE_OPEN_NOMUTEX,
                       NULL) != SQLITE_OK)
-    return store_fail(s, errmsg, "cannot open the store");
+    return store_fail(s, errmsg, path, "cannot open it");
   sqlite3_busy_timeout(s->db, 2000);
+  /* Until the file is known to be ours, closing must not checkpoint a
+   * log left beside it into it: a refused file stays byte for byte. */
+  sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+  int version = 0, marked = 0;
+  int rc = store_identify(s, path, &version, &marked, errmsg);
+  if (rc < 0)
+    return rc;
+  sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
   /* A 32 MiB page cache; checkpoints every 32 MiB of log (fewer, larger
    * copies into the file: storing in batches is 10% faster than with the
    * default 4 MiB), the log cut back to 32 MiB after each. */
@@ -751,14 +913,14 @@ int lc__store_open(lc__store **out, const char *path, char **errmsg) {
                    "PRAGMA wal_autocheckpoint = 8192;"
                    "PRAGMA journal_size_limit = 33554432;",
                    NULL, NULL, NULL) != SQLITE_OK)
-    return store_fail(s, errmsg, "cannot configure the store");
-  int rc = store_migrate(s, errmsg);
+    return store_fail(s, errmsg, path, "cannot configure it");
+  rc = store_migrate(s, path, version, marked, errmsg);
   if (rc < 0)
     return rc;
   for (int i = 0; i < Q_COUNT; i++)
     if (sqlite3_prepare_v3(s->db, store_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                            &s->q[i], NULL) != SQLITE_OK)
-      return store_fail(s, errmsg, "cannot prepare a statement");
+      return store_fail(s, errmsg, path, "cannot prepare a statement");
   /* what a previous run left out of the index goes in at the first
    * commit or search */
   s->fts_pending = STORE_FTS_BATCH;

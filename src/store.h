@@ -48,10 +48,15 @@ typedef struct {
   lc__stored_msg last; /* the newest message, if has_last */
 } lc__conversation;
 
+/* path as one shell word, for the commands that error messages suggest:
+ * path itself when it needs no quoting, else quoted in buf (cap bytes). */
+const char *lc__store_shq(const char *path, char *buf, size_t cap);
+
 /* Opens (creating if needed) the store at path and migrates it to
- * LC_STORE_SCHEMA.  Errors: LC_ESTORE (cannot open, corrupt, or written by
- * a newer version: the message in *errmsg if given, static or freed with
- * free()), LC_ENOMEM. */
+ * LC_STORE_SCHEMA.  A file that is not a lanchat history, damaged, or
+ * written by a newer version is refused and left as it is.  Errors:
+ * LC_ESTORE (the message, with what the user can do, in *errmsg if given,
+ * freed with free()), LC_ENOMEM. */
 int lc__store_open(lc__store **out, const char *path, char **errmsg);
 void lc__store_close(lc__store *s);
 

@@ -43,9 +43,48 @@ static void die(int code, const char *fmt, ...) {
   exit(code);
 }
 
+/* Exits with what is wrong with the identity file that is there but cannot
+ * be read (rc from lc_identity_public), and what to do; the file is never
+ * changed. */
+static void identity_die(int rc) {
+  char path[PATH_MAX], q[PATH_MAX + 64];
+  if (lc_paths_join(A.data_dir, "identity.key", path, sizeof path) != 0)
+    die(LCC_EXIT_USAGE, "the data folder's path is too long");
+  const char *qp = lc_paths_shq(path, q, sizeof q);
+  struct stat st;
+  int have = stat(path, &st) == 0;
+  if (rc == LC_EKEYFILE && have && !S_ISREG(st.st_mode))
+    die(LCC_EXIT_FAIL,
+        "the identity %s is not a regular file; put the key file back there "
+        "(from a backup)",
+        path);
+  if (rc == LC_EKEYFILE && have && (st.st_mode & 077))
+    die(LCC_EXIT_FAIL,
+        "the identity %s can be read or changed by other users (mode %04o), "
+        "so it is not used; make it yours only: chmod 600 %s (if others could "
+        "read it, they may have copied the key)",
+        path, (unsigned)(st.st_mode & 07777), qp);
+  if (rc == LC_EKEYFILE)
+    die(LCC_EXIT_FAIL,
+        "the identity %s is damaged or not a lanchat key file; it is left as "
+        "it is. Restore it from a backup. Only if there is none: mv %s %s.bad, "
+        "then lanchat init creates a new identity (your friends will see a "
+        "new key)",
+        path, qp, qp);
+  die(LCC_EXIT_FAIL, "cannot read the identity %s: %s%s", path, lc_strerror(rc),
+      rc == -EACCES ? "; it must belong to this user, with mode 600" : "");
+}
+
+/* 1 if the data folder holds a usable identity, 0 if none; exits if one is
+ * there that cannot be used. */
 static int has_identity(void) {
   uint8_t key[LC_KEY_BYTES];
-  return lc_identity_public(A.data_dir, key, NULL) == 0;
+  int rc = lc_identity_public(A.data_dir, key, NULL);
+  if (rc == -ENOENT)
+    return 0;
+  if (rc < 0)
+    identity_die(rc);
+  return 1;
 }
 
 static void connect_daemon(void) {
@@ -208,12 +247,26 @@ static int cmd_init(int argc, char **argv) {
   uint8_t key[LC_KEY_BYTES];
   int mk = lc_paths_mkdirs(A.data_dir); /* ~/.local/share may not exist */
   if (mk < 0)
-    die(LCC_EXIT_FAIL, "cannot create %s: %s", A.data_dir, strerror(-mk));
+    die(LCC_EXIT_FAIL,
+        "cannot create the data folder %s: %s; create it yourself (mkdir -m "
+        "700), or choose another with --data-dir",
+        A.data_dir, strerror(-mk));
+  /* the same checks as lanchatd's, before a secret key goes there */
+  char why[PATH_MAX * 2 + 600];
+  int safe = lc_paths_check_data_dir(A.data_dir, why, sizeof why);
+  if (safe < 0)
+    die(LCC_EXIT_FAIL, "%s", why);
+  if (safe > 0)
+    fprintf(stderr, "lanchat: warning: %s\n", why);
   int rc = lc_identity_create(A.data_dir, pass[0] ? pass : NULL, key);
   memset(pass, 0, sizeof pass);
   if (rc == LC_EEXIST) {
+    /* never replaced, whatever it holds */
+    int prc = lc_identity_public(A.data_dir, key, NULL);
+    if (prc < 0 && prc != -ENOENT)
+      identity_die(prc);
     char hexk[LC_KEY_HEX_LEN + 1] = "?";
-    if (lc_identity_public(A.data_dir, key, NULL) == 0)
+    if (prc == 0)
       lc_key_to_hex(hexk, key);
     die(LCC_EXIT_FAIL, "%s already holds an identity (%s)", A.data_dir, hexk);
   }
@@ -277,7 +330,10 @@ static int cmd_whoami(int argc, char **argv) {
   /* no daemon: what the data folder says */
   uint8_t key[LC_KEY_BYTES];
   int sealed = 0;
-  if (lc_identity_public(A.data_dir, key, &sealed) != 0)
+  int rc = lc_identity_public(A.data_dir, key, &sealed);
+  if (rc < 0 && rc != -ENOENT)
+    identity_die(rc);
+  if (rc < 0)
     connect_daemon(); /* exits with the right message */
   char hexk[LC_KEY_HEX_LEN + 1];
   lc_key_to_hex(hexk, key);
@@ -1628,7 +1684,9 @@ static int cmd_help(int argc, char **argv) {
          "last.\n"
          "DIR defaults to $LANCHAT_HOME, else $XDG_DATA_HOME/lanchat, else\n"
          "~/.local/share/lanchat.  Exit status: 0 done, 1 failed, 2 usage,\n"
-         "3 daemon not running, 4 no identity yet, 5 unknown peer.\n");
+         "3 daemon not running, 4 no identity yet, 5 unknown peer.  A file in\n"
+         "DIR that cannot be used (an identity that others can read, or that\n"
+         "is damaged) is never changed: the message says how to fix it.\n");
   return 0;
 }
 

@@ -41,6 +41,17 @@ int lc_paths_join(const char *data_dir, const char *name, char *out,
  * Returns 0, or a negative errno (-ENOTDIR if path is not a folder). */
 int lc_paths_mkdirs(const char *path);
 
+/* Whether dir may hold an identity and a history (like ssh's StrictModes):
+ * a folder that belongs to this user, as do lanchat's files in it, that no
+ * other user may change, and that this user can write in.  Returns 0; 1 if
+ * usable but other users can list it (a warning in msg); -1 if refused, with
+ * why and the command that fixes it in msg.  Nothing is changed. */
+int lc_paths_check_data_dir(const char *dir, char *msg, size_t msglen);
+
+/* s as one shell word, for commands that messages suggest: s itself when
+ * it needs no quoting, else quoted in buf (cap bytes). */
+const char *lc_paths_shq(const char *s, char *buf, size_t cap);
+
 /* Room in struct sockaddr_un's sun_path (including the NUL). */
 size_t lc_paths_socket_max(void);
 

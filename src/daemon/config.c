@@ -303,19 +303,34 @@ static int is_space(char ch) {
   return ch == ' ' || ch == '\t' || ch == '\r';
 }
 
+/* A message quotes the file's text: anything but printable ASCII (a
+ * binary file's bytes, an escape sequence meant for the terminal) is shown
+ * as '?'.  Every name and value lanchatd accepts is ASCII but the nick,
+ * which no message quotes. */
+static void printable(char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+      *s = '?';
+}
+
 int lcd_config_parse(lcd_config *c, const char *text, size_t len, char *err,
                      size_t errlen) {
   size_t pos = 0;
   int line = 0;
   char buf[4096], msg[512];
+  /* a binary file is said to be one: its first NUL byte is reported
+   * rather than whatever its first line looks like */
+  int binary = memchr(text, '\0', len) != NULL;
   while (pos < len) {
     line++;
     const char *start = text + pos;
     const char *nl = memchr(start, '\n', len - pos);
     size_t n = nl ? (size_t)(nl - start) : len - pos;
     pos += n + (nl ? 1 : 0);
-    if (memchr(start, '\0', n))
-      return fail(err, errlen, "line %d: a NUL byte", line);
+    if (binary && memchr(start, '\0', n))
+      return fail(err, errlen, "line %d: a NUL byte (not a text file?)", line);
+    if (binary)
+      continue;
     if (n >= sizeof buf)
       return fail(err, errlen, "line %d: longer than %zu bytes", line,
                   sizeof buf - 1);
@@ -342,12 +357,19 @@ int lcd_config_parse(lcd_config *c, const char *text, size_t len, char *err,
       *e = '\0';
     }
     int sw = lcd_config_is_switch(p);
+    int bad = sw < 0 || (!value && !sw) ||
+              lcd_config_set(c, p, value, 0, msg, sizeof msg) != 0;
+    if (!bad)
+      continue;
     if (sw < 0)
-      return fail(err, errlen, "line %d: unknown setting '%s'", line, p);
-    if (!value && !sw)
-      return fail(err, errlen, "line %d: expected '%s = value'", line, p);
-    if (lcd_config_set(c, p, value, 0, msg, sizeof msg) != 0)
-      return fail(err, errlen, "line %d: %s", line, msg);
+      fail(err, errlen, "line %d: unknown setting '%s'", line, p);
+    else if (!value && !sw)
+      fail(err, errlen, "line %d: expected '%s = value'", line, p);
+    else
+      fail(err, errlen, "line %d: %s", line, msg);
+    if (err && errlen)
+      printable(err);
+    return -1;
   }
   return 0;
 }
@@ -358,6 +380,9 @@ int lcd_config_load(lcd_config *c, const char *path, int missing_ok, char *err,
   if (fd < 0) {
     if (errno == ENOENT && missing_ok)
       return 0;
+    if (errno == EACCES)
+      return fail(err, errlen, "%s: %s; make it readable: chmod u+r %s", path,
+                  strerror(errno), path);
     return fail(err, errlen, "%s: %s", path, strerror(errno));
   }
   struct stat st;
@@ -383,7 +408,12 @@ int lcd_config_load(lcd_config *c, const char *path, int missing_ok, char *err,
   char msg[600];
   int rc = lcd_config_parse(c, buf, len, msg, sizeof msg);
   free(buf);
+  /* the file is left as it is; the user fixes it */
   if (rc != 0)
-    return fail(err, errlen, "%s: %s", path, msg);
+    return fail(err, errlen,
+                "%s: %s; fix or remove that line (the file holds 'name = "
+                "value' lines, the names of lanchatd's long options without "
+                "their dashes: lanchatd --help)",
+                path, msg);
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -634,13 +635,12 @@ static void ts_make_db(const char *path, const char *sql) {
   sqlite3_close(db);
 }
 
-static int ts_user_version(const char *path) {
+static int ts_pragma(const char *path, const char *pragma) {
   sqlite3 *db;
   sqlite3_stmt *st;
   int v = -1;
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
-                   SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, pragma, -1, &st, NULL), SQLITE_OK);
   if (sqlite3_step(st) == SQLITE_ROW)
     v = sqlite3_column_int(st, 0);
   sqlite3_finalize(st);
@@ -648,57 +648,197 @@ static int ts_user_version(const char *path) {
   return v;
 }
 
+static int ts_user_version(const char *path) {
+  return ts_pragma(path, "PRAGMA user_version");
+}
+
+/* The whole file, to check that a refused one is left byte for byte. */
+static char *ts_slurp(const char *path, size_t *len) {
+  FILE *fp = fopen(path, "rb");
+  assert_non_null(fp);
+  char *buf = NULL;
+  size_t cap = 0, n = 0, r;
+  do {
+    if (cap - n < 4096) {
+      cap = cap ? cap * 2 : 65536;
+      buf = realloc(buf, cap);
+      assert_non_null(buf);
+    }
+    r = fread(buf + n, 1, cap - n, fp);
+    n += r;
+  } while (r > 0);
+  fclose(fp);
+  *len = n;
+  return buf;
+}
+
+/* A history of the current version with one message, closed. */
+static void ts_make_history(const char *path) {
+  lc__store *s;
+  uint8_t bob[LC_KEY_BYTES], id[LC_MSGID_BYTES];
+  ts_key(bob, 2);
+  assert_int_equal(lc__store_open(&s, path, NULL), 0);
+  for (int i = 0; i < 50; i++) {
+    ts_id(id, 900 + i);
+    assert_int_equal(lc__store_add_incoming(
+                         s, bob, id, 1, 1, "a message worth keeping", 23, NULL),
+                     1);
+  }
+  lc__store_close(s);
+}
+
+/* Opening path is refused with a message holding each of the phrases, and
+ * the file is left byte for byte as it was. */
+static void ts_refused(const char *path, const char *const *phrases) {
+  size_t before_len, after_len;
+  char *before = ts_slurp(path, &before_len);
+  lc__store *s = (lc__store *)1;
+  char *err = NULL;
+  assert_int_equal(lc__store_open(&s, path, &err), LC_ESTORE);
+  assert_null(s);
+  assert_non_null(err);
+  for (; *phrases; phrases++)
+    if (!strstr(err, *phrases))
+      fail_msg("'%s' not in the message: %s", *phrases, err);
+  free(err);
+  char *after = ts_slurp(path, &after_len);
+  assert_int_equal(before_len, after_len);
+  assert_memory_equal(before, after, before_len);
+  free(before);
+  free(after);
+}
+
+static void ts_unlink_db(const char *path) {
+  char p[160];
+  const char *suffix[] = {"", "-wal", "-shm", "-journal"};
+  for (int i = 0; i < 4; i++) {
+    snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+    unlink(p);
+  }
+}
+
 static void test_versions(void **state) {
   ts_fixture *f = *state;
   char path[128];
   lc__store *s;
   char *err;
-  /* version 0: a file with an unrelated table (never used by lanchat):
-   * migrated to the current schema, the old table left alone */
-  snprintf(path, sizeof path, "%s/v0.db", f->dir);
-  ts_make_db(path, "CREATE TABLE keep(x); INSERT INTO keep VALUES (42);");
-  assert_int_equal(lc__store_open(&s, path, &err), 0);
   uint8_t bob[LC_KEY_BYTES], id[LC_MSGID_BYTES];
   ts_key(bob, 2);
   ts_id(id, 1);
+
+  /* a new history is marked as lanchat's */
+  assert_int_equal(ts_pragma(f->path, "PRAGMA application_id"), 0x4c414e43);
+
+  /* a history made before the mark existed (our tables, a version of
+   * ours, no application_id): accepted, its messages kept, then marked */
+  snprintf(path, sizeof path, "%s/old.db", f->dir);
+  ts_make_history(path);
+  ts_make_db(path, "PRAGMA application_id = 0;");
+  assert_int_equal(ts_pragma(path, "PRAGMA application_id"), 0);
+  assert_int_equal(lc__store_open(&s, path, &err), 0);
   assert_int_equal(lc__store_add_incoming(s, bob, id, 1, 1, "after", 5, NULL),
                    1);
   lc__store_close(s);
   assert_int_equal(ts_user_version(path), LC_STORE_SCHEMA);
-  /* reopened: the message is there, nothing migrates twice */
+  assert_int_equal(ts_pragma(path, "PRAGMA application_id"), 0x4c414e43);
+  /* reopened: the messages are there, nothing migrates twice */
   assert_int_equal(lc__store_open(&s, path, &err), 0);
   lc__stored_msg one;
   assert_int_equal(lc__store_get(s, id, &one), 1);
   assert_string_equal(one.text, "after");
   lc__store_msg_clear(&one);
   lc__store_close(s);
-  unlink(path);
+  ts_unlink_db(path);
 
-  /* a newer version than this code knows: refused, untouched */
+  /* an empty file (a crash before the first migration, or `touch`) is a
+   * new history */
+  snprintf(path, sizeof path, "%s/empty.db", f->dir);
+  FILE *fp = fopen(path, "w");
+  assert_non_null(fp);
+  fclose(fp);
+  assert_int_equal(lc__store_open(&s, path, &err), 0);
+  lc__store_close(s);
+  assert_int_equal(ts_user_version(path), LC_STORE_SCHEMA);
+  ts_unlink_db(path);
+
+  /* another program's database, version 0 with a table of its own:
+   * refused, never migrated into */
+  snprintf(path, sizeof path, "%s/foreign.db", f->dir);
+  ts_make_db(path, "CREATE TABLE keep(x); INSERT INTO keep VALUES (42);");
+  ts_refused(path, (const char *const[]){"another program", "mv ",
+                                         "foreign.db.other", NULL});
+  assert_int_equal(ts_user_version(path), 0);
+  ts_unlink_db(path);
+  /* ... even one whose tables have our names, or that uses versions */
+  ts_make_db(path, "CREATE TABLE conversations(x); CREATE TABLE messages(x);"
+                   "CREATE TABLE outbox(x); CREATE TABLE meta(x);");
+  ts_refused(path, (const char *const[]){"another program", NULL});
+  ts_unlink_db(path);
+  ts_make_db(path, "CREATE TABLE t(x); PRAGMA user_version = 3;");
+  ts_refused(path, (const char *const[]){"another program", NULL});
+  ts_unlink_db(path);
+  ts_make_db(path, "CREATE TABLE t(x); PRAGMA user_version = -1;");
+  ts_refused(path, (const char *const[]){"another program", NULL});
+  ts_unlink_db(path);
+  /* ... or that is empty but claimed by another application */
+  ts_make_db(path, "PRAGMA application_id = 1234;");
+  ts_refused(path, (const char *const[]){"another program",
+                                         "application_id 0x000004d2", NULL});
+  ts_unlink_db(path);
+
+  /* a history of a newer version than this code knows: refused */
   snprintf(path, sizeof path, "%s/v99.db", f->dir);
-  ts_make_db(path, "CREATE TABLE future(x); PRAGMA user_version = 99;");
-  assert_int_equal(lc__store_open(&s, path, &err), LC_ESTORE);
-  assert_null(s);
-  free(err);
+  ts_make_history(path);
+  ts_make_db(path, "PRAGMA user_version = 99;");
+  ts_refused(path, (const char *const[]){"made by a newer lanchat",
+                                         "version 99", "v99.db.v99", NULL});
   assert_int_equal(ts_user_version(path), 99);
-  unlink(path);
+  ts_unlink_db(path);
 
   /* not a database at all */
   snprintf(path, sizeof path, "%s/junk.db", f->dir);
-  FILE *fp = fopen(path, "w");
+  fp = fopen(path, "w");
   assert_non_null(fp);
   for (int i = 0; i < 200; i++)
     fputs("this is not an SQLite file ", fp);
   fclose(fp);
-  err = NULL;
-  assert_int_equal(lc__store_open(&s, path, &err), LC_ESTORE);
-  assert_non_null(err);
-  free(err);
-  unlink(path);
+  ts_refused(path, (const char *const[]){"not an SQLite database",
+                                         "junk.db.bad", NULL});
+  ts_unlink_db(path);
+
+  /* a history cut short (a bad copy, a failing disk) */
+  snprintf(path, sizeof path, "%s/cut.db", f->dir);
+  ts_make_history(path);
+  assert_int_equal(truncate(path, 3000), 0);
+  ts_refused(path, (const char *const[]){"damaged", "cut.db.bad", NULL});
+  ts_unlink_db(path);
+
+  /* a path that needs quoting gets it in the suggested command */
+  snprintf(path, sizeof path, "%s/it's junk.db", f->dir);
+  fp = fopen(path, "w");
+  assert_non_null(fp);
+  fputs("junk, junk, junk, junk, junk, junk, junk, junk, junk, junk, junk, "
+        "junk, junk, junk, junk, junk, junk, junk, junk, junk, junk, junk, ",
+        fp);
+  fclose(fp);
+  ts_refused(path, (const char *const[]){"it'\\''s junk.db' '", NULL});
+  ts_unlink_db(path);
+
+  /* a file this user cannot write (root writes anything: not tested) */
+  if (geteuid() != 0) {
+    snprintf(path, sizeof path, "%s/ro.db", f->dir);
+    ts_make_history(path);
+    assert_int_equal(chmod(path, 0400), 0);
+    ts_refused(path, (const char *const[]){"chmod u+rw", NULL});
+    ts_unlink_db(path);
+  }
 
   /* a folder that does not exist */
-  assert_int_equal(lc__store_open(&s, "/nonexistent/dir/x.db", NULL),
+  err = NULL;
+  assert_int_equal(lc__store_open(&s, "/nonexistent/dir/x.db", &err),
                    LC_ESTORE);
+  assert_non_null(err);
+  free(err);
 }
 
 int main(void) {
