@@ -2050,6 +2050,8 @@ static lcj *cmd_stats(ctx *c) {
   lcj_set_int(ctl, "subscribers", (int64_t)subs);
   lcj_set_int(ctl, "clients_dropped", (int64_t)d->count.clients_dropped);
   lcj_set_int(ctl, "clients_refused", (int64_t)d->count.clients_refused);
+  lcj_set_int(ctl, "clients_evicted", (int64_t)d->count.clients_evicted);
+  lcj_set_int(ctl, "clients_timed_out", (int64_t)d->count.clients_timed_out);
   lcj *r = result();
   lcj_set(r, "node", node);
   lcj_set(r, "control", ctl);

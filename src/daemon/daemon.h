@@ -30,7 +30,7 @@ enum {
 
 typedef struct {
   uint64_t requests, bad_requests, events, clients, clients_dropped,
-      clients_refused, oversized_lines;
+      clients_refused, clients_evicted, clients_timed_out, oversized_lines;
 } lcd_counters;
 
 typedef struct lcd_daemon {
