@@ -610,9 +610,12 @@ static int disc_recv_announce(lc__disc *d, const lc__addr *from,
       if (e->present && !lc__addr_equal(&addr, &e->pub.addr) &&
           disc_addr_rank(d, &addr) > disc_addr_rank(d, &e->pub.addr)) {
         d->st.copies_elsewhere++;
-        if (d->running && !d->stopped && !disc_recently_probed(d, &addr) &&
-            disc_take_token(d))
-          disc_enqueue(d, &addr, DISC_OUT_PROBE, NULL);
+        if (d->running && !d->stopped && disc_take_token(d)) {
+          if (!disc_recently_probed(d, &addr))
+            disc_enqueue(d, &addr, DISC_OUT_PROBE, NULL);
+          else
+            d->tokens += 1; /* not spent */
+        }
       }
       return 0;
     }
@@ -771,8 +774,12 @@ static int disc_recv_peers(lc__disc *d, const lc__disc_datagram *dg,
       if (disc_addr_is_link_local(&a))
         continue; /* meaningless without the lister's link */
     }
-    if (disc_recently_probed(d, &a) || !disc_take_token(d))
+    if (!disc_take_token(d))
       continue;
+    if (disc_recently_probed(d, &a)) {
+      d->tokens += 1; /* not spent */
+      continue;
+    }
     disc_enqueue(d, &a, DISC_OUT_PROBE, NULL);
   }
   return 0;

@@ -730,8 +730,12 @@ const char *lc__store_shq(const char *path, char *buf, size_t cap) {
 }
 
 /* How to start a new, empty history without losing the file: the same
- * words and command in every message. */
-#define STORE_ASIDE "move it aside and a new, empty history starts: mv %s %s.%s"
+ * words and command in every message.  A log (-wal) beside the file may
+ * hold its latest transactions, so it moves with it (and is not taken up
+ * by the new history). */
+#define STORE_ASIDE                                                            \
+  "move it aside and a new, empty history starts: mv %s %s.%s (a -wal or "     \
+  "-shm file beside it goes with it: the same new name, then -wal or -shm)"
 #define STORE_KEPT "lanchat leaves it as it is. "
 
 /* Says why the file at path cannot be used, from SQLite's last error, and

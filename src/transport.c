@@ -1840,12 +1840,16 @@ static int tp_on_data(lc__tp *tp, const lc__addr *from, const lc__data *d) {
   }
   if (d->ciphertext_len > sizeof tp->pt + LC_TAG_BYTES)
     return LC_ETOOBIG;
-  /* The address moves only with the newest packet: a copy of an older
-   * datagram that never reached us, resent from elsewhere, opens fine but
-   * must not divert the session (a later packet already came from the
-   * peer's real address). */
+  /* The address moves only with the newest packet under the newest keys:
+   * a copy of an older datagram that never reached us, resent from
+   * elsewhere, opens fine but must not divert the session (a later packet
+   * already came from the peer's real address). */
   int newest =
       !p->ks[slot].kp.recv_any || d->packet_number > p->ks[slot].kp.recv_max;
+  for (int k = 0; k < LC_KP_SLOTS && newest; k++)
+    if (k != slot && p->ks[k].used &&
+        p->ks[k].installed_at > p->ks[slot].installed_at)
+      newest = 0;
   int n = lc__open(&p->ks[slot].kp, d->packet_number, d->ciphertext,
                    d->ciphertext_len, tp->pt);
   if (n < 0) {
