@@ -14,9 +14,18 @@ typedef struct {
   int kind;
   uint8_t author[LC_KEY_BYTES];
   uint8_t target[LC_KEY_BYTES];
+  int has_cut; /* REMOVE: the target's messages above cut are void */
+  uint64_t cut;
   uint8_t *bytes;
   size_t len;
 } grp_op;
+
+/* A former member whose removal named a cut: its messages above it are
+ * not the group's (written after it left, or with it). */
+typedef struct {
+  uint8_t key[LC_KEY_BYTES];
+  uint64_t cut;
+} grp_cut;
 
 typedef struct {
   uint8_t author[LC_KEY_BYTES];
@@ -36,6 +45,8 @@ struct lc__group {
   size_t nmembers;
   uint8_t (*ever)[LC_KEY_BYTES];
   size_t never;
+  grp_cut *cuts; /* former members with a cut (at most one per op) */
+  size_t ncuts;
   uint8_t ops_hash[16];
   uint64_t lamport; /* the highest seen, of operations and messages */
   grp_vec *vec;
@@ -53,6 +64,9 @@ struct lc__grp {
 static int key_eq(const uint8_t *a, const uint8_t *b) {
   return memcmp(a, b, LC_KEY_BYTES) == 0;
 }
+
+static grp_vec *vec_get(lc__group *g, const uint8_t *author, int create);
+static uint64_t vec_top(const grp_vec *v);
 
 /* ---- groups and the fold -------------------------------------------------
  */
@@ -74,6 +88,7 @@ static void group_free(lc__group *g) {
   free(g->ops);
   free(g->members);
   free(g->ever);
+  free(g->cuts);
   free(g->vec);
   free(g);
 }
@@ -172,9 +187,31 @@ int lc__group_was_member(const lc__group *g, const uint8_t *key) {
   return ever_has(g, key);
 }
 
+/* The cut of a former member, or NULL (a member, or removed without one). */
+static grp_cut *cut_find(const lc__group *g, const uint8_t *key) {
+  for (size_t i = 0; i < g->ncuts; i++)
+    if (key_eq(g->cuts[i].key, key))
+      return &g->cuts[i];
+  return NULL;
+}
+
+int lc__group_cut(const lc__group *g, const uint8_t *key, uint64_t *cut) {
+  const grp_cut *c = member_find(g, key) ? NULL : cut_find(g, key);
+  if (c && cut)
+    *cut = c->cut;
+  return c != NULL;
+}
+
+static void cut_drop(lc__group *g, const uint8_t *key) {
+  grp_cut *c = cut_find(g, key);
+  if (c)
+    *c = g->cuts[--g->ncuts];
+}
+
 static int fold_add(lc__group *g, const uint8_t *key, int owner) {
   if (member_find(g, key) || g->nmembers >= LC_GROUP_MEMBERS_MAX)
     return 0;
+  cut_drop(g, key); /* back: all its messages count again */
   g->members[g->nmembers].owner = owner;
   memcpy(g->members[g->nmembers++].key, key, LC_KEY_BYTES);
   if (!ever_has(g, key))
@@ -182,10 +219,16 @@ static int fold_add(lc__group *g, const uint8_t *key, int owner) {
   return 1;
 }
 
-static void fold_remove(lc__group *g, const uint8_t *key) {
+static void fold_remove(lc__group *g, const grp_op *op) {
+  const uint8_t *key = op->target;
   lc__gmember *m = member_find(g, key);
   if (!m)
     return;
+  cut_drop(g, key);
+  if (op->has_cut) { /* room: one per operation (group_fold) */
+    memcpy(g->cuts[g->ncuts].key, key, LC_KEY_BYTES);
+    g->cuts[g->ncuts++].cut = op->cut;
+  }
   /* keep the join order: the oldest member inherits ownership */
   size_t i = (size_t)(m - g->members);
   memmove(&g->members[i], &g->members[i + 1],
@@ -210,9 +253,11 @@ static int group_fold(lc__group *g) {
   size_t cap = LC_GROUP_MEMBERS_MAX + g->nops + 1;
   lc__gmember *m = calloc(cap, sizeof *m);
   uint8_t(*ever)[LC_KEY_BYTES] = calloc(cap, sizeof *ever);
-  if (!m || !ever) {
+  grp_cut *cuts = calloc(g->nops + 1, sizeof *cuts);
+  if (!m || !ever || !cuts) {
     free(m);
     free(ever);
+    free(cuts);
     return 0; /* the old fold stays */
   }
   g->members = m;
@@ -220,6 +265,9 @@ static int group_fold(lc__group *g) {
   free(g->ever);
   g->ever = ever;
   g->never = 0;
+  free(g->cuts);
+  g->cuts = cuts;
+  g->ncuts = 0;
   g->known = 0;
   g->name[0] = '\0';
   uint8_t *ids = malloc(g->nops * 16 + 1);
@@ -255,7 +303,7 @@ static int group_fold(lc__group *g) {
     case LC_GOP_REMOVE:
       if (g->known && member_find(g, op->target) &&
           (key_eq(op->author, op->target) || (author && author->owner)))
-        fold_remove(g, op->target);
+        fold_remove(g, op);
       break;
     case LC_GOP_RENAME:
       if (g->known && author)
@@ -334,6 +382,8 @@ static int op_take(lc__grp *e, const uint8_t *bytes, size_t len,
   op->kind = w.kind;
   memcpy(op->author, w.author, LC_KEY_BYTES);
   memcpy(op->target, w.target, LC_KEY_BYTES);
+  op->has_cut = w.has_cut;
+  op->cut = w.cut;
   op->bytes = copy;
   op->len = len;
   g->nops++;
@@ -412,6 +462,12 @@ static int op_apply(lc__grp *e, const uint8_t *bytes, size_t len,
   }
   if (group_fold(g) && e->io.changed)
     e->io.changed(e->io.user, g);
+  /* what the cuts now void goes from the store, here as everywhere (but
+   * our own history keeps what we wrote) */
+  for (size_t i = 0; i < g->ncuts && e->io.msgs_void; i++)
+    if (!key_eq(g->cuts[i].key, e->self->pk))
+      e->st.msgs_voided += (uint64_t)e->io.msgs_void(
+          e->io.user, g->id, g->cuts[i].key, g->cuts[i].cut);
   /* just joined: ask the member who told us for what we lack (the others
    * follow when we meet them; asking all of a big group at once would
    * have every member answer with everything) */
@@ -534,6 +590,11 @@ int lc__grp_remove(lc__grp *e, const uint8_t *group, const uint8_t *member,
   w.kind = LC_GOP_REMOVE;
   w.lamport = g->lamport + 1;
   memcpy(w.target, member, LC_KEY_BYTES);
+  /* the member's messages that count: every one we hold (those below it
+   * that we lack still come by SYNC) */
+  const grp_vec *v = vec_get(g, member, 0);
+  w.has_cut = 1;
+  w.cut = v ? vec_top(v) : 0;
   return op_ours(e, &w, now_ms);
 }
 
@@ -703,6 +764,14 @@ static int msg_take(lc__grp *e, const uint8_t *blob, size_t len) {
    * dropped (a SYNC brings it again once the operations are here) */
   if (!g || !g->known || !ever_has(g, m.author)) {
     e->st.msgs_bad++;
+    return 0;
+  }
+  /* written by a former member beyond its cut: not the group's.  Noted as
+   * held, so that no SYNC asks for it again, and not kept */
+  const grp_cut *cut = member_find(g, m.author) ? NULL : cut_find(g, m.author);
+  if (cut && m.seq > cut->cut) {
+    e->st.msgs_void++;
+    vec_add(g, m.author, m.seq);
     return 0;
   }
   uint8_t id[LC_MSGID_BYTES];

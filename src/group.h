@@ -8,13 +8,15 @@
  *
  * Messages are signed by their author and numbered per author (seq 1, 2,
  * ...); their id is derived from (group, author, seq), so a copy from any
- * member is recognised.  Each carries a Lamport time: every member shows
- * the group's history in (lamport, author, seq) order, which is the same
- * for all.  The author sends a message to every member present; when two
- * members meet they exchange a SYNC (how many operations, their hash, and
- * for each author the highest seq held without gaps) and each sends the
- * other what it lacks: an offline member catches up from the author or
- * from any member that holds the messages.
+ * member is recognised.  A removal names a cut: the last of the removed
+ * member's messages that belong to the group; those above it (written
+ * after, or with, the removal) are void everywhere.  Each carries a Lamport
+ * time: every member shows the group's history in (lamport, author, seq) order,
+ * which is the same for all.  The author sends a message to every member
+ * present; when two members meet they exchange a SYNC (how many operations,
+ * their hash, and for each author the highest seq held without gaps) and each
+ * sends the other what it lacks: an offline member catches up from the author
+ * or from any member that holds the messages.
  *
  * The engine keeps the operations and the per-author counters in memory;
  * messages live in the caller's store (msg_put, msgs_after). */
@@ -56,6 +58,11 @@ typedef struct {
                     uint64_t after, size_t max,
                     void (*each)(void *ctx, const uint8_t *blob, size_t len),
                     void *ctx);
+  /* Deletes the stored messages of author in group whose seq is above
+   * cut (a former member's, void by its removal); returns how many, or
+   * < 0.  May be NULL. */
+  int (*msgs_void)(void *user, const uint8_t *group, const uint8_t *author,
+                   uint64_t cut);
   /* The group's members or name changed, or it became known. */
   void (*changed)(void *user, const lc__group *g);
   /* Random bytes (NULL: the system's); the simulator passes its own. */
@@ -79,6 +86,9 @@ size_t lc__group_members(const lc__group *g, const lc__gmember **out);
 int lc__group_is_member(const lc__group *g, const uint8_t *key);
 /* 1 if key is or ever was a member (by the fold of the operations). */
 int lc__group_was_member(const lc__group *g, const uint8_t *key);
+/* 1 and *cut if key is a former member whose removal named a cut (its
+ * messages above it are void), else 0. */
+int lc__group_cut(const lc__group *g, const uint8_t *key, uint64_t *cut);
 size_t lc__group_nops(const lc__group *g);
 void lc__group_ops_hash(const lc__group *g, uint8_t out[16]);
 /* The highest seq of author held without gaps. */
@@ -121,6 +131,8 @@ void lc__grp_peer_up(lc__grp *e, const uint8_t *peer, uint64_t now_ms);
 typedef struct {
   uint64_t ops_in, ops_bad, msgs_in, msgs_bad, msgs_dup, syncs_in, ops_sent,
       msgs_sent;
+  uint64_t msgs_void;   /* from former members beyond their cut: refused */
+  uint64_t msgs_voided; /* of those stored before the removal: deleted */
 } lc__grp_stats;
 void lc__grp_stats_get(const lc__grp *e, lc__grp_stats *st);
 

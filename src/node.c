@@ -1654,6 +1654,13 @@ static int node_grp_msg_put(void *user, const lc__gmsg_wire *m,
   return rc;
 }
 
+static int node_grp_msgs_void(void *user, const uint8_t *group,
+                              const uint8_t *author, uint64_t cut) {
+  lc_node *n = user;
+  return lc__store_group_msgs_void(n->store, group, author, cut,
+                                   lc__grp_msg_id);
+}
+
 static int node_grp_msgs_after(void *user, const uint8_t *group,
                                const uint8_t *author, uint64_t after,
                                size_t max,
@@ -1722,6 +1729,7 @@ static int node_group_open(lc_node *n) {
                    .op_put = node_grp_op_put,
                    .msg_put = node_grp_msg_put,
                    .msgs_after = node_grp_msgs_after,
+                   .msgs_void = node_grp_msgs_void,
                    .changed = node_grp_changed};
   n->grp = lc__grp_new(&n->id, &io);
   if (!n->grp)

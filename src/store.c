@@ -1607,6 +1607,61 @@ int lc__store_group_msgs_after(
   return rc == SQLITE_DONE ? n : LC_ESTORE;
 }
 
+int lc__store_group_msgs_void(lc__store *s, const uint8_t group[LC_KEY_BYTES],
+                              const uint8_t author[LC_KEY_BYTES], uint64_t cut,
+                              void (*id_of)(const uint8_t *group,
+                                            const uint8_t *author, uint64_t seq,
+                                            uint8_t out[LC_MSGID_BYTES])) {
+  int64_t after = cut > INT64_MAX ? INT64_MAX : (int64_t)cut;
+  sqlite3_stmt *sel = NULL, *del = NULL;
+  int rc = store_tx_begin(s);
+  if (rc < 0)
+    return rc;
+  int n = 0;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT seq FROM group_msgs WHERE grp = ?1 AND "
+                         "author = ?2 AND seq > ?3",
+                         -1, &sel, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(s->db,
+                         "DELETE FROM group_msgs WHERE grp = ?1 AND "
+                         "author = ?2 AND seq > ?3",
+                         -1, &del, NULL) != SQLITE_OK) {
+    rc = LC_ESTORE;
+  } else {
+    sqlite3_bind_blob(sel, 1, group, LC_KEY_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(sel, 2, author, LC_KEY_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(sel, 3, after);
+    int step;
+    while (rc == 0 && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+      uint8_t id[LC_MSGID_BYTES];
+      id_of(group, author, (uint64_t)sqlite3_column_int64(sel, 0), id);
+      sqlite3_stmt *st = store_q(s, Q_STATE_GET);
+      sqlite3_bind_blob(st, 1, id, LC_MSGID_BYTES, SQLITE_STATIC);
+      int64_t row = 0;
+      step = sqlite3_step(st);
+      if (step == SQLITE_ROW)
+        row = sqlite3_column_int64(st, 0);
+      else if (step != SQLITE_DONE)
+        rc = LC_ESTORE;
+      sqlite3_reset(st);
+      if (row > 0 && lc__store_delete_message(s, row) < 0)
+        rc = LC_ESTORE;
+      n++;
+    }
+    if (rc == 0) {
+      sqlite3_bind_blob(del, 1, group, LC_KEY_BYTES, SQLITE_STATIC);
+      sqlite3_bind_blob(del, 2, author, LC_KEY_BYTES, SQLITE_STATIC);
+      sqlite3_bind_int64(del, 3, after);
+      if (sqlite3_step(del) != SQLITE_DONE)
+        rc = LC_ESTORE;
+    }
+  }
+  sqlite3_finalize(sel);
+  sqlite3_finalize(del);
+  rc = store_tx_end(s, rc);
+  return rc < 0 ? rc : n;
+}
+
 int lc__store_group_seqs(lc__store *s,
                          void (*each)(void *ctx, const uint8_t *group,
                                       const uint8_t *author, uint64_t seq,

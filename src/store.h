@@ -266,6 +266,14 @@ int lc__store_group_msgs_after(
     lc__store *s, const uint8_t group[LC_KEY_BYTES],
     const uint8_t author[LC_KEY_BYTES], uint64_t after, size_t max,
     void (*each)(void *ctx, const uint8_t *env, size_t len), void *ctx);
+/* Deletes author's messages in group whose seq is above cut (void: a
+ * former member's), from the group's table and its conversation (their
+ * ids from id_of).  Returns how many, or LC_ESTORE. */
+int lc__store_group_msgs_void(lc__store *s, const uint8_t group[LC_KEY_BYTES],
+                              const uint8_t author[LC_KEY_BYTES], uint64_t cut,
+                              void (*id_of)(const uint8_t *group,
+                                            const uint8_t *author, uint64_t seq,
+                                            uint8_t out[LC_MSGID_BYTES]));
 /* Calls each() with (group, author, seq, lamport) of every group message
  * held (to rebuild the counters at start). */
 int lc__store_group_seqs(lc__store *s,
