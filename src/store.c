@@ -1631,14 +1631,13 @@ int lc__store_group_msgs_void(lc__store *s, const uint8_t group[LC_KEY_BYTES],
     sqlite3_bind_blob(sel, 1, group, LC_KEY_BYTES, SQLITE_STATIC);
     sqlite3_bind_blob(sel, 2, author, LC_KEY_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(sel, 3, after);
-    int step;
-    while (rc == 0 && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+    while (rc == 0 && sqlite3_step(sel) == SQLITE_ROW) {
       uint8_t id[LC_MSGID_BYTES];
       id_of(group, author, (uint64_t)sqlite3_column_int64(sel, 0), id);
       sqlite3_stmt *st = store_q(s, Q_STATE_GET);
       sqlite3_bind_blob(st, 1, id, LC_MSGID_BYTES, SQLITE_STATIC);
       int64_t row = 0;
-      step = sqlite3_step(st);
+      int step = sqlite3_step(st);
       if (step == SQLITE_ROW)
         row = sqlite3_column_int64(st, 0);
       else if (step != SQLITE_DONE)
