@@ -52,6 +52,10 @@
 #define TURN_LINES 32
 #define TURN_NS 5000000u
 #define SAVE_EVERY_MS 2000
+/* At shutdown, the clients still open this long after the last replies
+ * were queued (one that does not read) are closed, so that the daemon
+ * exits. */
+#define SHUTDOWN_GRACE_MS 3000
 
 typedef struct client {
   uv_pipe_t pipe;
@@ -67,6 +71,7 @@ typedef struct client {
   uint64_t turned;     /* when its backlog last had a turn (s->turns) */
   int subscribed;
   unsigned mask;
+  int finishing; /* shut down once its queue is written: sends no more */
   int closing;
 } client;
 
@@ -88,11 +93,12 @@ typedef struct {
   uv_timer_t save_timer;
   uv_timer_t stall_timer; /* runs while a client has an unfinished line */
   uv_timer_t relisten_timer;
-  uv_idle_t turn_idle; /* runs while a client has a backlog */
+  uv_idle_t turn_idle;       /* runs while a client has a backlog */
+  uv_timer_t shutdown_timer; /* the grace left to clients at shutdown */
   int listening, listener_closed;
   client *clients;
   size_t n_clients, n_subscribers, clients_max;
-  size_t in_bytes; /* the clients' line buffers (capacity) */
+  size_t in_bytes; /* the line buffers' capacity beyond IN_SHARE_BYTES */
   uint64_t seq, turns;
   uint64_t note_ms[NOTE_KINDS], note_quiet[NOTE_KINDS];
   int shutting_down;
@@ -127,6 +133,12 @@ static void server_note(server *s, int kind, const char *what) {
 /* ---- clients -------------------------------------------------------------
  */
 
+/* The part of a line buffer of cap bytes that counts against
+ * IN_TOTAL_BYTES. */
+static size_t in_beyond_share(size_t cap) {
+  return cap > IN_SHARE_BYTES ? cap - IN_SHARE_BYTES : 0;
+}
+
 static void client_closed(uv_handle_t *h) {
   client *c = h->data;
   free(c->buf);
@@ -141,7 +153,7 @@ static void client_close(client *c) {
   if (c->subscribed)
     s->n_subscribers--;
   c->subscribed = 0;
-  s->in_bytes -= c->cap;
+  s->in_bytes -= in_beyond_share(c->cap);
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -180,7 +192,9 @@ static size_t out_total(server *s) {
 static void client_send(client *c, lcj *v) {
   if (!v)
     return;
-  char *text = c->closing ? NULL : lcj_dump(v);
+  /* after uv_shutdown a write fails, and the replies queued would be lost
+   * with the client: a finishing client gets nothing more */
+  char *text = c->closing || c->finishing ? NULL : lcj_dump(v);
   lcj_free(v);
   if (!text)
     return;
@@ -295,7 +309,7 @@ static int client_process(client *c) {
   /* give memory back after a long request */
   if (c->len == 0 && c->cap > IN_SHARE_BYTES) {
     free(c->buf);
-    s->in_bytes -= c->cap;
+    s->in_bytes -= in_beyond_share(c->cap);
     c->buf = NULL;
     c->cap = 0;
   }
@@ -340,11 +354,16 @@ static void client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   client *c = h->data;
   server *s = srv_of(c->d);
   (void)suggested;
-  if (c->cap - c->len < 65536) {
+  /* reads of 64 KiB at least; but a buffer of IN_SHARE_BYTES grows only
+   * once an unfinished line fills it, so that a line that fits takes
+   * nothing from IN_TOTAL_BYTES */
+  size_t room = c->cap == IN_SHARE_BYTES && c->len < c->cap ? 1 : 65536;
+  if (c->cap - c->len < room) {
     size_t cap = c->cap ? c->cap * 2 : 65536;
     while (cap - c->len < 65536)
       cap *= 2;
-    if (cap > IN_SHARE_BYTES && s->in_bytes - c->cap + cap > IN_TOTAL_BYTES) {
+    size_t more = in_beyond_share(cap) - in_beyond_share(c->cap);
+    if (more > 0 && s->in_bytes + more > IN_TOTAL_BYTES) {
       /* no room for another long line now: skip this one (the buffer holds
        * only its beginning: lines before it were executed) */
       c->len = 0;
@@ -358,7 +377,7 @@ static void client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
       *b = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
       return;
     }
-    s->in_bytes += cap - c->cap;
+    s->in_bytes += more;
     c->buf = nb;
     c->cap = cap;
   }
@@ -372,8 +391,15 @@ static void client_shutdown_done(uv_shutdown_t *req, int status) {
   client_close(c);
 }
 
-/* Closes c once the lines queued for it are written. */
+/* Closes c once the lines queued for it are written; c gets no events
+ * meanwhile. */
 static void client_finish(client *c) {
+  if (c->finishing || c->closing)
+    return;
+  c->finishing = 1;
+  if (c->subscribed)
+    srv_of(c->d)->n_subscribers--;
+  c->subscribed = 0;
   uv_shutdown_t *req = malloc(sizeof *req);
   if (!req ||
       uv_shutdown(req, (uv_stream_t *)&c->pipe, client_shutdown_done) != 0) {
@@ -459,14 +485,33 @@ static void on_listener_closed(uv_handle_t *h) {
   srv_of(d)->listener_closed = 1;
 }
 
+static void on_relisten(uv_timer_t *t);
+
+/* Stops listening for a second rather than spin (or leave a connection
+ * pending that libuv would wait for us to accept). */
+static void listener_pause(server *s) {
+  if (!s->listening)
+    return;
+  s->listening = 0;
+  s->listener_closed = 0;
+  uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+  uv_timer_start(&s->relisten_timer, on_relisten, 1000, 0);
+}
+
 static void on_relisten(uv_timer_t *t) {
   lcd_daemon *d = t->data;
   server *s = srv_of(d);
   char err[1024];
   if (s->shutting_down || s->listening)
     return;
-  if (!s->listener_closed || listen_control(d, err, sizeof err) != 0) {
+  if (!s->listener_closed) {
     uv_timer_start(t, on_relisten, 1000, 0);
+    return;
+  }
+  if (listen_control(d, err, sizeof err) != 0) {
+    /* still short of descriptors, most likely: close the listener that
+     * failed to bind, and try again in a second */
+    listener_pause(s);
     return;
   }
   lcd_log(1, "control: accepting connections again");
@@ -490,12 +535,7 @@ static void accept_failed(lcd_daemon *d, int status) {
     client_close(old); /* its descriptor is closed now */
     return;
   }
-  if (s->listening) {
-    s->listening = 0;
-    s->listener_closed = 0;
-    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    uv_timer_start(&s->relisten_timer, on_relisten, 1000, 0);
-  }
+  listener_pause(s);
 }
 
 static void on_connection(uv_stream_t *listener, int status) {
@@ -506,8 +546,14 @@ static void on_connection(uv_stream_t *listener, int status) {
     return;
   }
   client *c = calloc(1, sizeof *c);
-  if (!c)
+  if (!c) {
+    /* closing the listener closes the connection libuv accepted for us:
+     * without uv_accept it would stop listening for good */
+    d->count.clients_refused++;
+    server_note(s, NOTE_ACCEPT, "out of memory: refused a connection");
+    listener_pause(s);
     return;
+  }
   c->d = d;
   uv_pipe_init(&s->loop, &c->pipe, 0);
   c->pipe.data = c;
@@ -579,14 +625,38 @@ static void on_save_timer(uv_timer_t *t) {
   lcd_save_state(t->data);
 }
 
+/* The grace is over: closes the clients that still have not read what
+ * was queued for them. */
+static void on_shutdown_timer(uv_timer_t *t) {
+  server *s = srv_of(t->data);
+  if (s->clients)
+    lcd_log(1,
+            "control: closed %zu client%s that did not read the replies "
+            "queued for %d s",
+            s->n_clients, s->n_clients == 1 ? "" : "s",
+            SHUTDOWN_GRACE_MS / 1000);
+  while (s->clients)
+    client_close(s->clients);
+}
+
 static void close_everything(lcd_daemon *d) {
   server *s = srv_of(d);
   lcd_save_state(d);
-  /* let each client receive what is queued for it, then close */
+  /* no more requests; those waiting for their turn are answered
+   * (`stopping`); then each client receives what is queued for it and is
+   * closed */
+  for (client *c = s->clients; c; c = c->next)
+    uv_read_stop((uv_stream_t *)&c->pipe);
   for (client *c = s->clients, *next; c; c = next) {
     next = c->next;
+    while (c->backlog && !c->closing)
+      c->backlog = client_process(c);
     client_finish(c);
   }
+  /* unreferenced: it does not keep the loop running once every client
+   * is closed (the walk in lcd_server_run closes it) */
+  uv_timer_start(&s->shutdown_timer, on_shutdown_timer, SHUTDOWN_GRACE_MS, 0);
+  uv_unref((uv_handle_t *)&s->shutdown_timer);
   if (s->listening) {
     uv_close((uv_handle_t *)&s->listener, NULL);
     s->listening = 0;
@@ -598,6 +668,10 @@ static void close_everything(lcd_daemon *d) {
   uv_close((uv_handle_t *)&s->stall_timer, NULL);
   uv_close((uv_handle_t *)&s->relisten_timer, NULL);
   uv_close((uv_handle_t *)&s->turn_idle, NULL);
+}
+
+static void on_stop_failed(uv_timer_t *t) {
+  close_everything(t->data);
 }
 
 static void on_node_stopped(lc_node *node, void *user) {
@@ -624,8 +698,10 @@ void lcd_server_shutdown(lcd_daemon *d) {
     s->listening = 0;
   }
   unlink(d->sock_path);
+  /* (not at once: we may be inside a client's request, and
+   * close_everything executes the clients' backlogs) */
   if (lc_node_stop(d->node, on_node_stopped) != 0)
-    close_everything(d);
+    uv_timer_start(&s->shutdown_timer, on_stop_failed, 0, 0);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -736,7 +812,9 @@ int lcd_server_run(lcd_daemon *d,
   uv_timer_init(&s->loop, &s->stall_timer);
   uv_timer_init(&s->loop, &s->relisten_timer);
   uv_idle_init(&s->loop, &s->turn_idle);
+  uv_timer_init(&s->loop, &s->shutdown_timer);
   s->stall_timer.data = s->relisten_timer.data = s->turn_idle.data = d;
+  s->shutdown_timer.data = d;
   int rc = lcd_node_open(d, &s->loop, err, sizeof err);
   if (rc < 0) {
     ready(d, rc, err);

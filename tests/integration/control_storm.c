@@ -14,7 +14,12 @@
  *                                      unfinished line on each; counts
  *                                      those the daemon closes
  *   fill SOCK PEER COUNT BYTES         COUNT sends of BYTES to PEER
- *   who SOCK                           served, refused or denied? */
+ *   who SOCK                           served, refused or denied?
+ *   halfclose SOCK SUBSCRIBE N WAIT_MS TRIGGER
+ *                                      N requests, then end of its
+ *                                      requests; all N answered?
+ *   stopflood SOCK N                   stop and N requests in one write:
+ *                                      all answered before end of file? */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include <errno.h>
 #include <poll.h>
@@ -379,6 +384,156 @@ static int mode_who(const char *sock) {
   return 0;
 }
 
+/* Reads until end of file: what arrived (NUL-terminated, free it), or
+ * NULL if no end of file within timeout_ms or on an error. */
+static char *get_all(int fd, size_t *len, int timeout_ms) {
+  size_t cap = 1 << 20;
+  char *all = malloc(cap);
+  double end = now_ms() + timeout_ms;
+  *len = 0;
+  while (all) {
+    int left = (int)(end - now_ms());
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = left > 0 ? poll(&p, 1, left) : 0;
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    if (cap - *len < 65536) {
+      char *more = realloc(all, cap * 2);
+      if (!more)
+        break;
+      all = more;
+      cap *= 2;
+    }
+    ssize_t n = recv(fd, all + *len, cap - *len - 1, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      if (n < 0)
+        break;
+      all[*len] = '\0';
+      return all;
+    }
+    *len += (size_t)n;
+  }
+  free(all);
+  return NULL;
+}
+
+/* The number of lines in text[0..len) that contain mark. */
+static int count_lines(const char *text, size_t len, const char *mark) {
+  int n = 0;
+  for (const char *p = text, *end = text + len; p < end;) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl)
+      break;
+    n += memmem(p, (size_t)(nl - p), mark, strlen(mark)) != NULL;
+    p = nl + 1;
+  }
+  return n;
+}
+
+/* N help requests, "h0".."h<N-1>", as one buffer. */
+static char *help_lines(int n, size_t *len) {
+  char *all = malloc((size_t)n * 64 + 1);
+  *len = 0;
+  for (int i = 0; all && i < n; i++)
+    *len +=
+        (size_t)sprintf(all + *len, "{\"id\":\"h%d\",\"cmd\":\"help\"}\n", i);
+  return all;
+}
+
+/* ---- halfclose: (subscribes,) writes N help requests and shuts down its
+ * writing side; WAIT_MS / 2 later sends TRIGGER (if not empty) on another
+ * connection; WAIT_MS later reads: every reply must arrive, then end of
+ * file (CONTROL.md section 8: the replies to the last requests are written
+ * before the daemon closes; also when an event comes meanwhile, or the
+ * daemon stops) ---- */
+static int mode_halfclose(const char *sock, int subscribe, int n, int wait_ms,
+                          const char *trigger) {
+  int fd = dial(sock);
+  if (fd < 0) {
+    printf("halfclose: connect: %s\n", strerror(errno));
+    return 1;
+  }
+  char reply[4096];
+  if (subscribe &&
+      (put_str(fd, "{\"id\":\"sub\",\"cmd\":\"subscribe\"}\n") != 0 ||
+       get_lines(fd, 1, reply, sizeof reply, 5000) != 1)) {
+    printf("halfclose: no answer to subscribe\n");
+    close(fd);
+    return 1;
+  }
+  size_t len;
+  char *reqs = help_lines(n, &len);
+  if (!reqs || put(fd, reqs, len) != 0 || shutdown(fd, SHUT_WR) != 0) {
+    printf("halfclose: cannot write: %s\n", strerror(errno));
+    free(reqs);
+    close(fd);
+    return 1;
+  }
+  free(reqs);
+  double t0 = now_ms();
+  int triggered = 0;
+  if (trigger[0]) {
+    sleep_ms(wait_ms / 2);
+    int fd2 = dial(sock);
+    triggered = fd2 >= 0 && put_str(fd2, trigger) == 0 &&
+                put_str(fd2, "\n") == 0 &&
+                get_lines(fd2, 1, reply, sizeof reply, 5000) == 1 &&
+                strstr(reply, "\"ok\":true");
+    if (fd2 >= 0)
+      close(fd2);
+  }
+  double left = wait_ms - (now_ms() - t0);
+  if (left > 0)
+    sleep_ms((long)left);
+  char *all = get_all(fd, &len, 10000);
+  close(fd);
+  int replies = all ? count_lines(all, len, "\"id\":\"h") : 0;
+  int events = all ? count_lines(all, len, "{\"event\":") : 0;
+  printf("halfclose n=%d replies=%d events=%d eof=%d triggered=%d\n", n,
+         replies, events, all != NULL, triggered);
+  free(all);
+  return all && replies == n && (triggered || !trigger[0]) ? 0 : 1;
+}
+
+/* ---- stopflood: stop and N whoami in one write: the reply to stop, N
+ * replies (`stopping`), then end of file ---- */
+static int mode_stopflood(const char *sock, int n) {
+  int fd = dial(sock);
+  if (fd < 0) {
+    printf("stopflood: connect: %s\n", strerror(errno));
+    return 1;
+  }
+  char *reqs = malloc((size_t)n * 64 + 64);
+  size_t len = 0;
+  if (reqs) {
+    len = (size_t)sprintf(reqs, "{\"id\":\"bye\",\"cmd\":\"stop\"}\n");
+    for (int i = 0; i < n; i++)
+      len += (size_t)sprintf(reqs + len,
+                             "{\"id\":\"w%d\",\"cmd\":\"whoami\"}\n", i);
+  }
+  if (!reqs || put(fd, reqs, len) != 0) {
+    printf("stopflood: cannot write: %s\n", strerror(errno));
+    free(reqs);
+    close(fd);
+    return 1;
+  }
+  free(reqs);
+  double t0 = now_ms();
+  char *all = get_all(fd, &len, 10000);
+  close(fd);
+  int stopped = all ? count_lines(all, len, "\"id\":\"bye\",\"ok\":true") : 0;
+  int lines = all ? count_lines(all, len, "") : 0;
+  int stopping = all ? count_lines(all, len, "\"code\":\"stopping\"") : 0;
+  printf("stopflood n=%d lines=%d stop_ok=%d stopping=%d eof=%d ms=%.0f\n", n,
+         lines, stopped, stopping, all != NULL, now_ms() - t0);
+  free(all);
+  return all && stopped == 1 && stopping == n && lines == n + 1 ? 0 : 1;
+}
+
 /* A non-negative number, or exit 2. */
 static long num(const char *s) {
   char *end;
@@ -409,6 +564,11 @@ int main(int argc, char **argv) {
     return mode_fill(argv[2], argv[3], (int)num(argv[4]), (size_t)num(argv[5]));
   if (!strcmp(mode, "who") && argc == 3)
     return mode_who(argv[2]);
+  if (!strcmp(mode, "halfclose") && argc == 7)
+    return mode_halfclose(argv[2], (int)num(argv[3]), (int)num(argv[4]),
+                          (int)num(argv[5]), argv[6]);
+  if (!strcmp(mode, "stopflood") && argc == 4)
+    return mode_stopflood(argv[2], (int)num(argv[3]));
   fprintf(stderr, "usage: see the comment at the top of control_storm.c\n");
   return 2;
 }

@@ -6,9 +6,12 @@
 # and afterwards the owner's requests are answered promptly, a message to a
 # second daemon arrives, memory stays bounded and every misbehaving client
 # is counted (lanchat stats).  A second daemon with only 128 file
-# descriptors takes a connection storm too.  Loopback only: every daemon
-# binds 127.0.0.1, uses interface lo and broadcasts to 127.255.255.255 on a
-# discovery port nobody else uses.
+# descriptors takes a connection storm too.  A client that shut down its
+# writing side gets all its replies, through an event and through the
+# stop; the stop answers every request already read, and a client that
+# never reads does not keep the daemon from exiting.  Loopback only: every
+# daemon binds 127.0.0.1, uses interface lo and broadcasts to
+# 127.255.255.255 on a discovery port nobody else uses.
 set -euo pipefail
 
 LANCHATD=$1
@@ -267,9 +270,40 @@ fi
 
 # ---- the daemons still serve, and stop cleanly ----
 "$STORM" ping "$sock" 3 0 >/dev/null || fail "alice after the storm"
+# a subscriber sends 300 requests and shuts down its writing side, reads
+# 1.5 s later; meanwhile a message sent from another connection is an
+# event for it: the replies (500 kB, more than the socket buffer) must
+# still all arrive
+sent_note="{\"id\":\"t\",\"cmd\":\"send\",\"to\":\"$zed\",\"text\":\"while one finishes\"}"
+"$STORM" halfclose "$sock" 1 300 1500 "$sent_note" >"$work/halfclose.out" ||
+  fail "replies lost after an event: $(cat "$work/halfclose.out")"
 lc alice send bob "after the storm" >/dev/null || fail "send after the storm"
 wait_for "bob receives the message sent after the storm" \
   sh -c "'$LANCHAT' --data-dir '$work/bob' history alice | grep -q 'after the storm'"
-lc alice stop >/dev/null || fail "stop alice"
+
+# alice stops with, open: a client that never reads an 8.4 MiB reply, one
+# that shut down its writing side and reads 1 s after the stop, and
+# the one that sends stop followed by 100 requests in one write
+spawn noreadstop "$STORM" noread "$sock" 0 1 "$page" 12
+spawn halfstop "$STORM" halfclose "$sock" 0 300 1500 ""
+sleep 0.5
+t_stop=$(ms_now)
+"$STORM" stopflood "$sock" 100 >"$work/stopflood.out" ||
+  fail "requests unanswered at the stop: $(cat "$work/stopflood.out")"
+finish halfstop
+finish noreadstop
+# (an exited daemon may stay a zombie for a while: nobody waits for it)
+running() { [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null || echo Z)" != Z ]; }
+for ((i = 0; i < 100; i++)); do
+  running "$apid" || break
+  sleep 0.1
+done
+t_stop=$(($(ms_now) - t_stop))
+running "$apid" && fail "alice still running ${t_stop} ms after stop"
+cat "$work"/{halfclose,halfstop,stopflood,noreadstop}.out
+dropped=$(field noreadstop dropped_after_ms)
+[ "${dropped%.*}" -ge 3000 ] || fail "a client that does not read was closed ${dropped} ms after it wrote, before 3 s of grace"
+[ "$t_stop" -le 6000 ] || fail "alice took ${t_stop} ms to exit"
+echo "alice exited ${t_stop} ms after stop"
 lc bob stop >/dev/null || fail "stop bob"
 echo "daemon_storm: ok"
