@@ -20,11 +20,12 @@ typedef struct {
   size_t len;
 } grp_op;
 
-/* A former member whose removal named a cut: its messages above it are
- * not the group's (written after it left, or with it). */
+/* A removal that named a cut: the member's messages above it, written
+ * before it was added again (lamport below `until`, UINT64_MAX while it is
+ * out), are void: written with or after the removal, not the group's. */
 typedef struct {
   uint8_t key[LC_KEY_BYTES];
-  uint64_t cut;
+  uint64_t cut, until;
 } grp_cut;
 
 typedef struct {
@@ -45,7 +46,7 @@ struct lc__group {
   size_t nmembers;
   uint8_t (*ever)[LC_KEY_BYTES];
   size_t never;
-  grp_cut *cuts; /* former members with a cut (at most one per op) */
+  grp_cut *cuts; /* every removal with a cut (at most one per op) */
   size_t ncuts;
   uint8_t ops_hash[16];
   uint64_t lamport; /* the highest seen, of operations and messages */
@@ -187,31 +188,23 @@ int lc__group_was_member(const lc__group *g, const uint8_t *key) {
   return ever_has(g, key);
 }
 
-/* The cut of a former member, or NULL (a member, or removed without one). */
-static grp_cut *cut_find(const lc__group *g, const uint8_t *key) {
+int lc__group_void(const lc__group *g, const uint8_t *author, uint64_t seq,
+                   uint64_t lamport) {
   for (size_t i = 0; i < g->ncuts; i++)
-    if (key_eq(g->cuts[i].key, key))
-      return &g->cuts[i];
-  return NULL;
+    if (key_eq(g->cuts[i].key, author) && seq > g->cuts[i].cut &&
+        lamport < g->cuts[i].until)
+      return 1;
+  return 0;
 }
 
-int lc__group_cut(const lc__group *g, const uint8_t *key, uint64_t *cut) {
-  const grp_cut *c = member_find(g, key) ? NULL : cut_find(g, key);
-  if (c && cut)
-    *cut = c->cut;
-  return c != NULL;
-}
-
-static void cut_drop(lc__group *g, const uint8_t *key) {
-  grp_cut *c = cut_find(g, key);
-  if (c)
-    *c = g->cuts[--g->ncuts];
-}
-
-static int fold_add(lc__group *g, const uint8_t *key, int owner) {
+static int fold_add(lc__group *g, const uint8_t *key, int owner,
+                    uint64_t lamport) {
   if (member_find(g, key) || g->nmembers >= LC_GROUP_MEMBERS_MAX)
     return 0;
-  cut_drop(g, key); /* back: all its messages count again */
+  /* back: what it writes from now on (a later lamport) counts */
+  for (size_t i = 0; i < g->ncuts; i++)
+    if (key_eq(g->cuts[i].key, key) && g->cuts[i].until == UINT64_MAX)
+      g->cuts[i].until = lamport;
   g->members[g->nmembers].owner = owner;
   memcpy(g->members[g->nmembers++].key, key, LC_KEY_BYTES);
   if (!ever_has(g, key))
@@ -224,10 +217,10 @@ static void fold_remove(lc__group *g, const grp_op *op) {
   lc__gmember *m = member_find(g, key);
   if (!m)
     return;
-  cut_drop(g, key);
   if (op->has_cut) { /* room: one per operation (group_fold) */
     memcpy(g->cuts[g->ncuts].key, key, LC_KEY_BYTES);
-    g->cuts[g->ncuts++].cut = op->cut;
+    g->cuts[g->ncuts].cut = op->cut;
+    g->cuts[g->ncuts++].until = UINT64_MAX;
   }
   /* keep the join order: the oldest member inherits ownership */
   size_t i = (size_t)(m - g->members);
@@ -289,16 +282,16 @@ static int group_fold(lc__group *g) {
     case LC_GOP_CREATE:
       if (!g->known) {
         g->known = 1;
-        fold_add(g, op->author, 1);
+        fold_add(g, op->author, 1, op->lamport);
         for (size_t k = 0; k < w.nmembers; k++)
           if (!key_eq(mem[k], op->author))
-            fold_add(g, mem[k], 0);
+            fold_add(g, mem[k], 0, op->lamport);
         snprintf(g->name, sizeof g->name, "%.*s", (int)w.name_len, w.name);
       }
       break;
     case LC_GOP_ADD:
       if (g->known && author)
-        fold_add(g, op->target, 0);
+        fold_add(g, op->target, 0, op->lamport);
       break;
     case LC_GOP_REMOVE:
       if (g->known && member_find(g, op->target) &&
@@ -462,12 +455,14 @@ static int op_apply(lc__grp *e, const uint8_t *bytes, size_t len,
   }
   if (group_fold(g) && e->io.changed)
     e->io.changed(e->io.user, g);
-  /* what the cuts now void goes from the store, here as everywhere (but
-   * our own history keeps what we wrote) */
-  for (size_t i = 0; i < g->ncuts && e->io.msgs_void; i++)
-    if (!key_eq(g->cuts[i].key, e->self->pk))
-      e->st.msgs_voided += (uint64_t)e->io.msgs_void(
-          e->io.user, g->id, g->cuts[i].key, g->cuts[i].cut);
+  /* what the cuts now void goes from the store, here as everywhere (our
+   * own history keeps what we wrote, marked failed) */
+  for (size_t i = 0; i < g->ncuts && e->io.msgs_void; i++) {
+    int n = e->io.msgs_void(e->io.user, g->id, g->cuts[i].key, g->cuts[i].cut,
+                            g->cuts[i].until);
+    if (n > 0)
+      e->st.msgs_voided += (uint64_t)n;
+  }
   /* just joined: ask the member who told us for what we lack (the others
    * follow when we meet them; asking all of a big group at once would
    * have every member answer with everything) */
@@ -766,10 +761,9 @@ static int msg_take(lc__grp *e, const uint8_t *blob, size_t len) {
     e->st.msgs_bad++;
     return 0;
   }
-  /* written by a former member beyond its cut: not the group's.  Noted as
-   * held, so that no SYNC asks for it again, and not kept */
-  const grp_cut *cut = member_find(g, m.author) ? NULL : cut_find(g, m.author);
-  if (cut && m.seq > cut->cut) {
+  /* written with or after its author's removal: not the group's.  Noted
+   * as held, so that no SYNC asks for it again, and not kept */
+  if (lc__group_void(g, m.author, m.seq, m.lamport)) {
     e->st.msgs_void++;
     vec_add(g, m.author, m.seq);
     return 0;

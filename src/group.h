@@ -9,8 +9,9 @@
  * Messages are signed by their author and numbered per author (seq 1, 2,
  * ...); their id is derived from (group, author, seq), so a copy from any
  * member is recognised.  A removal names a cut: the last of the removed
- * member's messages that belong to the group; those above it (written
- * after, or with, the removal) are void everywhere.  Each carries a Lamport
+ * member's messages that belong to the group; those above it, written
+ * with or after the removal and before any later addition, are void
+ * everywhere.  Each carries a Lamport
  * time: every member shows the group's history in (lamport, author, seq) order,
  * which is the same for all.  The author sends a message to every member
  * present; when two members meet they exchange a SYNC (how many operations,
@@ -58,11 +59,11 @@ typedef struct {
                     uint64_t after, size_t max,
                     void (*each)(void *ctx, const uint8_t *blob, size_t len),
                     void *ctx);
-  /* Deletes the stored messages of author in group whose seq is above
-   * cut (a former member's, void by its removal); returns how many, or
-   * < 0.  May be NULL. */
+  /* The stored messages of author in group with seq above cut and lamport
+   * below until are void (by a removal): others' are deleted, ours marked
+   * failed.  Returns how many changed, or < 0.  May be NULL. */
   int (*msgs_void)(void *user, const uint8_t *group, const uint8_t *author,
-                   uint64_t cut);
+                   uint64_t cut, uint64_t until);
   /* The group's members or name changed, or it became known. */
   void (*changed)(void *user, const lc__group *g);
   /* Random bytes (NULL: the system's); the simulator passes its own. */
@@ -86,9 +87,10 @@ size_t lc__group_members(const lc__group *g, const lc__gmember **out);
 int lc__group_is_member(const lc__group *g, const uint8_t *key);
 /* 1 if key is or ever was a member (by the fold of the operations). */
 int lc__group_was_member(const lc__group *g, const uint8_t *key);
-/* 1 and *cut if key is a former member whose removal named a cut (its
- * messages above it are void), else 0. */
-int lc__group_cut(const lc__group *g, const uint8_t *key, uint64_t *cut);
+/* 1 if author's message (seq, lamport) is void: above the cut of one of
+ * its removals and older (by lamport) than its next addition, if any. */
+int lc__group_void(const lc__group *g, const uint8_t *author, uint64_t seq,
+                   uint64_t lamport);
 size_t lc__group_nops(const lc__group *g);
 void lc__group_ops_hash(const lc__group *g, uint8_t out[16]);
 /* The highest seq of author held without gaps. */

@@ -1148,6 +1148,12 @@ static void node_tp_down(void *user, const uint8_t peer[LC_PK_BYTES],
   lc_key_to_hex(hex, peer);
   node_log(n, 3, "session down with %.16s (reason %d)", hex, reason);
   lc__xfer_session_down(n->xfer, peer);
+  /* The peer started over, too fast for discovery to see it leave: a group
+   * message or change it stored just before it died may never have left
+   * it, and its own SYNC only asks for what it lacks.  Meet it again. */
+  if (reason == LC_DOWN_RESTART && n->state == NODE_RUNNING &&
+      !node_is_blocked(n, peer))
+    lc__grp_peer_up(n->grp, peer, node_wall_ms(n));
 }
 
 static void node_tp_bulk(void *user, const uint8_t peer[LC_PK_BYTES],
@@ -1654,11 +1660,26 @@ static int node_grp_msg_put(void *user, const lc__gmsg_wire *m,
   return rc;
 }
 
+typedef struct {
+  lc_node *n;
+  const uint8_t *group;
+} node_void_ctx;
+
+static void node_grp_msg_failed(void *ctx, const uint8_t *msg_id) {
+  node_void_ctx *c = ctx;
+  node_delivery(c->n, c->group, msg_id, LC_MSG_FAILED, LC_ESTATE);
+}
+
+/* A removal voided messages: others' go, ours are reported failed (we
+ * wrote them as, or after, we were removed). */
 static int node_grp_msgs_void(void *user, const uint8_t *group,
-                              const uint8_t *author, uint64_t cut) {
+                              const uint8_t *author, uint64_t cut,
+                              uint64_t until) {
   lc_node *n = user;
-  return lc__store_group_msgs_void(n->store, group, author, cut,
-                                   lc__grp_msg_id);
+  node_void_ctx c = {n, group};
+  int own = memcmp(author, n->id.pk, LC_KEY_BYTES) == 0;
+  return lc__store_group_msgs_void(n->store, group, author, cut, until, own,
+                                   lc__grp_msg_id, node_grp_msg_failed, &c);
 }
 
 static int node_grp_msgs_after(void *user, const uint8_t *group,

@@ -1607,12 +1607,15 @@ int lc__store_group_msgs_after(
   return rc == SQLITE_DONE ? n : LC_ESTORE;
 }
 
-int lc__store_group_msgs_void(lc__store *s, const uint8_t group[LC_KEY_BYTES],
-                              const uint8_t author[LC_KEY_BYTES], uint64_t cut,
-                              void (*id_of)(const uint8_t *group,
-                                            const uint8_t *author, uint64_t seq,
-                                            uint8_t out[LC_MSGID_BYTES])) {
+int lc__store_group_msgs_void(
+    lc__store *s, const uint8_t group[LC_KEY_BYTES],
+    const uint8_t author[LC_KEY_BYTES], uint64_t cut, uint64_t until, int own,
+    void (*id_of)(const uint8_t *group, const uint8_t *author, uint64_t seq,
+                  uint8_t out[LC_MSGID_BYTES]),
+    void (*failed)(void *ctx, const uint8_t msg_id[LC_MSGID_BYTES]),
+    void *ctx) {
   int64_t after = cut > INT64_MAX ? INT64_MAX : (int64_t)cut;
+  int64_t before = until > INT64_MAX ? INT64_MAX : (int64_t)until;
   sqlite3_stmt *sel = NULL, *del = NULL;
   int rc = store_tx_begin(s);
   if (rc < 0)
@@ -1620,37 +1623,52 @@ int lc__store_group_msgs_void(lc__store *s, const uint8_t group[LC_KEY_BYTES],
   int n = 0;
   if (sqlite3_prepare_v2(s->db,
                          "SELECT seq FROM group_msgs WHERE grp = ?1 AND "
-                         "author = ?2 AND seq > ?3",
+                         "author = ?2 AND seq > ?3 AND lamport < ?4",
                          -1, &sel, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(s->db,
                          "DELETE FROM group_msgs WHERE grp = ?1 AND "
-                         "author = ?2 AND seq > ?3",
+                         "author = ?2 AND seq > ?3 AND lamport < ?4",
                          -1, &del, NULL) != SQLITE_OK) {
     rc = LC_ESTORE;
   } else {
     sqlite3_bind_blob(sel, 1, group, LC_KEY_BYTES, SQLITE_STATIC);
     sqlite3_bind_blob(sel, 2, author, LC_KEY_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(sel, 3, after);
+    sqlite3_bind_int64(sel, 4, before);
     while (rc == 0 && sqlite3_step(sel) == SQLITE_ROW) {
       uint8_t id[LC_MSGID_BYTES];
       id_of(group, author, (uint64_t)sqlite3_column_int64(sel, 0), id);
       sqlite3_stmt *st = store_q(s, Q_STATE_GET);
       sqlite3_bind_blob(st, 1, id, LC_MSGID_BYTES, SQLITE_STATIC);
       int64_t row = 0;
+      int state = 0;
       int step = sqlite3_step(st);
-      if (step == SQLITE_ROW)
+      if (step == SQLITE_ROW) {
         row = sqlite3_column_int64(st, 0);
-      else if (step != SQLITE_DONE)
+        state = sqlite3_column_int(st, 1);
+      } else if (step != SQLITE_DONE) {
         rc = LC_ESTORE;
+      }
       sqlite3_reset(st);
-      if (row > 0 && lc__store_delete_message(s, row) < 0)
+      if (row > 0 && !own && lc__store_delete_message(s, row) < 0)
         rc = LC_ESTORE;
+      if (row > 0 && own && state != LC_MSG_FAILED) {
+        /* ours: kept in our history, as not delivered */
+        st = store_q(s, Q_STATE_SET);
+        sqlite3_bind_int64(st, 1, row);
+        sqlite3_bind_int(st, 2, LC_MSG_FAILED);
+        if (store_done(st) < 0)
+          rc = LC_ESTORE;
+        else if (failed)
+          failed(ctx, id);
+      }
       n++;
     }
     if (rc == 0) {
       sqlite3_bind_blob(del, 1, group, LC_KEY_BYTES, SQLITE_STATIC);
       sqlite3_bind_blob(del, 2, author, LC_KEY_BYTES, SQLITE_STATIC);
       sqlite3_bind_int64(del, 3, after);
+      sqlite3_bind_int64(del, 4, before);
       if (sqlite3_step(del) != SQLITE_DONE)
         rc = LC_ESTORE;
     }

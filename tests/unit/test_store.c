@@ -849,6 +849,11 @@ static void ts_gid(const uint8_t *group, const uint8_t *author, uint64_t seq,
   out[2] = (uint8_t)seq;
 }
 
+static void ts_failed(void *ctx, const uint8_t *msg_id) {
+  (void)msg_id;
+  (*(int *)ctx)++;
+}
+
 static void ts_count(void *ctx, const uint8_t *env, size_t len) {
   (void)env, (void)len;
   (*(int *)ctx)++;
@@ -875,8 +880,14 @@ static void test_group_void(void **state) {
                            1, 2, text, strlen(text), env, sizeof env, NULL),
                        1);
     }
-  assert_int_equal(lc__store_group_msgs_void(f->s, group, x, 2, ts_gid), 2);
-  assert_int_equal(lc__store_group_msgs_void(f->s, group, x, 2, ts_gid), 0);
+  int failed = 0;
+  assert_int_equal(lc__store_group_msgs_void(f->s, group, x, 2, UINT64_MAX, 0,
+                                             ts_gid, ts_failed, &failed),
+                   2);
+  assert_int_equal(lc__store_group_msgs_void(f->s, group, x, 2, UINT64_MAX, 0,
+                                             ts_gid, ts_failed, &failed),
+                   0);
+  assert_int_equal(failed, 0);
   lc__stored_msg *m;
   size_t n;
   assert_int_equal(lc__store_page(f->s, group, 0, 100, &m, &n), 0);
@@ -897,6 +908,19 @@ static void test_group_void(void **state) {
   ts_gid(group, y, 3, id);
   assert_int_equal(lc__store_get(f->s, id, &one), 1);
   lc__store_msg_clear(&one);
+  /* our own (y's, here): above the cut and before `until` (lamport 7):
+   * seq 2 only; it stays, failed, and is no longer passed on */
+  assert_int_equal(lc__store_group_msgs_void(f->s, group, y, 1, 7, 1, ts_gid,
+                                             ts_failed, &failed),
+                   1);
+  assert_int_equal(failed, 1);
+  ts_gid(group, y, 2, id);
+  assert_int_equal(lc__store_get(f->s, id, &one), 1);
+  assert_int_equal(one.state, LC_MSG_FAILED);
+  lc__store_msg_clear(&one);
+  count = 0;
+  assert_int_equal(
+      lc__store_group_msgs_after(f->s, group, y, 0, 100, ts_count, &count), 3);
 }
 
 int main(void) {
