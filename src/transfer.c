@@ -22,6 +22,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -136,7 +137,19 @@ struct lc__xfer {
   uint64_t now;
   uint64_t due; /* the pump has nothing to do before */
   lc__xfer_stats st;
+  /* a test of crash recovery: LC_FAILPOINT=xfer_place (as a group is
+   * about to be renamed into place, where to recorded) or xfer_placed
+   * (renamed, not recorded yet) kills the process there, as a power cut
+   * would (tests/integration/test_crash_files.c) */
+  int failpoint;
 };
+
+enum { XF_FP_NONE, XF_FP_PLACE, XF_FP_PLACED };
+
+static void xf_failpoint(const lc__xfer *x, int at) {
+  if (x->failpoint == at)
+    raise(SIGKILL);
+}
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -882,8 +895,14 @@ static int xf_read_back(xf *t, uint64_t pos, uint8_t *out, size_t len) {
 /* Picks a free name in the downloads folder for name (a file's or a
  * folder's), "name (1).ext" and so on, and renames src there without ever
  * replacing anything.  *final: the path chosen (malloc'd). */
+/* While a group is renamed into place, its files' local paths are stored
+ * behind this byte first (where it is going), so that a restart can tell
+ * whether the rename happened (xf_settle); never part of a real path. */
+#define XF_PLACING '\x01'
+
 static int xf_place(const char *downloads, const char *src, const char *name,
-                    size_t name_len, int is_dir, char **final) {
+                    size_t name_len, int is_dir, char **final,
+                    void (*going)(void *ctx, const char *dst), void *ctx) {
   const char *dot = NULL;
   if (!is_dir)
     for (size_t i = name_len; i-- > 1;)
@@ -902,6 +921,10 @@ static int xf_place(const char *downloads, const char *src, const char *name,
     else
       snprintf(dst, cap, "%s/%.*s (%d)%.*s", downloads, (int)stem, name, k,
                (int)(name_len - stem), name + stem);
+    struct stat taken;
+    if (lstat(dst, &taken) == 0)
+      continue; /* the rename would refuse it too */
+    going(ctx, dst);
     int rc = renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE);
     if (rc < 0 && (errno == EINVAL || errno == ENOSYS)) {
       /* a file system without RENAME_NOREPLACE: a file by link (which
@@ -940,30 +963,72 @@ static size_t xf_group_end(const xf *t, size_t g) {
   return end;
 }
 
-/* Group g is on disk (flushed): renamed into place, recorded, reported. */
-static int xf_place_group(lc__xfer *x, xf *t, size_t g) {
+/* Records where group g's files are (top: the file, or the folder that
+ * holds them; placing: behind XF_PLACING, before the rename), or clears
+ * them (top NULL). */
+static void xf_record_group(lc__xfer *x, xf *t, size_t g, const char *top,
+                            int placing) {
   const lc__xfer_file *f = &t->r.files[g];
   size_t tl = xf_top_len(f->path, f->path_len);
   int is_dir = tl < f->path_len;
   size_t end = xf_group_end(t, g);
-  char *top = xf_strndup(f->path, tl);
-  char *src = top ? xf_join(t->r.dir, top) : NULL;
-  char *final = NULL;
-  int rc = src ? xf_place(x->downloads, src, f->path, tl, is_dir, &final)
-               : LC_ENOMEM;
-  free(top);
-  free(src);
-  if (rc < 0)
-    return rc;
   lc__store_begin(x->store);
   for (size_t i = g; i < end; i++) {
     lc__xfer_file *h = &t->r.files[i];
     free(h->local);
-    h->local = is_dir ? xf_join(final, h->path + tl + 1)
-                      : xf_strndup(final, strlen(final));
+    h->local = NULL;
+    if (top && is_dir)
+      h->local = xf_join(top, h->path + tl + 1);
+    else if (top)
+      h->local = xf_strndup(top, strlen(top));
+    if (h->local && placing) {
+      size_t n = strlen(h->local);
+      char *p = malloc(n + 2);
+      if (p) {
+        p[0] = XF_PLACING;
+        memcpy(p + 1, h->local, n + 1);
+      }
+      free(h->local);
+      h->local = p;
+    }
     lc__store_xfer_file_update(x->store, t->r.id, i, h);
   }
   lc__store_commit(x->store);
+}
+
+typedef struct {
+  lc__xfer *x;
+  xf *t;
+  size_t g;
+} xf_going_ctx;
+
+static void xf_going(void *ctx, const char *dst) {
+  xf_going_ctx *c = ctx;
+  xf_record_group(c->x, c->t, c->g, dst, 1);
+  xf_failpoint(c->x, XF_FP_PLACE);
+}
+
+/* Group g is on disk (flushed): renamed into place (where to, recorded
+ * first), recorded, reported. */
+static int xf_place_group(lc__xfer *x, xf *t, size_t g) {
+  const lc__xfer_file *f = &t->r.files[g];
+  size_t tl = xf_top_len(f->path, f->path_len);
+  int is_dir = tl < f->path_len;
+  char *top = xf_strndup(f->path, tl);
+  char *src = top ? xf_join(t->r.dir, top) : NULL;
+  char *final = NULL;
+  xf_going_ctx going = {x, t, g};
+  int rc = src ? xf_place(x->downloads, src, f->path, tl, is_dir, &final,
+                          xf_going, &going)
+               : LC_ENOMEM;
+  free(top);
+  free(src);
+  if (rc < 0) {
+    xf_record_group(x, t, g, NULL, 0);
+    return rc;
+  }
+  xf_failpoint(x, XF_FP_PLACED);
+  xf_record_group(x, t, g, final, 0);
   free(final);
   /* one event for a file, or for a whole folder: one per file would copy
    * the list once per file */
@@ -1175,6 +1240,11 @@ int lc__xfer_new(lc__xfer **out, lc__store *store, const char *downloads,
     free(x);
     return LC_ENOMEM;
   }
+  const char *fp = getenv("LC_FAILPOINT"); // NOLINT(concurrency-mt-unsafe)
+  x->failpoint = !fp                          ? XF_FP_NONE
+                 : !strcmp(fp, "xfer_place")  ? XF_FP_PLACE
+                 : !strcmp(fp, "xfer_placed") ? XF_FP_PLACED
+                                              : XF_FP_NONE;
   *out = x;
   return 0;
 }
@@ -1198,6 +1268,32 @@ void lc__xfer_free(lc__xfer *x) {
 static void xf_settle(lc__xfer *x, xf *t) {
   if (t->r.outgoing || t->r.state != LC_TRANSFER_ACCEPTED)
     return;
+  /* a group stopped as it was renamed into place: in place if it left
+   * the partial folder, else not placed yet */
+  for (size_t g = 0; g < t->r.nfiles; g = xf_group_end(t, g)) {
+    const lc__xfer_file *f = &t->r.files[g];
+    if (!f->local || f->local[0] != XF_PLACING)
+      continue;
+    size_t tl = xf_top_len(f->path, f->path_len);
+    int is_dir = tl < f->path_len;
+    char *top = xf_strndup(f->path, tl);
+    char *src = top ? xf_join(t->r.dir, top) : NULL;
+    char *dst = NULL;
+    struct stat st;
+    if (src && lstat(src, &st) < 0 && errno == ENOENT) {
+      /* the rename happened: the top is the file, or the folder */
+      const char *l = f->local + 1;
+      size_t n = strlen(l);
+      dst = xf_strndup(
+          l, is_dir && n > f->path_len - tl ? n - (f->path_len - tl) : n);
+    }
+    xf_record_group(x, t, g, dst, 0);
+    if (dst)
+      xf_event(x, t, LC_TRANSFER_FILE, (int)g);
+    free(dst);
+    free(top);
+    free(src);
+  }
   for (size_t i = 0; i < t->r.nfiles; i++) {
     const lc__xfer_file *f = &t->r.files[i];
     if (f->has_hash && f->has_mine && !f->verified) {

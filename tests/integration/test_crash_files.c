@@ -186,6 +186,18 @@ static int child_main(int who) {
   memset(&f, 0, sizeof f);
   f.c.who = who;
   f.c.on_tick = who == 0 ? sender_tick : receiver_tick;
+  /* a third of the receiver's lives end at the worst moments of putting a
+   * file or folder in place (LC_FAILPOINT, src/transfer.c): where it goes
+   * recorded but not renamed yet, or renamed but not recorded yet */
+  if (who == 1) {
+    unsigned life = (unsigned)(g_run.kills[1] + g_run.self_kills[1]);
+    uint64_t d = ((uint64_t)g_run.seed << 32 ^ life) * 0x9e3779b97f4a7c15ull;
+    d >>= 33;
+    if (d % 6 == 0)
+      setenv("LC_FAILPOINT", "xfer_place", 1);
+    else if (d % 6 == 1)
+      setenv("LC_FAILPOINT", "xfer_placed", 1);
+  }
   uv_loop_init(&f.c.loop);
   lc_node_options o;
   crash_options(&o, who, who == 0 ? "sender" : "receiver", &f);
