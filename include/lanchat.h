@@ -163,9 +163,8 @@ typedef enum {
   LC_MSG_DELIVERED = 3, /* the peer's node has it (for a message received:
                            stored, not read yet) */
   LC_MSG_READ = 4,      /* the reader marked it read */
-  LC_MSG_FAILED = 5     /* could not be delivered: a group message of ours
-                           written as we were removed from the group (a
-                           text to a peer is retried until delivered) */
+  LC_MSG_FAILED = 5     /* could not be delivered (reserved: this version
+                           retries until delivered) */
 } lc_msg_state;
 
 /* "queued", "sent", "delivered", "read", "failed"; NULL for anything
@@ -216,10 +215,8 @@ typedef void lc_message_cb(lc_node *node, const lc_message *msg, void *user);
 /* A message sent with lc_send_text changed state: SENT (handed to the
  * network), DELIVERED (the peer's node stored it), READ (its reader marked
  * it read).  A message is never given up: one the peer has not confirmed
- * stays queued and goes again whenever the peer can be reached.  err is 0.
- * FAILED is reported only for a group message of ours (peer: the group's
- * id) written as we were removed from the group: the members drop it (err
- * LC_ESTATE). */
+ * stays queued and goes again whenever the peer can be reached, so FAILED
+ * is not reported by this version.  err is 0. */
 typedef void lc_delivery_cb(lc_node *node, const uint8_t peer[LC_KEY_BYTES],
                             const uint8_t msg_id[LC_MSGID_BYTES],
                             lc_msg_state state, int err, void *user);

@@ -14,19 +14,9 @@ typedef struct {
   int kind;
   uint8_t author[LC_KEY_BYTES];
   uint8_t target[LC_KEY_BYTES];
-  int has_cut; /* REMOVE: the target's messages above cut are void */
-  uint64_t cut;
   uint8_t *bytes;
   size_t len;
 } grp_op;
-
-/* A removal that named a cut: the member's messages above it, written
- * before it was added again (lamport below `until`, UINT64_MAX while it is
- * out), are void: written with or after the removal, not the group's. */
-typedef struct {
-  uint8_t key[LC_KEY_BYTES];
-  uint64_t cut, until;
-} grp_cut;
 
 typedef struct {
   uint8_t author[LC_KEY_BYTES];
@@ -46,8 +36,6 @@ struct lc__group {
   size_t nmembers;
   uint8_t (*ever)[LC_KEY_BYTES];
   size_t never;
-  grp_cut *cuts; /* every removal with a cut (at most one per op) */
-  size_t ncuts;
   uint8_t ops_hash[16];
   uint64_t lamport; /* the highest seen, of operations and messages */
   grp_vec *vec;
@@ -65,9 +53,6 @@ struct lc__grp {
 static int key_eq(const uint8_t *a, const uint8_t *b) {
   return memcmp(a, b, LC_KEY_BYTES) == 0;
 }
-
-static grp_vec *vec_get(lc__group *g, const uint8_t *author, int create);
-static uint64_t vec_top(const grp_vec *v);
 
 /* ---- groups and the fold -------------------------------------------------
  */
@@ -89,7 +74,6 @@ static void group_free(lc__group *g) {
   free(g->ops);
   free(g->members);
   free(g->ever);
-  free(g->cuts);
   free(g->vec);
   free(g);
 }
@@ -188,23 +172,9 @@ int lc__group_was_member(const lc__group *g, const uint8_t *key) {
   return ever_has(g, key);
 }
 
-int lc__group_void(const lc__group *g, const uint8_t *author, uint64_t seq,
-                   uint64_t lamport) {
-  for (size_t i = 0; i < g->ncuts; i++)
-    if (key_eq(g->cuts[i].key, author) && seq > g->cuts[i].cut &&
-        lamport < g->cuts[i].until)
-      return 1;
-  return 0;
-}
-
-static int fold_add(lc__group *g, const uint8_t *key, int owner,
-                    uint64_t lamport) {
+static int fold_add(lc__group *g, const uint8_t *key, int owner) {
   if (member_find(g, key) || g->nmembers >= LC_GROUP_MEMBERS_MAX)
     return 0;
-  /* back: what it writes from now on (a later lamport) counts */
-  for (size_t i = 0; i < g->ncuts; i++)
-    if (key_eq(g->cuts[i].key, key) && g->cuts[i].until == UINT64_MAX)
-      g->cuts[i].until = lamport;
   g->members[g->nmembers].owner = owner;
   memcpy(g->members[g->nmembers++].key, key, LC_KEY_BYTES);
   if (!ever_has(g, key))
@@ -212,16 +182,10 @@ static int fold_add(lc__group *g, const uint8_t *key, int owner,
   return 1;
 }
 
-static void fold_remove(lc__group *g, const grp_op *op) {
-  const uint8_t *key = op->target;
+static void fold_remove(lc__group *g, const uint8_t *key) {
   lc__gmember *m = member_find(g, key);
   if (!m)
     return;
-  if (op->has_cut) { /* room: one per operation (group_fold) */
-    memcpy(g->cuts[g->ncuts].key, key, LC_KEY_BYTES);
-    g->cuts[g->ncuts].cut = op->cut;
-    g->cuts[g->ncuts++].until = UINT64_MAX;
-  }
   /* keep the join order: the oldest member inherits ownership */
   size_t i = (size_t)(m - g->members);
   memmove(&g->members[i], &g->members[i + 1],
@@ -246,11 +210,9 @@ static int group_fold(lc__group *g) {
   size_t cap = LC_GROUP_MEMBERS_MAX + g->nops + 1;
   lc__gmember *m = calloc(cap, sizeof *m);
   uint8_t(*ever)[LC_KEY_BYTES] = calloc(cap, sizeof *ever);
-  grp_cut *cuts = calloc(g->nops + 1, sizeof *cuts);
-  if (!m || !ever || !cuts) {
+  if (!m || !ever) {
     free(m);
     free(ever);
-    free(cuts);
     return 0; /* the old fold stays */
   }
   g->members = m;
@@ -258,9 +220,6 @@ static int group_fold(lc__group *g) {
   free(g->ever);
   g->ever = ever;
   g->never = 0;
-  free(g->cuts);
-  g->cuts = cuts;
-  g->ncuts = 0;
   g->known = 0;
   g->name[0] = '\0';
   uint8_t *ids = malloc(g->nops * 16 + 1);
@@ -282,21 +241,21 @@ static int group_fold(lc__group *g) {
     case LC_GOP_CREATE:
       if (!g->known) {
         g->known = 1;
-        fold_add(g, op->author, 1, op->lamport);
+        fold_add(g, op->author, 1);
         for (size_t k = 0; k < w.nmembers; k++)
           if (!key_eq(mem[k], op->author))
-            fold_add(g, mem[k], 0, op->lamport);
+            fold_add(g, mem[k], 0);
         snprintf(g->name, sizeof g->name, "%.*s", (int)w.name_len, w.name);
       }
       break;
     case LC_GOP_ADD:
       if (g->known && author)
-        fold_add(g, op->target, 0, op->lamport);
+        fold_add(g, op->target, 0);
       break;
     case LC_GOP_REMOVE:
       if (g->known && member_find(g, op->target) &&
           (key_eq(op->author, op->target) || (author && author->owner)))
-        fold_remove(g, op);
+        fold_remove(g, op->target);
       break;
     case LC_GOP_RENAME:
       if (g->known && author)
@@ -375,8 +334,6 @@ static int op_take(lc__grp *e, const uint8_t *bytes, size_t len,
   op->kind = w.kind;
   memcpy(op->author, w.author, LC_KEY_BYTES);
   memcpy(op->target, w.target, LC_KEY_BYTES);
-  op->has_cut = w.has_cut;
-  op->cut = w.cut;
   op->bytes = copy;
   op->len = len;
   g->nops++;
@@ -455,14 +412,6 @@ static int op_apply(lc__grp *e, const uint8_t *bytes, size_t len,
   }
   if (group_fold(g) && e->io.changed)
     e->io.changed(e->io.user, g);
-  /* what the cuts now void goes from the store, here as everywhere (our
-   * own history keeps what we wrote, marked failed) */
-  for (size_t i = 0; i < g->ncuts && e->io.msgs_void; i++) {
-    int n = e->io.msgs_void(e->io.user, g->id, g->cuts[i].key, g->cuts[i].cut,
-                            g->cuts[i].until);
-    if (n > 0)
-      e->st.msgs_voided += (uint64_t)n;
-  }
   /* just joined: ask the member who told us for what we lack (the others
    * follow when we meet them; asking all of a big group at once would
    * have every member answer with everything) */
@@ -585,11 +534,6 @@ int lc__grp_remove(lc__grp *e, const uint8_t *group, const uint8_t *member,
   w.kind = LC_GOP_REMOVE;
   w.lamport = g->lamport + 1;
   memcpy(w.target, member, LC_KEY_BYTES);
-  /* the member's messages that count: every one we hold (those below it
-   * that we lack still come by SYNC) */
-  const grp_vec *v = vec_get(g, member, 0);
-  w.has_cut = 1;
-  w.cut = v ? vec_top(v) : 0;
   return op_ours(e, &w, now_ms);
 }
 
@@ -759,13 +703,6 @@ static int msg_take(lc__grp *e, const uint8_t *blob, size_t len) {
    * dropped (a SYNC brings it again once the operations are here) */
   if (!g || !g->known || !ever_has(g, m.author)) {
     e->st.msgs_bad++;
-    return 0;
-  }
-  /* written with or after its author's removal: not the group's.  Noted
-   * as held, so that no SYNC asks for it again, and not kept */
-  if (lc__group_void(g, m.author, m.seq, m.lamport)) {
-    e->st.msgs_void++;
-    vec_add(g, m.author, m.seq);
     return 0;
   }
   uint8_t id[LC_MSGID_BYTES];

@@ -8,16 +8,13 @@
  *
  * Messages are signed by their author and numbered per author (seq 1, 2,
  * ...); their id is derived from (group, author, seq), so a copy from any
- * member is recognised.  A removal names a cut: the last of the removed
- * member's messages that belong to the group; those above it, written
- * with or after the removal and before any later addition, are void
- * everywhere.  Each carries a Lamport
- * time: every member shows the group's history in (lamport, author, seq) order,
- * which is the same for all.  The author sends a message to every member
- * present; when two members meet they exchange a SYNC (how many operations,
- * their hash, and for each author the highest seq held without gaps) and each
- * sends the other what it lacks: an offline member catches up from the author
- * or from any member that holds the messages.
+ * member is recognised.  Each carries a Lamport time: every member shows
+ * the group's history in (lamport, author, seq) order, which is the same
+ * for all.  The author sends a message to every member present; when two
+ * members meet they exchange a SYNC (how many operations, their hash, and
+ * for each author the highest seq held without gaps) and each sends the
+ * other what it lacks: an offline member catches up from the author or
+ * from any member that holds the messages.
  *
  * The engine keeps the operations and the per-author counters in memory;
  * messages live in the caller's store (msg_put, msgs_after). */
@@ -59,11 +56,6 @@ typedef struct {
                     uint64_t after, size_t max,
                     void (*each)(void *ctx, const uint8_t *blob, size_t len),
                     void *ctx);
-  /* The stored messages of author in group with seq above cut and lamport
-   * below until are void (by a removal): others' are deleted, ours marked
-   * failed.  Returns how many changed, or < 0.  May be NULL. */
-  int (*msgs_void)(void *user, const uint8_t *group, const uint8_t *author,
-                   uint64_t cut, uint64_t until);
   /* The group's members or name changed, or it became known. */
   void (*changed)(void *user, const lc__group *g);
   /* Random bytes (NULL: the system's); the simulator passes its own. */
@@ -87,10 +79,6 @@ size_t lc__group_members(const lc__group *g, const lc__gmember **out);
 int lc__group_is_member(const lc__group *g, const uint8_t *key);
 /* 1 if key is or ever was a member (by the fold of the operations). */
 int lc__group_was_member(const lc__group *g, const uint8_t *key);
-/* 1 if author's message (seq, lamport) is void: above the cut of one of
- * its removals and older (by lamport) than its next addition, if any. */
-int lc__group_void(const lc__group *g, const uint8_t *author, uint64_t seq,
-                   uint64_t lamport);
 size_t lc__group_nops(const lc__group *g);
 void lc__group_ops_hash(const lc__group *g, uint8_t out[16]);
 /* The highest seq of author held without gaps. */
@@ -133,8 +121,6 @@ void lc__grp_peer_up(lc__grp *e, const uint8_t *peer, uint64_t now_ms);
 typedef struct {
   uint64_t ops_in, ops_bad, msgs_in, msgs_bad, msgs_dup, syncs_in, ops_sent,
       msgs_sent;
-  uint64_t msgs_void;   /* from former members beyond their cut: refused */
-  uint64_t msgs_voided; /* of those stored before the removal: deleted */
 } lc__grp_stats;
 void lc__grp_stats_get(const lc__grp *e, lc__grp_stats *st);
 

@@ -1660,28 +1660,6 @@ static int node_grp_msg_put(void *user, const lc__gmsg_wire *m,
   return rc;
 }
 
-typedef struct {
-  lc_node *n;
-  const uint8_t *group;
-} node_void_ctx;
-
-static void node_grp_msg_failed(void *ctx, const uint8_t *msg_id) {
-  node_void_ctx *c = ctx;
-  node_delivery(c->n, c->group, msg_id, LC_MSG_FAILED, LC_ESTATE);
-}
-
-/* A removal voided messages: others' go, ours are reported failed (we
- * wrote them as, or after, we were removed). */
-static int node_grp_msgs_void(void *user, const uint8_t *group,
-                              const uint8_t *author, uint64_t cut,
-                              uint64_t until) {
-  lc_node *n = user;
-  node_void_ctx c = {n, group};
-  int own = memcmp(author, n->id.pk, LC_KEY_BYTES) == 0;
-  return lc__store_group_msgs_void(n->store, group, author, cut, until, own,
-                                   lc__grp_msg_id, node_grp_msg_failed, &c);
-}
-
 static int node_grp_msgs_after(void *user, const uint8_t *group,
                                const uint8_t *author, uint64_t after,
                                size_t max,
@@ -1750,7 +1728,6 @@ static int node_group_open(lc_node *n) {
                    .op_put = node_grp_op_put,
                    .msg_put = node_grp_msg_put,
                    .msgs_after = node_grp_msgs_after,
-                   .msgs_void = node_grp_msgs_void,
                    .changed = node_grp_changed};
   n->grp = lc__grp_new(&n->id, &io);
   if (!n->grp)

@@ -266,17 +266,6 @@ int lc__store_group_msgs_after(
     lc__store *s, const uint8_t group[LC_KEY_BYTES],
     const uint8_t author[LC_KEY_BYTES], uint64_t after, size_t max,
     void (*each)(void *ctx, const uint8_t *env, size_t len), void *ctx);
-/* author's messages in group with seq above cut and lamport below until
- * are void (a removal's): they leave the group's table (so that they are
- * never passed on) and, unless own, its conversation (their ids from
- * id_of); our own stay in our history as failed (failed(ctx, id) for each
- * newly so).  Returns how many, or LC_ESTORE. */
-int lc__store_group_msgs_void(
-    lc__store *s, const uint8_t group[LC_KEY_BYTES],
-    const uint8_t author[LC_KEY_BYTES], uint64_t cut, uint64_t until, int own,
-    void (*id_of)(const uint8_t *group, const uint8_t *author, uint64_t seq,
-                  uint8_t out[LC_MSGID_BYTES]),
-    void (*failed)(void *ctx, const uint8_t msg_id[LC_MSGID_BYTES]), void *ctx);
 /* Calls each() with (group, author, seq, lamport) of every group message
  * held (to rebuild the counters at start). */
 int lc__store_group_seqs(lc__store *s,

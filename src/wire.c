@@ -1426,13 +1426,12 @@ int lc__gop_encode(const lc__gop_wire *op, uint8_t *out, size_t cap,
                    size_t *signed_len) {
   if (op->kind < LC_GOP_CREATE || op->kind > LC_GOP_RENAME ||
       !wire_name_ok(op->name, op->name_len) ||
-      op->nmembers > LC_GROUP_MEMBERS_MAX || (op->nmembers && !op->members) ||
-      (op->has_cut && op->kind != LC_GOP_REMOVE))
+      op->nmembers > LC_GROUP_MEMBERS_MAX || (op->nmembers && !op->members))
     return LC_EINVAL;
   wire_out o = {out, cap, 0, 0};
   msgpack_packer pk;
   msgpack_packer_init(&pk, &o, wire_out_write);
-  msgpack_pack_array(&pk, op->has_cut ? 11 : 10);
+  msgpack_pack_array(&pk, 10);
   wire_pack_bin(&pk, op->group, LC_GROUP_ID_BYTES);
   wire_pack_bin(&pk, op->author, LC_KEY_BYTES);
   msgpack_pack_uint64(&pk, op->lamport);
@@ -1444,8 +1443,6 @@ int lc__gop_encode(const lc__gop_wire *op, uint8_t *out, size_t cap,
   msgpack_pack_array(&pk, op->nmembers);
   for (size_t i = 0; i < op->nmembers; i++)
     wire_pack_bin(&pk, op->members + i * LC_KEY_BYTES, LC_KEY_BYTES);
-  if (op->has_cut)
-    msgpack_pack_uint64(&pk, op->cut);
   wire_pack_bin(&pk, op->sig, sizeof op->sig);
   if (o.overflow)
     return LC_ETOOBIG;
@@ -1463,7 +1460,7 @@ int lc__gop_decode(lc__gop_wire *op, uint8_t (*members)[LC_KEY_BYTES],
   uint64_t kind;
   memset(op, 0, sizeof *op);
   WIRE_TRY(wire_read_array(&in, &n, LC_EPROTO));
-  if (n != 10 && n != 11)
+  if (n != 10)
     return LC_EPROTO;
   WIRE_TRY(wire_read_fixed(&in, op->group, LC_GROUP_ID_BYTES));
   WIRE_TRY(wire_read_fixed(&in, op->author, LC_KEY_BYTES));
@@ -1483,12 +1480,6 @@ int lc__gop_decode(lc__gop_wire *op, uint8_t (*members)[LC_KEY_BYTES],
     WIRE_TRY(wire_read_fixed(&in, members[i], LC_KEY_BYTES));
   op->nmembers = k;
   op->members = k ? members[0] : NULL;
-  if (n == 11) {
-    if (op->kind != LC_GOP_REMOVE)
-      return LC_EPROTO; /* a cut belongs to a REMOVE only */
-    WIRE_TRY(wire_read_u64(&in, &op->cut));
-    op->has_cut = 1;
-  }
   op->signed_len = in.pos;
   WIRE_TRY(wire_read_fixed(&in, op->sig, sizeof op->sig));
   if (in.pos != in.len)

@@ -399,8 +399,7 @@ int lc__wire_files_decode(const uint8_t *buf, size_t len, lc__wire_file *out,
 
 /* ---- group operations and messages (signed blobs inside the envelope) --
  * op:  [group bin32, author bin32, lamport uint, sent_ms uint, kind uint,
- *       target bin32, name str, nonce bin16, [member bin32, ...],
- *       (REMOVE only, optional) cut uint, sig bin64]
+ *       target bin32, name str, nonce bin16, [member bin32, ...], sig bin64]
  * msg: [group bin32, author bin32, seq uint, lamport uint, sent_ms uint,
  *       text str, sig bin64]
  * The signature (the author's Ed25519) covers every byte before its own
@@ -424,11 +423,6 @@ typedef struct {
   size_t nmembers;        /* CREATE: the first members besides the author */
   const uint8_t *members; /* nmembers * 32 bytes (decode: the caller's
                              array given to lc__gop_decode) */
-  /* REMOVE: the last of the target's messages (by seq) that belong to
-   * the group; those above are void.  Absent (has_cut 0, an array of 10)
-   * in operations made before it existed: then none is void. */
-  int has_cut;
-  uint64_t cut;
   uint8_t sig[64];
   size_t signed_len; /* decode */
 } lc__gop_wire;

@@ -220,9 +220,7 @@ static int key_cmp(const void *a, const void *b) {
 
 /* Says what this node holds (written aside, then renamed): whether it is
  * a member, the members, the name, then the group's texts in the order
- * of its history.  The parent waits until the members' agree.  Its own
- * texts that a removal made void (failed: written as it was removed, the
- * members drop them) are listed apart, after a line "void". */
+ * of its history.  The parent waits until the members' agree. */
 static void write_status(group_child *k, const lc_group_info *g) {
   char tmp[192], path[192];
   crash_path(tmp, sizeof tmp, k->c.who, "status.tmp");
@@ -245,12 +243,7 @@ static void write_status(group_child *k, const lc_group_info *g) {
   size_t n;
   lc_msg_info *m = group_history(k, &n);
   for (size_t i = n; i-- > 0;)
-    if (m[i].state != LC_MSG_FAILED)
-      fprintf(f, "%s\n", m[i].text);
-  fputs("void\n", f);
-  for (size_t i = n; i-- > 0;)
-    if (m[i].state == LC_MSG_FAILED)
-      fprintf(f, "%s\n", m[i].text);
+    fprintf(f, "%s\n", m[i].text);
   lc_msgs_free(m, n);
   fclose(f);
   rename(tmp, path);
@@ -360,22 +353,14 @@ static int has_line(const char *text, const char *line) {
   return 0;
 }
 
-/* Two statuses alike up to their "void" lines (each lists its own). */
-static int same_but_void(const char *a, const char *b) {
-  const char *va = strstr(a, "\nvoid\n"), *vb = strstr(b, "\nvoid\n");
-  return va && vb && va - a == vb - b && memcmp(a, b, (size_t)(va - a)) == 0;
-}
-
-/* Every message accepted is in text (ann's status), or void: listed so
- * by its author (st[w]) after its "void" line. */
-static int has_accepted(const char *text, char *const *st) {
+/* Every line of every accepted log is a line of text. */
+static int has_accepted(const char *text) {
   int ok = 1;
   for (int w = 0; w < N && ok; w++) {
     char *log = slurp(w, "accepted");
-    const char *v = st[w] ? strstr(st[w], "\nvoid\n") : NULL;
     for (char *line = log ? strtok(log, "\n") : NULL; line && ok;
          line = strtok(NULL, "\n"))
-      ok = has_line(text, line) || (v && has_line(v + 1, line));
+      ok = has_line(text, line);
     free(log);
   }
   return ok;
@@ -393,12 +378,11 @@ static int settled(void) {
   for (int w = 0; w < N && ok; w++) {
     ok = st[w] != NULL;
     if (ok && k_final[w])
-      ok =
-          strncmp(st[w], "member 1\n", 9) == 0 && same_but_void(st[w], st[ANN]);
+      ok = strncmp(st[w], "member 1\n", 9) == 0 && strcmp(st[w], st[ANN]) == 0;
     else if (ok)
       ok = strncmp(st[w], "member 0\n", 9) == 0;
   }
-  ok = ok && has_accepted(st[ANN], st);
+  ok = ok && has_accepted(st[ANN]);
   for (int w = 0; w < N; w++)
     free(st[w]);
   free(step);
@@ -507,18 +491,14 @@ static int check(void) {
     free(log);
   }
   /* what each author holds of its own is in every member's history once,
-   * in the order all members share, and nothing else; but for what it
-   * wrote as it was removed (failed: void, the members dropped it), which
-   * is in no other history */
+   * in the order all members share, and nothing else */
   for (int w = 0; w < N; w++) {
     for (size_t i = 0; i < v[w].n; i++) {
       const lc_msg_info *m = &v[w].m[i];
       if (memcmp(m->sender, g_run.key[w], LC_KEY_BYTES) != 0)
         continue;
-      int want = m->state == LC_MSG_FAILED ? 0 : 1;
       for (int x = 0; x < N; x++)
-        if ((k_final[x] || x == w) &&
-            in_view(&v[x], m->text) != (x == w ? 1 : want)) {
+        if (k_final[x] && in_view(&v[x], m->text) != 1) {
           fprintf(stderr, "%s: \"%s\" %d times in its history\n", k_nick[x],
                   m->text, in_view(&v[x], m->text));
           bad = 1;
@@ -531,27 +511,16 @@ static int check(void) {
     size_t total = 0;
     for (int w = 0; w < N; w++)
       for (size_t i = 0; i < v[w].n; i++)
-        total += memcmp(v[w].m[i].sender, g_run.key[w], LC_KEY_BYTES) == 0 &&
-                 v[w].m[i].state != LC_MSG_FAILED;
-    /* the group's messages: without one's own failed ones */
-    size_t held = 0;
-    for (size_t i = 0; i < v[x].n; i++)
-      held += v[x].m[i].state != LC_MSG_FAILED;
-    if (held != total) {
+        total += memcmp(v[w].m[i].sender, g_run.key[w], LC_KEY_BYTES) == 0;
+    if (v[x].n != total) {
       fprintf(stderr, "%s holds %zu messages, their authors %zu\n", k_nick[x],
-              held, total);
+              v[x].n, total);
       bad = 1;
     }
-    for (size_t i = 0, k = 0; i < v[x].n && k < v[ANN].n; i++, k++) {
-      while (i < v[x].n && v[x].m[i].state == LC_MSG_FAILED)
-        i++;
-      while (k < v[ANN].n && v[ANN].m[k].state == LC_MSG_FAILED)
-        k++;
-      if (i == v[x].n || k == v[ANN].n)
-        break;
-      if (memcmp(v[x].m[i].msg_id, v[ANN].m[k].msg_id, LC_MSGID_BYTES) != 0) {
+    for (size_t i = 0; i < v[x].n && i < v[ANN].n; i++) {
+      if (memcmp(v[x].m[i].msg_id, v[ANN].m[i].msg_id, LC_MSGID_BYTES) != 0) {
         fprintf(stderr, "%s: message %zu is \"%s\", ann's \"%s\"\n", k_nick[x],
-                i, v[x].m[i].text, v[ANN].m[k].text);
+                i, v[x].m[i].text, v[ANN].m[i].text);
         bad = 1;
         break;
       }

@@ -47,12 +47,6 @@ static tg_peer peers[NPEERS];
 static sim *g_sim;
 static uint8_t group_id[LC_GROUP_ID_BYTES];
 static uint64_t sent_total; /* messages sent by anyone */
-/* each message sent: its author and seq (void ones are not expected) */
-static struct {
-  int author;
-  uint64_t seq, lamport;
-} sent[4096];
-static uint64_t sent_seq[NPEERS];
 
 static void tg_send(void *user, const uint8_t *peer, const uint8_t *env,
                     size_t len) {
@@ -97,29 +91,6 @@ static int tg_msg_put(void *user, const lc__gmsg_wire *m, const uint8_t *id,
   x->len = len;
   p->puts_new++;
   return 1;
-}
-
-/* The store's side of a removal's cut: the former member's messages above
- * it go. */
-static int tg_msgs_void(void *user, const uint8_t *group, const uint8_t *author,
-                        uint64_t cut, uint64_t until) {
-  tg_peer *p = user;
-  (void)group;
-  if (memcmp(author, sim_node_get(p->s, p->index)->id.pk, LC_KEY_BYTES) == 0)
-    return 0; /* the node keeps its own, marked failed */
-  size_t w = 0;
-  int n = 0;
-  for (size_t i = 0; i < p->nmsgs; i++) {
-    if (memcmp(p->msgs[i].author, author, LC_KEY_BYTES) == 0 &&
-        p->msgs[i].seq > cut && p->msgs[i].lamport < until) {
-      free(p->msgs[i].blob);
-      n++;
-      continue;
-    }
-    p->msgs[w++] = p->msgs[i];
-  }
-  p->nmsgs = w;
-  return n;
 }
 
 static int tg_seq_cmp(const void *a, const void *b) {
@@ -180,7 +151,6 @@ static void tg_setup(uint64_t seed) {
   assert_non_null(g_sim);
   memset(peers, 0, sizeof peers);
   sent_total = 0;
-  memset(sent_seq, 0, sizeof sent_seq);
   /* groups use chat messages only: few bulk streams keep the transport's
    * per-poll scans short (64 streams x 19 sessions x 20 peers dominated a
    * profile of this test) */
@@ -203,7 +173,6 @@ static void tg_setup(uint64_t seed) {
                      .op_put = tg_op_put,
                      .msg_put = tg_msg_put,
                      .msgs_after = tg_msgs_after,
-                     .msgs_void = tg_msgs_void,
                      .changed = tg_changed,
                      .random = tg_random};
     p->grp = lc__grp_new(&sim_node_get(g_sim, i)->id, &io);
@@ -259,18 +228,9 @@ static void say(int i) {
   char text[64];
   snprintf(text, sizeof text, "from %d at %" PRIu64 " ms", i,
            sim_now(g_sim) / 1000);
-  uint8_t id[LC_MSGID_BYTES], want[LC_MSGID_BYTES];
   assert_int_equal(lc__grp_send(peers[i].grp, group_id, text, strlen(text),
-                                sim_now(g_sim) / 1000, id),
+                                sim_now(g_sim) / 1000, NULL),
                    0);
-  lc__grp_msg_id(group_id, pk(i), ++sent_seq[i], want);
-  assert_memory_equal(id, want, LC_MSGID_BYTES);
-  assert_true(sent_total < sizeof sent / sizeof sent[0]);
-  sent[sent_total].author = i;
-  sent[sent_total].seq = sent_seq[i];
-  for (size_t k = 0; k < peers[i].nmsgs; k++)
-    if (memcmp(peers[i].msgs[k].id, id, LC_MSGID_BYTES) == 0)
-      sent[sent_total].lamport = peers[i].msgs[k].lamport;
   sent_total++;
   sim_touch(g_sim, i);
 }
@@ -349,14 +309,8 @@ static void check_converged(uint64_t seed) {
     assert_string_equal(lc__group_name(ref), lc__group_name(g));
   }
   assert_non_null(ref);
-  /* every current member holds every message, once, but for those a
-   * removal made void (written with it, beyond its cut), and they order
-   * them alike */
-  uint64_t expected = 0;
-  for (uint64_t k = 0; k < sent_total; k++) {
-    if (!lc__group_void(ref, pk(sent[k].author), sent[k].seq, sent[k].lamport))
-      expected++;
-  }
+  /* every current member holds every message, once, and they order them
+   * alike */
   const lc__gmember *m;
   size_t nm = lc__group_members(ref, &m);
   assert_true(nm >= 10);
@@ -365,9 +319,9 @@ static void check_converged(uint64_t seed) {
   for (size_t k = 0; k < nm; k++) {
     int i = sim_node_by_pk(g_sim, m[k].key);
     tg_peer *p = &peers[i];
-    if (p->nmsgs != expected)
+    if (p->nmsgs != sent_total)
       fail_msg("seed %" PRIu64 ": member %d holds %zu of %" PRIu64 " messages",
-               seed, i, p->nmsgs, expected);
+               seed, i, p->nmsgs, sent_total);
     qsort(p->msgs, p->nmsgs, sizeof *p->msgs, msg_cmp);
     for (size_t j = 1; j < p->nmsgs; j++)
       assert_memory_not_equal(p->msgs[j - 1].id, p->msgs[j].id, LC_MSGID_BYTES);
@@ -460,117 +414,9 @@ static void test_group_converges(void **state) {
     run_scenario(sim_seed(0x67726f7570ULL, (uint64_t)k));
 }
 
-static size_t msgs_of(int i, int author, uint64_t *max_seq) {
-  size_t n = 0;
-  *max_seq = 0;
-  for (size_t k = 0; k < peers[i].nmsgs; k++)
-    if (memcmp(peers[i].msgs[k].author, pk(author), LC_KEY_BYTES) == 0) {
-      n++;
-      if (peers[i].msgs[k].seq > *max_seq)
-        *max_seq = peers[i].msgs[k].seq;
-    }
-  return n;
-}
-
-/* A group message of author's, signed by it, handed to peer i as if it
- * came from the network. */
-static void forge_msg(int author, uint64_t seq, int to) {
-  lc__gmsg_wire m;
-  memset(&m, 0, sizeof m);
-  memcpy(m.group, group_id, LC_GROUP_ID_BYTES);
-  memcpy(m.author, pk(author), LC_KEY_BYTES);
-  m.seq = seq;
-  m.lamport = 2; /* as if written long ago */
-  m.sent_ms = 1;
-  m.text = "still here";
-  m.text_len = strlen(m.text);
-  uint8_t blob[512];
-  size_t signed_len;
-  int len = lc__gmsg_encode(&m, blob, sizeof blob, &signed_len);
-  assert_true(len > 0);
-  lc__sign(&sim_node_get(g_sim, author)->id, blob, signed_len, blob + len - 64);
-  static lc__chat c;
-  memset(&c, 0, sizeof c);
-  c.kind = LC_CHAT_GROUP_MSG;
-  c.sent_ms = 1;
-  c.blob = blob;
-  c.blob_len = (size_t)len;
-  assert_int_equal(lc__grp_recv(peers[to].grp, pk(author), &c), 0);
-}
-
-/* A removed member's messages beyond the removal's cut are void: one it
- * wrote while the owner who removed it was away (member 1 stored it
- * meanwhile, then deletes it), and the ones a modified client forges after
- * its removal, backdated.  None is kept by any member; what it wrote
- * before stays everywhere. */
-static void test_former_member(void **state) {
-  (void)state;
-  tg_setup(sim_seed(0x6375740aULL, 0));
-  uint64_t t0 = sim_now(g_sim);
-  const int X = 3;
-  uint8_t first[3][LC_KEY_BYTES];
-  for (int i = 0; i < 3; i++)
-    memcpy(first[i], pk(i + 1), LC_KEY_BYTES);
-  op(lc__grp_create(peers[0].grp, "team", (const uint8_t(*)[32])first, 3,
-                    t0 / 1000, group_id));
-  sim_touch(g_sim, 0);
-  run_to(t0 + SEC);
-  say(X);
-  say(X);
-  run_to(t0 + 2 * SEC);
-  /* the owner away: X's third message reaches 1 and 2 only */
-  go_offline(0);
-  say(X);
-  run_to(t0 + 3 * SEC);
-  uint64_t top;
-  assert_int_equal(msgs_of(1, X, &top), 3);
-  /* the owner removes X having seen two of its messages */
-  op(lc__grp_remove(peers[0].grp, group_id, pk(X), sim_now(g_sim) / 1000));
-  const lc__group *g0 = lc__grp_find(peers[0].grp, group_id);
-  assert_false(lc__group_void(g0, pk(X), 2, 0)); /* the cut: 2 */
-  assert_true(lc__group_void(g0, pk(X), 3, 0));
-  come_back(0);
-  run_to(t0 + 8 * SEC);
-  assert_false(member(X));
-  lc__grp_stats st;
-  for (int i = 1; i <= 2; i++) {
-    assert_int_equal(msgs_of(i, X, &top), 2);
-    assert_int_equal(top, 2);
-    lc__grp_stats_get(peers[i].grp, &st);
-    assert_true(st.msgs_voided == 1);
-  }
-  /* X can no longer write; a modified X forges, backdated */
-  assert_int_equal(
-      lc__grp_send(peers[X].grp, group_id, "x", 1, sim_now(g_sim) / 1000, NULL),
-      LC_ESTATE);
-  lc__grp_stats_get(peers[1].grp, &st);
-  uint64_t void0 = st.msgs_void;
-  forge_msg(X, 3, 1); /* the void one again */
-  forge_msg(X, 4, 1);
-  forge_msg(X, 5, 2);
-  lc__grp_stats_get(peers[1].grp, &st);
-  assert_int_equal(st.msgs_void, void0 + 2);
-  /* SYNCs go round: nobody gets them back, X's first two stay */
-  for (int i = 0; i <= X; i++)
-    for (int j = 0; j <= X; j++)
-      if (i != j)
-        lc__grp_peer_up(peers[i].grp, pk(j), sim_now(g_sim) / 1000);
-  for (int i = 0; i <= X; i++)
-    sim_touch(g_sim, i);
-  run_to(t0 + 15 * SEC);
-  assert_null(sim_failed(g_sim));
-  for (int i = 0; i <= 2; i++) {
-    assert_int_equal(msgs_of(i, X, &top), 2);
-    assert_int_equal(top, 2);
-  }
-  assert_int_equal(msgs_of(X, X, &top), 3); /* its own copy of what it wrote */
-  tg_teardown();
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_group_converges),
-      cmocka_unit_test(test_former_member),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

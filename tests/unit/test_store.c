@@ -841,88 +841,6 @@ static void test_versions(void **state) {
   free(err);
 }
 
-static void ts_gid(const uint8_t *group, const uint8_t *author, uint64_t seq,
-                   uint8_t out[LC_MSGID_BYTES]) {
-  memset(out, 0, LC_MSGID_BYTES);
-  out[0] = group[0];
-  out[1] = author[0];
-  out[2] = (uint8_t)seq;
-}
-
-static void ts_failed(void *ctx, const uint8_t *msg_id) {
-  (void)msg_id;
-  (*(int *)ctx)++;
-}
-
-static void ts_count(void *ctx, const uint8_t *env, size_t len) {
-  (void)env, (void)len;
-  (*(int *)ctx)++;
-}
-
-/* A former member's messages above its cut leave the group's table, its
- * conversation and the search index; the rest stay. */
-static void test_group_void(void **state) {
-  ts_fixture *f = *state;
-  uint8_t group[LC_KEY_BYTES], x[LC_KEY_BYTES], y[LC_KEY_BYTES];
-  uint8_t id[LC_MSGID_BYTES];
-  ts_key(group, 9);
-  ts_key(x, 3);
-  ts_key(y, 4);
-  for (uint64_t seq = 1; seq <= 4; seq++)
-    for (int who = 0; who < 2; who++) {
-      const uint8_t *a = who ? y : x;
-      char text[32];
-      snprintf(text, sizeof text, "note%d seq%d", who, (int)seq);
-      ts_gid(group, a, seq, id);
-      uint8_t env[8] = {(uint8_t)seq};
-      assert_int_equal(lc__store_group_msg_add(
-                           f->s, group, id, a, 0, seq, seq * 2 + (uint64_t)who,
-                           1, 2, text, strlen(text), env, sizeof env, NULL),
-                       1);
-    }
-  int failed = 0;
-  assert_int_equal(lc__store_group_msgs_void(f->s, group, x, 2, UINT64_MAX, 0,
-                                             ts_gid, ts_failed, &failed),
-                   2);
-  assert_int_equal(lc__store_group_msgs_void(f->s, group, x, 2, UINT64_MAX, 0,
-                                             ts_gid, ts_failed, &failed),
-                   0);
-  assert_int_equal(failed, 0);
-  lc__stored_msg *m;
-  size_t n;
-  assert_int_equal(lc__store_page(f->s, group, 0, 100, &m, &n), 0);
-  assert_int_equal(n, 6); /* x's 1 and 2, y's four */
-  for (size_t i = 0; i < n; i++)
-    assert_null(strstr(m[i].text, "note0 seq3"));
-  lc__store_msgs_free(m, n);
-  assert_int_equal(lc__store_search(f->s, NULL, "note0", 10, &m, &n), 0);
-  assert_int_equal(n, 2);
-  lc__store_msgs_free(m, n);
-  int count = 0;
-  assert_int_equal(
-      lc__store_group_msgs_after(f->s, group, x, 0, 100, ts_count, &count), 2);
-  assert_int_equal(count, 2);
-  lc__stored_msg one;
-  ts_gid(group, x, 3, id);
-  assert_int_equal(lc__store_get(f->s, id, &one), 0);
-  ts_gid(group, y, 3, id);
-  assert_int_equal(lc__store_get(f->s, id, &one), 1);
-  lc__store_msg_clear(&one);
-  /* our own (y's, here): above the cut and before `until` (lamport 7):
-   * seq 2 only; it stays, failed, and is no longer passed on */
-  assert_int_equal(lc__store_group_msgs_void(f->s, group, y, 1, 7, 1, ts_gid,
-                                             ts_failed, &failed),
-                   1);
-  assert_int_equal(failed, 1);
-  ts_gid(group, y, 2, id);
-  assert_int_equal(lc__store_get(f->s, id, &one), 1);
-  assert_int_equal(one.state, LC_MSG_FAILED);
-  lc__store_msg_clear(&one);
-  count = 0;
-  assert_int_equal(
-      lc__store_group_msgs_after(f->s, group, y, 0, 100, ts_count, &count), 3);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_outbox_and_states, ts_setup,
@@ -937,7 +855,6 @@ int main(void) {
       cmocka_unit_test(test_export_escaping),
       cmocka_unit_test_setup_teardown(test_index_lag, ts_setup, ts_teardown),
       cmocka_unit_test_setup_teardown(test_mark_sent, ts_setup, ts_teardown),
-      cmocka_unit_test_setup_teardown(test_group_void, ts_setup, ts_teardown),
       cmocka_unit_test_setup_teardown(test_batch_consistency, ts_setup,
                                       ts_teardown),
   };

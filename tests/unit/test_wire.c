@@ -1804,52 +1804,6 @@ static void test_chat_contact(void **state) {
   assert_int_equal(lc__chat_decode(&g, buf, n + 0x401), LC_ERANGE);
 }
 
-/* A group operation: a REMOVE with a cut (11 elements) and without (10,
- * as made before cuts existed) both round-trip byte for byte; a cut on
- * another kind is refused both ways. */
-static void test_group_op_cut(void **state) {
-  (void)state;
-  lc__gop_wire op, back;
-  memset(&op, 0, sizeof op);
-  memset(op.group, 0x11, sizeof op.group);
-  memset(op.author, 0x22, sizeof op.author);
-  memset(op.target, 0x33, sizeof op.target);
-  memset(op.sig, 0x44, sizeof op.sig);
-  op.lamport = 9;
-  op.sent_ms = 1795000000000;
-  op.kind = LC_GOP_REMOVE;
-  op.name = "";
-  static uint8_t members[LC_GROUP_MEMBERS_MAX][LC_KEY_BYTES];
-  uint8_t a[512], b[512];
-  size_t sl;
-  for (int with = 0; with < 2; with++) {
-    op.has_cut = with;
-    op.cut = with ? UINT64_C(300) : 0;
-    int n = lc__gop_encode(&op, a, sizeof a, &sl);
-    assert_true(n > 0);
-    assert_int_equal(a[0], with ? 0x9b : 0x9a); /* fixarray of 11 / 10 */
-    assert_int_equal(sl, (size_t)n - 66);       /* bin8 header + 64 */
-    assert_int_equal(lc__gop_decode(&back, members, a, (size_t)n), 0);
-    assert_int_equal(back.has_cut, with);
-    assert_true(back.cut == op.cut);
-    assert_int_equal(back.signed_len, sl);
-    int m = lc__gop_encode(&back, b, sizeof b, NULL);
-    assert_int_equal(m, n);
-    assert_memory_equal(a, b, (size_t)n);
-  }
-  /* a cut belongs to a REMOVE only */
-  op.kind = LC_GOP_ADD;
-  assert_int_equal(lc__gop_encode(&op, a, sizeof a, &sl), LC_EINVAL);
-  op.kind = LC_GOP_REMOVE;
-  int n = lc__gop_encode(&op, a, sizeof a, &sl);
-  assert_true(n > 0);
-  /* kind, element 4: after the array header, two bin32 (34 bytes each),
-   * lamport 9 (1 byte) and sent_ms (a uint64: 9 bytes) */
-  assert_int_equal(a[1 + 34 + 34 + 1 + 9], LC_GOP_REMOVE);
-  a[1 + 34 + 34 + 1 + 9] = LC_GOP_ADD;
-  assert_int_equal(lc__gop_decode(&back, members, a, (size_t)n), LC_EPROTO);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kat_hello),
@@ -1878,7 +1832,6 @@ int main(void) {
       cmocka_unit_test(test_disc_encode_refuses),
       cmocka_unit_test(test_disc_malformed),
       cmocka_unit_test(test_utf8),
-      cmocka_unit_test(test_group_op_cut),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
