@@ -2023,10 +2023,12 @@ static int node_xfer_info(const lc__xfer_row *r, uint64_t bytes, uint64_t rate,
     f->path = node_strdup(r->files[i].path);
     f->size = r->files[i].size;
     f->verified = r->files[i].verified;
-    if (r->files[i].local && (r->outgoing || r->files[i].verified))
+    /* a received file still being put in place has no local path yet */
+    int has = r->files[i].local && (r->outgoing || r->files[i].verified) &&
+              (r->outgoing || r->files[i].local[0] != LC_XFER_PLACING);
+    if (has)
       f->local = node_strdup(r->files[i].local);
-    if (!f->path ||
-        (r->files[i].local && (r->outgoing || f->verified) && !f->local))
+    if (!f->path || (has && !f->local))
       return LC_ENOMEM;
   }
   return 0;

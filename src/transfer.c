@@ -898,7 +898,7 @@ static int xf_read_back(xf *t, uint64_t pos, uint8_t *out, size_t len) {
 /* While a group is renamed into place, its files' local paths are stored
  * behind this byte first (where it is going), so that a restart can tell
  * whether the rename happened (xf_settle); never part of a real path. */
-#define XF_PLACING '\x01'
+#define XF_PLACING LC_XFER_PLACING
 
 static int xf_place(const char *downloads, const char *src, const char *name,
                     size_t name_len, int is_dir, char **final,
@@ -1286,6 +1286,10 @@ static void xf_settle(lc__xfer *x, xf *t) {
       size_t n = strlen(l);
       dst = xf_strndup(
           l, is_dir && n > f->path_len - tl ? n - (f->path_len - tl) : n);
+      if (dst && lstat(dst, &st) < 0) { /* nor there: gone (by hand) */
+        free(dst);
+        dst = NULL;
+      }
     }
     xf_record_group(x, t, g, dst, 0);
     if (dst)

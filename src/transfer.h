@@ -17,6 +17,10 @@
 #include "store.h"
 #include "wire.h"
 
+/* The first byte of a received file's stored local path while it is being
+ * renamed into place (never part of a real path): not placed yet. */
+#define LC_XFER_PLACING '\x01'
+
 typedef struct lc__xfer lc__xfer;
 
 typedef struct {
