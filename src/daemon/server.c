@@ -6,6 +6,7 @@
 #include "daemon.h"
 #include "paths.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -798,6 +800,76 @@ static void walk_close(uv_handle_t *h, void *arg) {
     uv_close(h, NULL);
 }
 
+/* 1 if a UDP socket of family on addr (NULL: any) and port cannot be bound
+ * because the address is in use; reuse as lanchat's own discovery socket
+ * does (SO_REUSEADDR, which every lanchat peer sets to share the port). */
+static int port_taken(int family, const char *addr, uint16_t port, int reuse) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  memset(&ss, 0, sizeof ss);
+  if (family == AF_INET) {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    if (addr && inet_pton(AF_INET, addr, &a->sin_addr) != 1)
+      return 0;
+    len = sizeof *a;
+  } else {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    if (addr && inet_pton(AF_INET6, addr, &a->sin6_addr) != 1)
+      return 0;
+    len = sizeof *a;
+  }
+  int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return 0;
+  int one = 1;
+  if (reuse)
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  int taken = bind(fd, (struct sockaddr *)&ss, len) != 0 && errno == EADDRINUSE;
+  close(fd);
+  return taken;
+}
+
+/* The node could not bind (EADDRINUSE), and has closed its sockets: finds
+ * which of its ports is taken and says what to do.  0 with the message in
+ * msg, or -1 if neither is (taken meanwhile, or freed). */
+static int explain_port_in_use(const lcd_daemon *d, char *msg, size_t len) {
+  const char *v4 = d->cfg.bind_v4, *v6 = d->cfg.bind_v6;
+  int use4 = !(v4 && !*v4), use6 = !(v6 && !*v6);
+  unsigned dport =
+      d->cfg.discovery_port ? d->cfg.discovery_port : LC_DISCOVERY_PORT;
+  /* the unicast port given is fatal when taken; the default one (the
+   * discovery port + 1) falls back to any free port */
+  unsigned uport = d->cfg.port;
+  if (uport && ((use4 && port_taken(AF_INET, v4, (uint16_t)uport, 0)) ||
+                (use6 && port_taken(AF_INET6, v6, (uint16_t)uport, 0)))) {
+    snprintf(msg, len,
+             "UDP port %u, lanchatd's unicast port (--port, or 'port' in "
+             "lanchatd.conf), is in use by another program (ss -ulpn 'sport "
+             "= :%u' shows which); choose another with --port N, or leave the "
+             "setting out and lanchatd takes a free one",
+             uport, uport);
+    return 0;
+  }
+  if ((use4 && port_taken(AF_INET, NULL, (uint16_t)dport, 1)) ||
+      (use6 && port_taken(AF_INET6, NULL, (uint16_t)dport, 1))) {
+    snprintf(msg, len,
+             "UDP port %u, the discovery port (--discovery-port), is held by "
+             "another program that does not share it (lanchat peers on one "
+             "machine share it); stop that program (ss -ulpn 'sport = :%u' "
+             "shows which), or move the whole LAN to another port: every "
+             "peer needs the same --discovery-port",
+             dport, dport);
+    return 0;
+  }
+  return -1;
+}
+
 int lcd_server_run(lcd_daemon *d,
                    void (*ready)(lcd_daemon *d, int rc, const char *msg)) {
   server *s = calloc(1, sizeof *s);
@@ -826,13 +898,9 @@ int lcd_server_run(lcd_daemon *d,
   }
   rc = lc_node_start(d->node);
   if (rc < 0) {
-    unsigned dport =
-        d->cfg.discovery_port ? d->cfg.discovery_port : LC_DISCOVERY_PORT;
-    snprintf(err, sizeof err,
-             "cannot start the node: %s (is another program using port "
-             "%u or %u? try --port)",
-             lc_strerror(rc), (unsigned)dport,
-             (unsigned)(d->cfg.port ? d->cfg.port : dport + 1));
+    /* a port in use: which one, and what to do */
+    if (rc != -EADDRINUSE || explain_port_in_use(d, err, sizeof err) != 0)
+      snprintf(err, sizeof err, "cannot start the node: %s", lc_strerror(rc));
     unlink(d->sock_path);
     ready(d, rc, err);
     goto out;
