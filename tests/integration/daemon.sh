@@ -37,13 +37,10 @@ fail() {
   exit 1
 }
 
-lc() { # lc NAME ARGS...: lanchat as NAME
-  local n=$1
-  shift
-  "$LANCHAT" --data-dir "$work/$n" "$@"
-}
+# shellcheck source-path=SCRIPTDIR source=daemon_lib.sh
+. "$(dirname "$0")/daemon_lib.sh"
 
-port=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 common=(--bind 127.0.0.1 --interfaces lo --broadcast 127.255.255.255
   --discovery-port "$port" --announce-interval 1 --log-level notice)
 
@@ -53,16 +50,6 @@ start_fg() { # in the foreground, as a child of this script (exit status seen)
     >>"$work/$n.log" 2>&1 &
   fg_pid[$n]=$!
   wait_for "$n's control socket" test -S "$work/$n/control.sock"
-}
-
-wait_for() { # wait_for WHAT CMD...: up to 20 s
-  local what=$1 i
-  shift
-  for ((i = 0; i < 200; i++)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  fail "timed out waiting for $what"
 }
 
 peers_online() { # peers_online NAME COUNT

@@ -40,9 +40,8 @@ fail() {
   exit 1
 }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source-path=SCRIPTDIR source=daemon_lib.sh
+. "$(dirname "$0")/daemon_lib.sh"
 
 port=$(free_port)
 common=(--bind 127.0.0.1 --interfaces lo --broadcast 127.255.255.255

@@ -40,21 +40,9 @@ fail() {
   exit 1
 }
 
-lc() { # lc NAME ARGS...: lanchat as NAME
-  local n=$1
-  shift
-  "$LANCHAT" --data-dir "$work/$n" "$@"
-}
-
-wait_for() { # wait_for WHAT CMD...: up to 30 s
-  local what=$1 i
-  shift
-  for ((i = 0; i < 300; i++)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  fail "timed out waiting for $what"
-}
+LC_WAIT_S=30
+# shellcheck source-path=SCRIPTDIR source=daemon_lib.sh
+. "$(dirname "$0")/daemon_lib.sh"
 
 json_field() { # json_field EXPR: evaluates EXPR on the JSON object "j" read from stdin
   python3 -c "import json,sys; j = json.load(sys.stdin); print($1)"
@@ -74,7 +62,7 @@ state_is() { # state_is NAME ID STATE
   [ "$(xfer_state "$1" "$2")" = "$3" ]
 }
 
-port=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 common=(--bind 127.0.0.1 --interfaces lo --broadcast 127.255.255.255
   --discovery-port "$port" --announce-interval 1 --log-level notice)
 

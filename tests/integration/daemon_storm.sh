@@ -44,21 +44,8 @@ fail() {
   exit 1
 }
 
-lc() { # lc NAME ARGS...: lanchat as NAME
-  local n=$1
-  shift
-  "$LANCHAT" --data-dir "$work/$n" "$@"
-}
-
-wait_for() { # wait_for WHAT CMD...: up to 20 s
-  local what=$1 i
-  shift
-  for ((i = 0; i < 200; i++)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  fail "timed out waiting for $what"
-}
+# shellcheck source-path=SCRIPTDIR source=daemon_lib.sh
+. "$(dirname "$0")/daemon_lib.sh"
 
 spawn() { # spawn NAME CMD...: runs CMD in the background, output in NAME.out
   local name=$1
@@ -93,7 +80,7 @@ cpu_ticks() { # cpu_ticks PID: user + system time, in clock ticks
 
 ms_now() { date +%s%3N; }
 
-port=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 common=(--bind 127.0.0.1 --interfaces lo --broadcast 127.255.255.255
   --discovery-port "$port" --announce-interval 1 --log-level notice)
 
