@@ -41,6 +41,7 @@
 
 #include "bench_util.h"
 #include "lanchat.h"
+#include "node_options.h"
 
 enum { R_READY = 1, R_ALL = 2, R_STOPPING = 3, R_GOODBYE = 4, R_EXPIRED = 5 };
 
@@ -124,15 +125,7 @@ static int child_main(int id, int go_fd, int out) {
   snprintf(dir, sizeof dir, "%s/n%d", g_root, id);
   snprintf(nick, sizeof nick, "n%d", id);
   lc_node_options o;
-  lc_node_options_init(&o);
-  o.data_dir = dir;
-  o.nickname = nick;
-  o.discovery_port = g_dport;
-  o.bind_v4 = "127.0.0.1";
-  o.bind_v6 = "";
-  o.interfaces = "lo";
-  o.broadcast = "127.255.255.255";
-  o.announce_interval_ms = g_interval_ms;
+  test_node_options(&o, dir, nick, g_dport, g_interval_ms, NULL, NULL, NULL);
   o.on_peer = child_on_peer;
   o.user_data = &c;
   uv_loop_init(&c.loop);

@@ -28,6 +28,7 @@
 
 #include "bench_util.h"
 #include "lanchat.h"
+#include "node_options.h"
 
 #define MAXN 64
 
@@ -149,15 +150,7 @@ static int bench_size(int n, int messages) {
     char nick[16];
     snprintf(nick, sizeof nick, "m%02d", i);
     lc_node_options o;
-    lc_node_options_init(&o);
-    o.data_dir = b->dir;
-    o.nickname = nick;
-    o.discovery_port = dport;
-    o.bind_v4 = "127.0.0.1";
-    o.bind_v6 = "";
-    o.interfaces = "lo";
-    o.broadcast = "127.255.255.255";
-    o.announce_interval_ms = 2000;
+    test_node_options(&o, b->dir, nick, dport, 2000, NULL, NULL, NULL);
     o.on_peer = on_peer;
     o.on_message = on_message;
     o.on_group = on_group;

@@ -36,6 +36,7 @@
 #include "bench_util.h"
 #include "crypto.h"
 #include "lanchat.h"
+#include "node_options.h"
 #include "store.h"
 #include "transport.h"
 #include "wire.h"
@@ -111,15 +112,7 @@ static lc_node *make(char *dir, const char *nick, uint16_t dport) {
   if (bench_mkdtemp(dir, 256, "rtt") < 0)
     return NULL;
   lc_node_options o;
-  lc_node_options_init(&o);
-  o.data_dir = dir;
-  o.nickname = nick;
-  o.discovery_port = dport;
-  o.bind_v4 = "127.0.0.1";
-  o.bind_v6 = "";
-  o.interfaces = "lo";
-  o.broadcast = "127.255.255.255";
-  o.announce_interval_ms = 2000;
+  test_node_options(&o, dir, nick, dport, 2000, NULL, NULL, NULL);
   o.on_peer = on_peer;
   o.on_delivery = on_delivery;
   o.on_message = on_message;

@@ -39,6 +39,7 @@
 
 #include "bench_util.h"
 #include "lanchat.h"
+#include "node_options.h"
 
 #define TEXT_LEN 100
 #define GIB (1024.0 * 1024.0 * 1024.0)
@@ -506,15 +507,8 @@ int main(int argc, char **argv) {
 
   uv_loop_init(&loop);
   lc_node_options o;
-  lc_node_options_init(&o);
-  o.data_dir = dir;
-  o.nickname = sender ? "bench-send" : "bench-recv";
-  o.discovery_port = (uint16_t)dport;
-  o.bind_v4 = bind4;
-  o.bind_v6 = "";
-  o.interfaces = iface;
-  o.broadcast = bcast;
-  o.announce_interval_ms = 1000;
+  test_node_options(&o, dir, sender ? "bench-send" : "bench-recv", dport, 1000,
+                    bind4, bcast, iface);
   o.on_peer = on_peer;
   o.on_message = on_message;
   o.on_transfer = on_transfer;

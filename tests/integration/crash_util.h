@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "lanchat.h"
+#include "node_options.h"
 
 #define CRASH_MAX 4 /* processes */
 
@@ -82,15 +83,8 @@ static inline void crash_sleep_ms(long ms) {
 /* Loopback only: never the machine's real interfaces. */
 static inline void crash_options(lc_node_options *o, int who, const char *nick,
                                  void *user) {
-  lc_node_options_init(o);
-  o->data_dir = g_run.dir[who];
-  o->nickname = nick;
-  o->discovery_port = g_run.port;
-  o->bind_v4 = "127.0.0.1";
-  o->bind_v6 = "";
-  o->interfaces = "lo";
-  o->broadcast = "127.255.255.255";
-  o->announce_interval_ms = 1000;
+  test_node_options(o, g_run.dir[who], nick, g_run.port, 1000, NULL, NULL,
+                    NULL);
   o->user_data = user;
 }
 

@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "lanchat.h"
+#include "node_options.h"
 
 #define BEFORE 20 /* texts while there is space */
 #define DURING 40 /* texts while the disk is full */
@@ -137,15 +138,7 @@ static void run_for(int ms) {
 
 static lc_node *make(const char *dir, const char *nick, uint16_t dport) {
   lc_node_options o;
-  lc_node_options_init(&o);
-  o.data_dir = dir;
-  o.nickname = nick;
-  o.discovery_port = dport;
-  o.bind_v4 = "127.0.0.1";
-  o.bind_v6 = "";
-  o.interfaces = "lo";
-  o.broadcast = "127.255.255.255";
-  o.announce_interval_ms = 1000;
+  test_node_options(&o, dir, nick, dport, 1000, NULL, NULL, NULL);
   o.no_read_receipts = 1;
   o.on_peer = on_peer;
   o.on_message = on_message;

@@ -56,6 +56,7 @@
 
 #include "lanchat.h"
 #include "net_util.h"
+#include "node_options.h"
 
 #define TEXT_MAX 4096
 
@@ -391,16 +392,9 @@ static int run_node(const char *bind4, const char *bcast, const char *iface,
                     unsigned dport, unsigned port, const char *dir) {
   uv_loop_init(&loop);
   lc_node_options o;
-  lc_node_options_init(&o);
-  o.data_dir = dir;
-  o.nickname = is_client ? "flood-client" : "flood-server";
-  o.discovery_port = (uint16_t)dport;
+  test_node_options(&o, dir, is_client ? "flood-client" : "flood-server", dport,
+                    1000, bind4, bcast, iface);
   o.port = (uint16_t)port;
-  o.bind_v4 = bind4;
-  o.bind_v6 = "";
-  o.interfaces = iface;
-  o.broadcast = bcast;
-  o.announce_interval_ms = 1000;
   o.no_read_receipts = 1;
   o.on_peer = on_peer;
   o.on_message = on_message;
