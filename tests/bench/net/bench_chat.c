@@ -139,7 +139,7 @@ static uv_loop_t loop;
 static uv_timer_t timer;
 static uv_signal_t sigint_h, sigterm_h;
 static lc_node *node;
-static int lstate = L_MEET, have_peer, peer_left, stopped;
+static int lstate = L_MEET, have_peer, peer_left;
 static uint8_t peer_key[LC_KEY_BYTES];
 static uint8_t (*msg_ids)[LC_MSGID_BYTES];
 static uint8_t *delivered;
@@ -204,12 +204,6 @@ static void on_delivery(lc_node *n, const uint8_t peer[LC_KEY_BYTES],
     }
   while (deliv_scan < nsent && delivered[deliv_scan])
     deliv_scan++;
-}
-
-static void on_stop(lc_node *n, void *u) {
-  (void)n;
-  (void)u;
-  stopped = 1;
 }
 
 static void on_log(lc_node *n, int level, const char *msg, void *u) {
@@ -329,17 +323,9 @@ static int run_lanchat(const char *bind4, const char *bcast, const char *iface,
   o.on_message = on_message;
   o.on_delivery = on_delivery;
   o.on_log = on_log;
-  int rc = lc_node_new(&node, &loop, &o);
-  if (rc == 0)
-    rc = lc_node_start(node);
-  if (rc < 0) {
-    fprintf(stderr, "%s: node: %s\n", prefix, lc_strerror(rc));
+  if (nu_node_start(&loop, &node, &o, prefix, &sigint_h, &sigterm_h,
+                    on_signal) != 0)
     return 1;
-  }
-  uv_signal_init(&loop, &sigint_h);
-  uv_signal_init(&loop, &sigterm_h);
-  uv_signal_start(&sigint_h, on_signal, SIGINT);
-  uv_signal_start(&sigterm_h, on_signal, SIGTERM);
   uv_timer_init(&loop, &timer);
   uv_timer_start(&timer, on_timer, 0, 0);
 
@@ -376,18 +362,7 @@ static int run_lanchat(const char *bind4, const char *bcast, const char *iface,
          (unsigned long long)st.bad_datagrams);
   fflush(stdout);
 
-  uv_timer_stop(&timer);
-  uv_close((uv_handle_t *)&timer, NULL);
-  uv_close((uv_handle_t *)&sigint_h, NULL);
-  uv_close((uv_handle_t *)&sigterm_h, NULL);
-  if (lc_node_stop(node, on_stop) == 0) {
-    uint64_t end = nu_now_ns() + 5000000000ull;
-    while (!stopped && nu_now_ns() < end)
-      uv_run(&loop, UV_RUN_ONCE);
-  }
-  if (stopped)
-    lc_node_free(node);
-  uv_run(&loop, UV_RUN_NOWAIT);
+  nu_node_end(&loop, node, &timer, &sigint_h, &sigterm_h);
   return 0;
 }
 

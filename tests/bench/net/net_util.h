@@ -2,20 +2,25 @@
  * bench_flood.c; run by tools/bench-net) share: the monotonic clock that
  * every network namespace of one machine reads alike, percentiles, files
  * used as flags between hosts, the resident memory, the kernel's UDP
- * counters of the calling process's network namespace, and a fast random
- * generator.  Header only.
+ * counters of the calling process's network namespace, a fast random
+ * generator, and starting and ending a node on a loop of its own.  Header
+ * only.
  *
  * Results are `key=value` lines on stdout (key in [a-z0-9_.], the unit at
  * its end); anything for people goes to stderr. */
 #ifndef LC_BENCH_NET_UTIL_H
 #define LC_BENCH_NET_UTIL_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <uv.h>
+
+#include "lanchat.h"
 
 static inline uint64_t nu_now_ns(void) {
   struct timespec ts;
@@ -121,6 +126,53 @@ static inline uint64_t nu_rand(uint64_t *s) {
   x ^= x >> 27;
   *s = x;
   return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Starts a node with o on loop, and SIGINT and SIGTERM calling on_signal
+ * (which sets the program's stop flag).  0, or 1 with why on stderr. */
+static inline int nu_node_start(uv_loop_t *loop, lc_node **node,
+                                const lc_node_options *o, const char *who,
+                                uv_signal_t *sigint_h, uv_signal_t *sigterm_h,
+                                uv_signal_cb on_signal) {
+  int rc = lc_node_new(node, loop, o);
+  if (rc == 0)
+    rc = lc_node_start(*node);
+  if (rc < 0) {
+    fprintf(stderr, "[%s] node: %s\n", who, lc_strerror(rc));
+    return 1;
+  }
+  uv_signal_init(loop, sigint_h);
+  uv_signal_init(loop, sigterm_h);
+  uv_signal_start(sigint_h, on_signal, SIGINT);
+  uv_signal_start(sigterm_h, on_signal, SIGTERM);
+  return 0;
+}
+
+static int nu_stopped;
+
+static inline void nu_on_stop(lc_node *n, void *u) {
+  (void)n;
+  (void)u;
+  nu_stopped = 1;
+}
+
+/* The end of a run: closes the timer and the signal handles, stops the
+ * node (waiting up to 5 s) and frees it.  1 if it stopped. */
+static inline int nu_node_end(uv_loop_t *loop, lc_node *node, uv_timer_t *timer,
+                              uv_signal_t *sigint_h, uv_signal_t *sigterm_h) {
+  uv_timer_stop(timer);
+  uv_close((uv_handle_t *)timer, NULL);
+  uv_close((uv_handle_t *)sigint_h, NULL);
+  uv_close((uv_handle_t *)sigterm_h, NULL);
+  if (lc_node_stop(node, nu_on_stop) == 0) {
+    uint64_t end = nu_now_ns() + 5000000000ull;
+    while (!nu_stopped && nu_now_ns() < end)
+      uv_run(loop, UV_RUN_ONCE);
+  }
+  if (nu_stopped)
+    lc_node_free(node);
+  uv_run(loop, UV_RUN_NOWAIT);
+  return nu_stopped;
 }
 
 #endif
